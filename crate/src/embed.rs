@@ -1,0 +1,200 @@
+//! Inference: from a chain to its score map, coordinate gradient and embeddings at three levels
+//! (reference-model.md §4 "Returned embedding", §5 gradient recovery).
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::compute::{Compute, ComputeError, read_f32};
+use crate::features::{RESIDUE_CHANNELS, encode_inputs, residue_features};
+use crate::model::{NormMode, ScoreNet, ScoreNetConfig, ScoreOutput};
+use crate::structure::Chain;
+use crate::weights::{WeightMap, WeightsError, load_model, sha256_hex};
+
+/// Why an embedding could not be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EmbedError {
+    /// The weights could not be used.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// The device failed.
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    /// The noise level is outside the ladder.
+    #[error("noise level {level} is out of range: the model has levels 0..={}", levels - 1)]
+    BadLevel { level: usize, levels: usize },
+    /// The chain has too few residues.
+    #[error("chain {chain} has {residues} residue(s); at least 2 are needed")]
+    TooShort { chain: String, residues: usize },
+}
+
+/// Everything the model says about one chain. Arrays are row-major.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainEmbedding {
+    /// Number of residues L.
+    pub length: usize,
+    /// Embedding channels C.
+    pub channels: usize,
+    /// Noise-level index used.
+    pub noise_level: usize,
+    /// Its standard deviation (Å).
+    pub sigma: f32,
+    /// Score map H, `[L, L]` (`conv_out`).
+    pub score: Vec<f32>,
+    /// Estimated score of the coordinates, `[L, 3]`: `(g_p + g_s) / (2σ)` with the chain-rule
+    /// gradients of §5 (`g_i = Σ_j 2(h_ij + h_ji)(x_i − x_j)` split into row and column parts).
+    pub gradient: Vec<f32>,
+    /// Pair embedding, `[L, L, C]` (channel-last; the reference stores C×L×L).
+    pub pair: Vec<f32>,
+    /// Residue embedding, `[L, C]`: the pair embedding averaged over the column axis j.
+    pub residue: Vec<f32>,
+    /// Protein embedding, `[C]`: averaged over both axes.
+    pub protein: Vec<f32>,
+    /// The C-alpha coordinates used, `[L, 3]`.
+    pub ca: Vec<f32>,
+}
+
+impl ChainEmbedding {
+    /// Per-residue magnitude of the estimated score, ‖g_i‖ (`[L]`).
+    pub fn gradient_norms(&self) -> Vec<f32> {
+        self.gradient
+            .chunks_exact(3)
+            .map(|g| (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt())
+            .collect()
+    }
+}
+
+/// The model on a device, ready to embed chains.
+#[derive(Debug)]
+pub struct Embedder {
+    /// The network.
+    pub model: ScoreNet,
+    /// Its configuration.
+    pub config: ScoreNetConfig,
+    /// Where it runs.
+    pub compute: Compute,
+    /// SHA-256 of the weights file it was loaded from.
+    pub weights_sha256: String,
+    sigmas: Vec<f32>,
+}
+
+/// Pair inputs of one full map on the device, `[1, 149, L, L]`.
+pub async fn chain_inputs(
+    compute: &Compute,
+    ca: &[[f32; 3]],
+    sequence: &str,
+) -> Result<Tensor<4>, ComputeError> {
+    let l = ca.len();
+    let device = &compute.device;
+    let distances = compute.distance_map(ca, ca).await?;
+    let features: Vec<f32> = residue_features(sequence).into_iter().flatten().collect();
+    let features =
+        Tensor::<3>::from_data(TensorData::new(features, [1, l, RESIDUE_CHANNELS]), device);
+    let distances = Tensor::<3>::from_data(TensorData::new(distances, [1, l, l]), device);
+    Ok(encode_inputs(distances, features.clone(), features))
+}
+
+/// Chain-rule gradients of the coordinates from a score map (§5), before division by σ.
+///
+/// # Shapes
+/// - `g`: `[B, H, W]` masked score map, `xp`: `[B, H, 3]` row coordinates, `xs`: `[B, W, 3]`
+/// - output: (`gp` `[B, H, 3]`, `gs` `[B, W, 3]`)
+pub fn recover_gradients(g: Tensor<3>, xp: Tensor<3>, xs: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+    let gt = g.clone().swap_dims(1, 2);
+    let gp = (g.clone().sum_dim(2) * xp.clone() - g.matmul(xs.clone())).mul_scalar(2.0);
+    let gs = (gt.clone().sum_dim(2) * xs - gt.matmul(xp)).mul_scalar(2.0);
+    (gp, gs)
+}
+
+impl Embedder {
+    /// The model of a weight map on a device; `sha256` identifies the file it came from.
+    pub fn new(map: &WeightMap, sha256: String, compute: Compute) -> Result<Self, EmbedError> {
+        let config = map.config()?;
+        let model = load_model(map, &config, &compute.device)?;
+        Ok(Self {
+            sigmas: config.sigmas(),
+            model,
+            config,
+            compute,
+            weights_sha256: sha256,
+        })
+    }
+
+    /// Load safetensors weights from bytes (as the browser does).
+    pub fn from_bytes(bytes: &[u8], compute: Compute) -> Result<Self, EmbedError> {
+        Self::new(&WeightMap::from_bytes(bytes)?, sha256_hex(bytes), compute)
+    }
+
+    /// Load a weights file: safetensors or a PyTorch `.pth` checkpoint.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn from_file(path: &std::path::Path, compute: Compute) -> Result<Self, EmbedError> {
+        let (map, sha) = WeightMap::from_file(path)?;
+        Self::new(&map, sha, compute)
+    }
+
+    /// Noise standard deviations, by level (decreasing).
+    pub fn sigmas(&self) -> &[f32] {
+        &self.sigmas
+    }
+
+    /// The level used by default for embeddings: the smallest sigma.
+    pub fn default_level(&self) -> usize {
+        self.sigmas.len().saturating_sub(1)
+    }
+
+    fn check_level(&self, level: usize) -> Result<f32, EmbedError> {
+        self.sigmas.get(level).copied().ok_or(EmbedError::BadLevel {
+            level,
+            levels: self.sigmas.len(),
+        })
+    }
+
+    /// Inputs and raw network outputs for one chain at one level (eval mode, full map).
+    pub async fn forward(
+        &self,
+        ca: &[[f32; 3]],
+        sequence: &str,
+        level: usize,
+    ) -> Result<(Tensor<4>, ScoreOutput), EmbedError> {
+        self.check_level(level)?;
+        let inputs = chain_inputs(&self.compute, ca, sequence).await?;
+        let levels = Tensor::<1, Int>::from_ints([level as i64], &self.compute.device);
+        let out = self.model.forward(inputs.clone(), levels, NormMode::Eval);
+        Ok((inputs, out))
+    }
+
+    /// Score map, gradient and embeddings of a chain at noise level `level`.
+    pub async fn embed(&self, chain: &Chain, level: usize) -> Result<ChainEmbedding, EmbedError> {
+        let sigma = self.check_level(level)?;
+        let l = chain.len();
+        if l < 2 {
+            return Err(EmbedError::TooShort {
+                chain: chain.id.clone(),
+                residues: l,
+            });
+        }
+        let (_, out) = self.forward(&chain.ca, &chain.sequence, level).await?;
+        let c = self.config.hidden_channels;
+        let device = &self.compute.device;
+        let ca: Vec<f32> = chain.ca.iter().flatten().copied().collect();
+        let x = Tensor::<3>::from_data(TensorData::new(ca.clone(), [1, l, 3]), device);
+        let score = out.score.reshape([1, l, l]);
+        let (gp, gs) = recover_gradients(score.clone(), x.clone(), x);
+        let gradient = (gp + gs).div_scalar(2.0 * sigma);
+        let features = out.features.reshape([c, l, l]);
+        let residue = features.clone().mean_dim(2).reshape([c, l]).transpose();
+        let protein = features.clone().mean_dims(&[1, 2]).reshape([c]);
+        let pair = features.permute([1, 2, 0]);
+        Ok(ChainEmbedding {
+            length: l,
+            channels: c,
+            noise_level: level,
+            sigma,
+            score: read_f32(score).await?,
+            gradient: read_f32(gradient).await?,
+            pair: read_f32(pair).await?,
+            residue: read_f32(residue).await?,
+            protein: read_f32(protein).await?,
+            ca,
+        })
+    }
+}

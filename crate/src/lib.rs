@@ -1,0 +1,33 @@
+//! # foldspace
+//!
+//! Protein structure embeddings by denoising score matching (Guo et al., AAAI 2022), the same
+//! code natively and in the browser:
+//!
+//! - [`structure`]: PDB / mmCIF (plain or gzip) and the training JSON lines, from bytes.
+//! - [`features`]: the 149-channel pair input, the noise ladder.
+//! - [`model`]: the conditional residual score network (burn, any device).
+//! - [`weights`]: published and our own weights, checked key for key.
+//! - [`compute`]: the device (CPU or wgpu/WebGPU) and the WGSL distance-map shader.
+//! - [`embed`]: score map, coordinate gradient, pair / residue / protein embeddings.
+//! - [`loss`]: the DSM training loss.
+//!
+//! Without the default `model` feature only the burn-free parts (structure reading and the CPU
+//! features) are built, which is what the fuzz target uses.
+
+pub mod export;
+pub mod features;
+pub mod structure;
+
+#[cfg(feature = "model")]
+pub mod compute;
+#[cfg(feature = "model")]
+pub mod embed;
+#[cfg(feature = "model")]
+pub mod loss;
+#[cfg(feature = "model")]
+pub mod model;
+#[cfg(feature = "model")]
+pub mod weights;
+
+/// The crate version (recorded in exported metadata).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,72 @@
+//! Shared helpers for the native tests: where `../shared` is, reading golden `.npy` files,
+//! relative errors.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The shared data directory: `$FOLDSPACE_SHARED`, else `../shared` beside the repository.
+/// Panics, saying where to get it, when it is missing: these tests must never pass silently.
+pub fn shared_dir() -> PathBuf {
+    let candidates: Vec<PathBuf> = std::env::var_os("FOLDSPACE_SHARED")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared")])
+        .collect();
+    for c in &candidates {
+        if c.join("reference/model_trgt_opt.pth").is_file() {
+            return c.clone();
+        }
+    }
+    panic!(
+        "the shared reference data is missing (looked for reference/model_trgt_opt.pth in {candidates:?}). \
+         These tests compare against the published checkpoint and golden vectors in ../shared/reference \
+         (CI provides ../shared beside the clone; developers get it with the project's workspace). \
+         Set FOLDSPACE_SHARED to its path if it lives elsewhere."
+    );
+}
+
+/// Path inside `shared/reference`.
+pub fn reference(path: &str) -> PathBuf {
+    shared_dir().join("reference").join(path)
+}
+
+/// Read a `.npy` file as f32 (f32 or f64 on disk) with its shape.
+pub fn npy(path: PathBuf) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path:?}: {e}"));
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let values: Vec<f32> = match npy.dtype() {
+        npyz::DType::Plain(t) if t.size_field() == 8 => npy
+            .into_vec::<f64>()
+            .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        _ => npy
+            .into_vec::<f32>()
+            .unwrap_or_else(|e| panic!("{path:?}: {e}")),
+    };
+    (shape, values)
+}
+
+/// ‖a − b‖ / ‖b‖ in f64.
+pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let (mut num, mut den) = (0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        num += (*x as f64 - *y as f64).powi(2);
+        den += (*y as f64).powi(2);
+    }
+    (num / den.max(1e-300)).sqrt()
+}
+
+/// Transpose a row-major `[r, c]` matrix.
+pub fn transpose(v: &[f32], r: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = v[i * c + j];
+        }
+    }
+    out
+}

@@ -1,0 +1,146 @@
+//! `foldspace embed` end to end: the real binary on the golden structure and a bad file.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn shared() -> PathBuf {
+    let dir = std::env::var_os("FOLDSPACE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    assert!(
+        dir.join("reference/model_trgt_opt.pth").is_file(),
+        "the shared reference data is missing at {dir:?} (CI has ../shared; set FOLDSPACE_SHARED)"
+    );
+    dir
+}
+
+fn npz_array(path: &std::path::Path, name: &str) -> (Vec<u64>, Vec<f32>) {
+    let file = std::fs::File::open(path).expect("npz");
+    let mut zip = zip::ZipArchive::new(file).expect("zip");
+    let mut bytes = Vec::new();
+    zip.by_name(&format!("{name}.npy"))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .read_to_end(&mut bytes)
+        .expect("read");
+    let npy = npyz::NpyFile::new(&bytes[..]).expect("npy");
+    (npy.shape().to_vec(), npy.into_vec::<f32>().expect("f32"))
+}
+
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+#[test]
+fn embed_writes_golden_arrays_and_reports_bad_files() {
+    let shared = shared();
+    let out = std::env::temp_dir().join(format!("foldspace-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let bad = out.with_extension("bad.pdb");
+    std::fs::write(&bad, b"this is not a structure\n").expect("write");
+    let run = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .arg("embed")
+        .arg(shared.join("reference/A0A023PZB3.pdb"))
+        .arg(&bad)
+        .args(["--noise-level", "4", "--weights"])
+        .arg(shared.join("reference/model_trgt_opt.pth"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run foldspace");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        !run.status.success(),
+        "a bad file must make the exit code non-zero"
+    );
+    assert!(
+        format!("{stdout}{stderr}").contains("not a structure file"),
+        "the bad file is named with its problem: {stdout}{stderr}"
+    );
+
+    // The good file was still processed.
+    let npz = out.join("A0A023PZB3_A.npz");
+    let golden = shared.join("reference/golden/A0A023PZB3");
+    let load = |name: &str| {
+        let bytes = std::fs::read(golden.join(name)).expect("golden");
+        npyz::NpyFile::new(&bytes[..])
+            .expect("npy")
+            .into_vec::<f32>()
+            .expect("f32")
+    };
+    let (shape, protein) = npz_array(&npz, "protein");
+    assert_eq!(shape, [64]);
+    assert!(rel_err(&protein, &load("protein_level_feat.npy")) < 1e-4);
+    let (shape, pair) = npz_array(&npz, "pair");
+    assert_eq!(shape, [126, 126, 64]);
+    let encoder = load("encoder_feat.npy"); // C × L × L
+    let mut channel_last = vec![0f32; encoder.len()];
+    for c in 0..64 {
+        for p in 0..126 * 126 {
+            channel_last[p * 64 + c] = encoder[c * 126 * 126 + p];
+        }
+    }
+    assert!(rel_err(&pair, &channel_last) < 1e-4);
+    for (name, dims) in [
+        ("residue", vec![126, 64]),
+        ("score", vec![126, 126]),
+        ("gradient", vec![126, 3]),
+        ("ca", vec![126, 3]),
+    ] {
+        assert_eq!(npz_array(&npz, name).0, dims, "{name}");
+    }
+    let (_, score) = npz_array(&npz, "score");
+    assert!(rel_err(&score, &load("conv_out.npy")) < 1e-4);
+
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("A0A023PZB3_A.json")).expect("json"),
+    )
+    .expect("json");
+    assert_eq!(meta["noise_level"], 4);
+    assert_eq!(meta["chain"], "A");
+    assert_eq!(meta["sequence"].as_str().map(str::len), Some(126));
+    assert_eq!(meta["weights_sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(meta["residue_numbers"][0], "1");
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_file(&bad);
+}
+
+#[test]
+fn help_documents_the_options() {
+    let run = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .args(["embed", "--help"])
+        .output()
+        .expect("run");
+    let help = String::from_utf8_lossy(&run.stdout);
+    for option in [
+        "--weights",
+        "--noise-level",
+        "--backend",
+        "--chain",
+        "--out",
+    ] {
+        assert!(help.contains(option), "{option} missing from --help");
+    }
+}
+
+#[test]
+fn out_of_range_noise_level_is_refused() {
+    let shared = shared();
+    let run = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .arg("embed")
+        .arg(shared.join("reference/A0A023PZB3.pdb"))
+        .args(["--noise-level", "61", "--weights"])
+        .arg(shared.join("reference/model_trgt_opt.safetensors"))
+        .args(["--out", "/tmp/foldspace-never-written"])
+        .output()
+        .expect("run");
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("out of range"));
+}

@@ -1,0 +1,1 @@
+//! The web app (yew); built in the page issue.
