@@ -265,3 +265,20 @@ fn shared_training_chains_read() {
             .all(|c| c.chain.len() == c.chain.sequence.len())
     );
 }
+
+#[test]
+fn non_ascii_bytes_inside_records() {
+    // Found by fuzzing: pdbtbx slices lines by byte offsets and panicked inside multi-byte
+    // characters. Non-ASCII bytes in any record are now an ordinary parse result.
+    let mut bytes = pdb_chain('A', 4, 1).into_bytes();
+    bytes.extend_from_slice(b"ATOM     33 ");
+    bytes.extend_from_slice("\u{fffd}\u{3b1}\u{fffd}".repeat(20).as_bytes());
+    bytes.extend_from_slice(b"\nEND\n");
+    match read(&bytes, Some("x.pdb")) {
+        Ok(parsed) => assert_eq!(parsed.structure.chain("A").map(|c| c.len()), Some(4)),
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+    let mut cif = b"data_x\n_struct.title '\xce\xb1-helix \xff\xfe bundle'\n".to_vec();
+    cif.extend_from_slice(b"loop_\n_atom_site.id\n_atom_site.x\n1 \xe2\x82\xac\n");
+    let _ = read(&cif, Some("x.cif"));
+}

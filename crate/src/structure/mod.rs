@@ -388,7 +388,14 @@ pub fn read_structure(
         Format::Mmcif => text::cif_description(&text)
             .map_err(|text::Unterminated(why)| ReadError::Truncated(why))?,
     };
-    let (parsed_models, parser_warnings) = parse_models(&text, format)?;
+    // pdbtbx slices lines by byte offsets and panics inside multi-byte characters (found by
+    // fuzzing; a panic aborts in wasm), so it gets an ASCII copy with every non-ASCII byte
+    // replaced one for one, which keeps the fixed columns of PDB records in place.
+    let ascii: String = data
+        .iter()
+        .map(|&b| if b.is_ascii() { b as char } else { '?' })
+        .collect();
+    let (parsed_models, parser_warnings) = parse_models(&ascii, format)?;
     let b_factor_kind = if description.mentions_prediction() || text.contains("_ma_qa_metric") {
         BFactorKind::Plddt
     } else {
@@ -475,26 +482,40 @@ fn parse_models(
                 out.extend(pdb.models().next().cloned().map(|m| (number, m)));
             }
         }
-        Format::Mmcif => match run_pdbtbx(text, format, false) {
-            Ok((pdb, w)) => {
-                warnings.extend(w);
-                out.extend(pdb.models().map(|m| (m.serial_number(), m.clone())));
-            }
-            Err(ReadError::Parse { message, .. }) if message.contains("Invalid Model") => {
-                let (pdb, w) = run_pdbtbx(text, format, true)?;
-                warnings.extend(w);
-                warnings.push(Warning::Parser(
-                    "the models differ in their atoms; only the first model was read".into(),
-                ));
-                out.extend(pdb.models().map(|m| (m.serial_number(), m.clone())));
-            }
-            Err(e) => return Err(e),
-        },
+        Format::Mmcif => {
+            let minimal = text::cif_atom_site_only(text)
+                .map_err(|message| ReadError::Parse { format, message })?;
+            parse_mmcif(&minimal, &mut out, &mut warnings)?;
+        }
     }
     let mut seen = std::collections::BTreeSet::new();
     warnings.retain(|w| seen.insert(w.to_string()));
     warnings.truncate(12);
     Ok((out, warnings))
+}
+
+fn parse_mmcif(
+    text: &str,
+    out: &mut Vec<(usize, pdbtbx::Model)>,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), ReadError> {
+    let format = Format::Mmcif;
+    match run_pdbtbx(text, format, false) {
+        Ok((pdb, w)) => {
+            warnings.extend(w);
+            out.extend(pdb.models().map(|m| (m.serial_number(), m.clone())));
+        }
+        Err(ReadError::Parse { message, .. }) if message.contains("Invalid Model") => {
+            let (pdb, w) = run_pdbtbx(text, format, true)?;
+            warnings.extend(w);
+            warnings.push(Warning::Parser(
+                "the models differ in their atoms; only the first model was read".into(),
+            ));
+            out.extend(pdb.models().map(|m| (m.serial_number(), m.clone())));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 /// The coordinate records of a PDB file, split by MODEL, each line padded to 80 columns.
@@ -517,16 +538,49 @@ fn pdb_model_chunks(text: &str) -> Vec<(usize, String)> {
             }
         } else if line.starts_with("ATOM  ") || line.starts_with("HETATM") {
             let chunk = current.get_or_insert_with(|| (chunks.len() + 1, String::new()));
-            chunk.1.push_str(line.trim_end_matches('\r'));
-            for _ in line.len()..80 {
-                chunk.1.push(' ');
-            }
+            chunk.1.push_str(&normalise_atom_record(line));
             chunk.1.push('\n');
         }
     }
     chunks.extend(current);
     chunks.retain(|(_, c)| !c.is_empty());
     chunks
+}
+
+/// An ATOM/HETATM record as pdbtbx can take it without panicking: 80 printable ASCII columns,
+/// a non-blank atom name (columns 13–16) and residue name (18–20), coordinates that are finite
+/// or unparsable (then pdbtbx reports an error), occupancy 1.00 (unused here; pdbtbx panics on a
+/// negative one), a finite B-factor, no charge (79–80; unused).
+fn normalise_atom_record(line: &str) -> String {
+    let mut cols: Vec<u8> = line
+        .trim_end_matches('\r')
+        .bytes()
+        .take(80)
+        .map(|b| if (32..127).contains(&b) { b } else { b'?' })
+        .collect();
+    cols.resize(80, b' ');
+    if cols[12..16].iter().all(|&b| b == b' ') {
+        cols[12..16].copy_from_slice(b" X  ");
+    }
+    if cols[17..20].iter().all(|&b| b == b' ') {
+        cols[17..20].copy_from_slice(b"UNK");
+    }
+    let number = |c: &[u8]| {
+        std::str::from_utf8(c)
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+    };
+    for field in [30..38, 38..46, 46..54] {
+        if number(&cols[field.clone()]).is_some_and(|v| !v.is_finite()) {
+            cols[field].copy_from_slice(b"????????");
+        }
+    }
+    cols[54..60].copy_from_slice(b"  1.00");
+    if number(&cols[60..66]).is_none_or(|v| !v.is_finite()) {
+        cols[60..66].copy_from_slice(b"  0.00");
+    }
+    cols[78..80].copy_from_slice(b"  ");
+    cols.into_iter().map(char::from).collect()
 }
 
 fn run_pdbtbx(

@@ -258,6 +258,127 @@ fn is_wanted(tag: &str) -> bool {
     )
 }
 
+/// The `atom_site` loop of an mmCIF file re-emitted alone, as a minimal CIF with plain tokens,
+/// after checking every value pdbtbx requires (it panics on a missing or malformed one). Other
+/// categories are dropped: our own pass reads the descriptive ones, and pdbtbx panics on some
+/// malformed ones (unit cell, symmetry) that we do not use.
+pub fn cif_atom_site_only(text: &str) -> Result<String, String> {
+    let tokens = tokenize(text).map_err(|Unterminated(why)| why)?;
+    let mut tags: Vec<String> = Vec::new();
+    let mut values: Vec<&Token<'_>> = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if tokens[i].is_keyword("loop_") {
+            i += 1;
+            let start = i;
+            while i < tokens.len() && tokens[i].is_tag() {
+                i += 1;
+            }
+            let loop_tags: Vec<String> = tokens[start..i]
+                .iter()
+                .map(|t| t.text().to_string())
+                .collect();
+            let vstart = i;
+            while i < tokens.len()
+                && !tokens[i].is_tag()
+                && !tokens[i].is_keyword("loop_")
+                && !tokens[i].is_keyword("data_")
+            {
+                i += 1;
+            }
+            if loop_tags
+                .first()
+                .is_some_and(|t| t.to_ascii_lowercase().starts_with("_atom_site."))
+            {
+                tags = loop_tags;
+                values = tokens[vstart..i].iter().collect();
+                break;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    if tags.is_empty() {
+        return Err("the file has no atom_site loop (no atomic coordinates)".into());
+    }
+    if values.len() % tags.len() != 0 {
+        return Err("the atom_site loop ends in the middle of a row".into());
+    }
+    let lower: Vec<String> = tags.iter().map(|t| t.to_ascii_lowercase()).collect();
+    let column = |name: &str| lower.iter().position(|t| t == name);
+    const REQUIRED: [&str; 8] = [
+        "_atom_site.id",
+        "_atom_site.label_atom_id",
+        "_atom_site.label_comp_id",
+        "_atom_site.label_asym_id",
+        "_atom_site.label_seq_id",
+        "_atom_site.type_symbol",
+        "_atom_site.cartn_x",
+        "_atom_site.cartn_y",
+    ];
+    let mut required = Vec::new();
+    for name in REQUIRED.iter().chain(["_atom_site.cartn_z"].iter()) {
+        required
+            .push(column(name).ok_or_else(|| format!("the atom_site loop has no {name} column"))?);
+    }
+    let auth_chain = column("_atom_site.auth_asym_id");
+    let occupancy = column("_atom_site.occupancy");
+    let plain = |t: &str| {
+        !t.is_empty()
+            && t.bytes().all(|b| b.is_ascii_graphic())
+            && !t.starts_with(['_', '#', '$', '\'', '"', ';', '[', ']'])
+            && !["loop_", "data_", "save_", "global_", "stop_"]
+                .iter()
+                .any(|k| t.len() >= k.len() && t[..k.len()].eq_ignore_ascii_case(k))
+    };
+    let missing = |t: &str| t == "?" || t == ".";
+    let mut out = String::with_capacity(text.len() / 2);
+    out.push_str("data_foldspace\nloop_\n");
+    for tag in &tags {
+        out.push_str(tag);
+        out.push('\n');
+    }
+    for (r, row) in values.chunks(tags.len()).enumerate() {
+        let bad = |what: &str| format!("atom_site row {}: {what}", r + 1);
+        for (k, &col) in required.iter().enumerate() {
+            let v = row[col].text();
+            let name = if k < REQUIRED.len() {
+                REQUIRED[k]
+            } else {
+                "_atom_site.cartn_z"
+            };
+            match name {
+                "_atom_site.id" if v.parse::<usize>().is_err() => {
+                    return Err(bad("the atom id is not a number"));
+                }
+                "_atom_site.cartn_x" | "_atom_site.cartn_y" | "_atom_site.cartn_z"
+                    if v.parse::<f64>().map_or(true, |x| !x.is_finite()) =>
+                {
+                    return Err(bad("a coordinate is not a number"));
+                }
+                "_atom_site.label_seq_id" => {}
+                "_atom_site.label_asym_id"
+                    if auth_chain.is_some_and(|c| !missing(row[c].text())) => {}
+                _ if missing(v) || !plain(v) => {
+                    return Err(bad(&format!("{} is missing or malformed", &name[11..])));
+                }
+                _ => {}
+            }
+        }
+        for (col, v) in row.iter().enumerate() {
+            let t = v.text();
+            let number = t.parse::<f64>().ok();
+            let unusable = !plain(t)
+                || number.is_some_and(|x| !x.is_finite())
+                || (Some(col) == occupancy && number.is_none_or(|x| x < 0.0));
+            out.push_str(if unusable { "?" } else { t });
+            out.push(' ');
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// Whether a PDB file was cut inside a coordinate record: its last ATOM/HETATM line is too
 /// short to hold the three coordinates (columns 31–54).
 pub fn pdb_truncated(text: &str) -> Option<String> {
