@@ -152,12 +152,12 @@ pub fn pair_features(
     let hw = h * w;
     let anchors = rbf_anchors();
     let mut out = vec![0f32; INPUT_CHANNELS * hw];
-    for i in 0..h {
-        for j in 0..w {
+    for (i, row) in row_features.iter().enumerate() {
+        for (j, col) in col_features.iter().enumerate() {
             let p = i * w + j;
             for c in 0..RESIDUE_CHANNELS {
-                out[c * hw + p] = col_features[j][c];
-                out[(RESIDUE_CHANNELS + c) * hw + p] = row_features[i][c];
+                out[c * hw + p] = col[c];
+                out[(RESIDUE_CHANNELS + c) * hw + p] = row[c];
             }
             let enc = rbf_encode(distances.get(p).copied().unwrap_or(0.0), &anchors);
             for (k, v) in enc.iter().enumerate() {
@@ -271,7 +271,7 @@ mod tests {
         // The matmul form leaves a small positive diagonal for points far from the origin.
         let far = [50.0f32, -40.0, 30.0];
         let d = torch_distance(far, far, true);
-        assert!(d >= 0.0 && d < 0.1);
+        assert!((0.0..0.1).contains(&d));
         assert!((torch_distance([1.0, 2.0, 3.0], [4.0, 6.0, 3.0], true) - 5.0).abs() < 1e-4);
         assert!(uses_matmul_form(26, 3) && !uses_matmul_form(25, 25));
     }

@@ -79,7 +79,7 @@ fn shader_matches_cpu_in_the_exact_form() {
     // small, so check the threshold and the matmul form on rectangular maps, and the exact form
     // through the CPU path.
     let p = points(130, 8.0);
-    assert!(60 * 70 >= GPU_DISTANCE_MIN_PAIRS);
+    const { assert!(60 * 70 >= GPU_DISTANCE_MIN_PAIRS) };
     let (far, _) = compare(&p[..60], &p[60..130]);
     assert!(far < 2e-3, "relative difference {far}");
     let small = points(20, 3.0);

@@ -180,10 +180,13 @@ fn embed(
     for file in files {
         bar.set_message(file.display().to_string());
         match embed_file(&embedder, file, level, only_chain, &options, out, &bar) {
-            Ok(written) => bar.println(format!("{}: {written} chain(s) embedded", file.display())),
+            Ok(written) => say(
+                &bar,
+                format!("{}: {written} chain(s) embedded", file.display()),
+            ),
             Err(e) => {
                 failures += 1;
-                bar.println(format!("error: {}: {e:#}", file.display()));
+                say(&bar, format!("error: {}: {e:#}", file.display()));
             }
         }
         bar.inc(1);
@@ -209,15 +212,18 @@ fn embed_file(
     let name = file.file_name().and_then(|n| n.to_str());
     let parsed = read_structure(&bytes, name, options)?;
     for w in &parsed.warnings {
-        bar.println(format!("warning: {}: {w}", file.display()));
+        say(bar, format!("warning: {}: {w}", file.display()));
     }
     let structure = &parsed.structure;
     if structure.models.len() > 1 {
-        bar.println(format!(
-            "note: {}: {} models; the first is embedded",
-            file.display(),
-            structure.models.len()
-        ));
+        say(
+            bar,
+            format!(
+                "note: {}: {} models; the first is embedded",
+                file.display(),
+                structure.models.len()
+            ),
+        );
     }
     let chains: Vec<&Chain> = structure
         .first_model_chains()
@@ -250,6 +256,12 @@ fn embed_file(
         .with_context(|| format!("writing {}", base.with_extension("json").display()))?;
     }
     Ok(chains.len())
+}
+
+/// Print a line above the progress bar. (`ProgressBar::println` prints nothing when the bar is
+/// hidden, as it is when stderr is not a terminal; messages must never be lost.)
+fn say(bar: &ProgressBar, line: String) {
+    bar.suspend(|| eprintln!("{line}"));
 }
 
 /// `1abc.cif.gz` → `1abc`.

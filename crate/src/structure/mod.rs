@@ -314,45 +314,42 @@ fn looks_binary(bytes: &[u8]) -> bool {
     odd * 20 > head.len()
 }
 
-/// Guess the format from the file name (extension, `.gz` stripped) or else from the content.
+/// The format from the content (an mmCIF data block, or PDB records); the file name (extension,
+/// `.gz` stripped) only decides when the content has both. `None` when the content has neither,
+/// whatever the name says.
 pub fn detect_format(text: &str, name: Option<&str>) -> Option<Format> {
-    if let Some(name) = name {
+    const RECORDS: [&str; 10] = [
+        "ATOM  ", "HETATM", "HEADER", "MODEL ", "CRYST1", "REMARK", "TITLE ", "COMPND", "SEQRES",
+        "EXPDTA",
+    ];
+    let (mut cif, mut pdb) = (false, false);
+    for line in text.lines().take(20_000) {
+        if line.trim_start().starts_with("data_") {
+            cif = true;
+        } else if RECORDS.iter().any(|r| line.starts_with(r)) {
+            pdb = true;
+        }
+        if cif && pdb {
+            break;
+        }
+    }
+    let by_name = name.and_then(|name| {
         let lower = name.to_ascii_lowercase();
-        let lower = lower.strip_suffix(".gz").unwrap_or(&lower);
-        if lower.ends_with(".cif") || lower.ends_with(".mmcif") || lower.ends_with(".bcif") {
-            return Some(Format::Mmcif);
+        let lower = lower.strip_suffix(".gz").unwrap_or(&lower).to_string();
+        if lower.ends_with(".cif") || lower.ends_with(".mmcif") {
+            Some(Format::Mmcif)
+        } else if lower.ends_with(".pdb") || lower.ends_with(".ent") || lower.ends_with(".pdb1") {
+            Some(Format::Pdb)
+        } else {
+            None
         }
-        if lower.ends_with(".pdb") || lower.ends_with(".ent") || lower.ends_with(".pdb1") {
-            return Some(Format::Pdb);
-        }
+    });
+    match (cif, pdb) {
+        (true, false) => Some(Format::Mmcif),
+        (false, true) => Some(Format::Pdb),
+        (true, true) => Some(by_name.unwrap_or(Format::Mmcif)),
+        (false, false) => None,
     }
-    let mut pdb_records = 0;
-    for line in text.lines().take(5000) {
-        let t = line.trim_start();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        if t.starts_with("data_") {
-            return Some(Format::Mmcif);
-        }
-        const RECORDS: [&str; 10] = [
-            "ATOM  ", "HETATM", "HEADER", "MODEL ", "CRYST1", "REMARK", "TITLE ", "COMPND",
-            "SEQRES", "EXPDTA",
-        ];
-        if RECORDS
-            .iter()
-            .any(|r| line.starts_with(r) || line.trim_end() == r.trim_end())
-        {
-            pdb_records += 1;
-            if pdb_records >= 1 && (line.starts_with("ATOM") || line.starts_with("HETATM")) {
-                return Some(Format::Pdb);
-            }
-            if pdb_records >= 3 {
-                return Some(Format::Pdb);
-            }
-        }
-    }
-    None
 }
 
 /// Read a PDB or mmCIF file (plain or gzip) from bytes. `name` (a file name) helps choose the
@@ -461,6 +458,9 @@ pub fn read_structure(
     })
 }
 
+/// pdbtbx models, each with its model number.
+type NumberedModels = Vec<(usize, pdbtbx::Model)>;
+
 /// Parse the coordinates into pdbtbx models, each with its number.
 ///
 /// pdbtbx refuses a whole file over problems that do not touch the coordinates (short
@@ -468,10 +468,7 @@ pub fn read_structure(
 /// coordinate records only (padded to 80 columns), one model at a time; our own pass reads the
 /// descriptive records. A multi-model mmCIF file that pdbtbx refuses only for inconsistent
 /// models is read for its first model, with a warning.
-fn parse_models(
-    text: &str,
-    format: Format,
-) -> Result<(Vec<(usize, pdbtbx::Model)>, Vec<Warning>), ReadError> {
+fn parse_models(text: &str, format: Format) -> Result<(NumberedModels, Vec<Warning>), ReadError> {
     let mut warnings = Vec::new();
     let mut out = Vec::new();
     match format {
@@ -496,7 +493,7 @@ fn parse_models(
 
 fn parse_mmcif(
     text: &str,
-    out: &mut Vec<(usize, pdbtbx::Model)>,
+    out: &mut NumberedModels,
     warnings: &mut Vec<Warning>,
 ) -> Result<(), ReadError> {
     let format = Format::Mmcif;

@@ -86,7 +86,7 @@ impl<'a> Token<'a> {
         matches!(self, Token::Word(s) if s.starts_with('_'))
     }
     fn is_keyword(&self, kw: &str) -> bool {
-        matches!(self, Token::Word(s) if s.len() >= kw.len() && s[..kw.len()].eq_ignore_ascii_case(kw))
+        matches!(self, Token::Word(s) if s.get(..kw.len()).is_some_and(|p| p.eq_ignore_ascii_case(kw)))
     }
 }
 
@@ -196,7 +196,7 @@ pub fn cif_description(text: &str) -> Result<Description, Unterminated> {
             if tags.is_empty() {
                 continue;
             }
-            if values.len() % tags.len() != 0 {
+            if !values.len().is_multiple_of(tags.len()) {
                 return Err(Unterminated(format!(
                     "the loop of {} ends in the middle of a row ({} values for {} columns)",
                     tags[0].split('.').next().unwrap_or("?"),
@@ -301,7 +301,7 @@ pub fn cif_atom_site_only(text: &str) -> Result<String, String> {
     if tags.is_empty() {
         return Err("the file has no atom_site loop (no atomic coordinates)".into());
     }
-    if values.len() % tags.len() != 0 {
+    if !values.len().is_multiple_of(tags.len()) {
         return Err("the atom_site loop ends in the middle of a row".into());
     }
     let lower: Vec<String> = tags.iter().map(|t| t.to_ascii_lowercase()).collect();
@@ -329,9 +329,14 @@ pub fn cif_atom_site_only(text: &str) -> Result<String, String> {
             && !t.starts_with(['_', '#', '$', '\'', '"', ';', '[', ']'])
             && !["loop_", "data_", "save_", "global_", "stop_"]
                 .iter()
-                .any(|k| t.len() >= k.len() && t[..k.len()].eq_ignore_ascii_case(k))
+                .any(|k| t.get(..k.len()).is_some_and(|p| p.eq_ignore_ascii_case(k)))
     };
     let missing = |t: &str| t == "?" || t == ".";
+    // pdbtbx accumulates each run of digits of a number in a u32 (overflow beyond 9 digits).
+    let long_digits = |t: &str| {
+        t.split(|c: char| !c.is_ascii_digit())
+            .any(|run| run.len() > 9)
+    };
     let mut out = String::with_capacity(text.len() / 2);
     out.push_str("data_foldspace\nloop_\n");
     for tag in &tags {
@@ -352,7 +357,7 @@ pub fn cif_atom_site_only(text: &str) -> Result<String, String> {
                     return Err(bad("the atom id is not a number"));
                 }
                 "_atom_site.cartn_x" | "_atom_site.cartn_y" | "_atom_site.cartn_z"
-                    if v.parse::<f64>().map_or(true, |x| !x.is_finite()) =>
+                    if v.parse::<f64>().map_or(true, |x| !x.is_finite()) || long_digits(v) =>
                 {
                     return Err(bad("a coordinate is not a number"));
                 }
@@ -369,6 +374,7 @@ pub fn cif_atom_site_only(text: &str) -> Result<String, String> {
             let t = v.text();
             let number = t.parse::<f64>().ok();
             let unusable = !plain(t)
+                || long_digits(t)
                 || number.is_some_and(|x| !x.is_finite())
                 || (Some(col) == occupancy && number.is_none_or(|x| x < 0.0));
             out.push_str(if unusable { "?" } else { t });
@@ -412,6 +418,22 @@ ATOM      1  CA  ALA A   1      11.104  13.207   2.100  1.00 20.00           C\n
         assert_eq!(d.molecules, vec!["PROTEASE <B>X</B>".to_string()]);
         assert!(pdb_truncated(text).is_none());
         assert!(pdb_truncated("ATOM      1  CA  ALA A   1      11.104  13.2").is_some());
+    }
+
+    #[test]
+    fn non_ascii_tokens() {
+        // Found by fuzzing: a multi-byte character where a keyword prefix was sliced.
+        assert!(cif_description("data_x\n\u{fffd}\u{fffd}TATM 1\n").is_ok());
+        assert!(cif_atom_site_only("\u{fffd}\u{fffd}oop_ x").is_err());
+        // Found by fuzzing: pdbtbx overflows a u32 on runs of more than 9 digits.
+        let cif = "data_x\nloop_\n_atom_site.id\n_atom_site.label_atom_id\n_atom_site.label_comp_id\n\
+_atom_site.label_asym_id\n_atom_site.label_seq_id\n_atom_site.type_symbol\n_atom_site.Cartn_x\n\
+_atom_site.Cartn_y\n_atom_site.Cartn_z\n_atom_site.B_iso_or_equiv\n\
+1 CA ALA A 1 C 1.0 2.0 3.0 123456789012\n";
+        let minimal = cif_atom_site_only(cif).expect("valid apart from the B-factor");
+        assert!(minimal.ends_with("3.0 ? \n"), "{minimal}");
+        let bad = cif.replace("1.0 2.0", "12345678901.5 2.0");
+        assert!(cif_atom_site_only(&bad).is_err());
     }
 
     #[test]
