@@ -289,13 +289,19 @@ impl WeightMap {
         Ok(config)
     }
 
-    fn take(&self, key: &str, device: &Device) -> Result<TensorData, WeightsError> {
+    fn tensor<const D: usize>(
+        &self,
+        key: &str,
+        device: &Device,
+    ) -> Result<Tensor<D>, WeightsError> {
         let t = self.tensors.get(key).ok_or_else(|| WeightsError::Keys {
             missing: vec![key.to_string()],
             unexpected: vec![],
         })?;
-        let _ = device;
-        Ok(TensorData::new(t.values.clone(), t.shape.clone()))
+        Ok(Tensor::from_data(
+            TensorData::new(t.values.clone(), t.shape.clone()),
+            device,
+        ))
     }
 }
 
@@ -386,14 +392,10 @@ fn set_conv(
     p: &str,
     device: &Device,
 ) -> Result<(), WeightsError> {
-    conv.weight = Param::from_tensor(Tensor::from_data(
-        map.take(&format!("{p}.weight"), device)?,
-        device,
+    conv.weight = Param::from_tensor(map.tensor(&format!("{p}.weight"), device)?);
+    conv.bias = Some(Param::from_tensor(
+        map.tensor(&format!("{p}.bias"), device)?,
     ));
-    conv.bias = Some(Param::from_tensor(Tensor::from_data(
-        map.take(&format!("{p}.bias"), device)?,
-        device,
-    )));
     Ok(())
 }
 
@@ -404,22 +406,14 @@ fn set_norm(
     device: &Device,
 ) -> Result<(), WeightsError> {
     use burn::module::RunningState;
-    norm.norm.running_mean = RunningState::new(Tensor::from_data(
-        map.take(&format!("{p}.norm.running_mean"), device)?,
-        device,
-    ));
-    norm.norm.running_var = RunningState::new(Tensor::from_data(
-        map.take(&format!("{p}.norm.running_var"), device)?,
-        device,
-    ));
-    norm.embed_gamma.weight = Param::from_tensor(Tensor::from_data(
-        map.take(&format!("{p}.embed_gamma.weight"), device)?,
-        device,
-    ));
-    norm.embed_beta.weight = Param::from_tensor(Tensor::from_data(
-        map.take(&format!("{p}.embed_beta.weight"), device)?,
-        device,
-    ));
+    norm.norm.running_mean =
+        RunningState::new(map.tensor(&format!("{p}.norm.running_mean"), device)?);
+    norm.norm.running_var =
+        RunningState::new(map.tensor(&format!("{p}.norm.running_var"), device)?);
+    norm.embed_gamma.weight =
+        Param::from_tensor(map.tensor(&format!("{p}.embed_gamma.weight"), device)?);
+    norm.embed_beta.weight =
+        Param::from_tensor(map.tensor(&format!("{p}.embed_beta.weight"), device)?);
     Ok(())
 }
 
