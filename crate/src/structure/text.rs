@@ -170,6 +170,26 @@ fn tokenize(text: &str) -> Result<Vec<Token<'_>>, Unterminated> {
     Ok(tokens)
 }
 
+/// The loop starting at `tokens[i]` (the `loop_` keyword): its tags, the range of its values
+/// in `tokens`, and the index after it.
+fn read_loop(tokens: &[Token<'_>], mut i: usize) -> (Vec<String>, std::ops::Range<usize>, usize) {
+    i += 1;
+    let mut tags = Vec::new();
+    while i < tokens.len() && tokens[i].is_tag() {
+        tags.push(tokens[i].text().to_string());
+        i += 1;
+    }
+    let start = i;
+    while i < tokens.len()
+        && !tokens[i].is_tag()
+        && !tokens[i].is_keyword("loop_")
+        && !tokens[i].is_keyword("data_")
+    {
+        i += 1;
+    }
+    (tags, start..i, i)
+}
+
 /// Description of an mmCIF file, or an error if the file ends inside a loop row or a text field.
 pub fn cif_description(text: &str) -> Result<Description, Unterminated> {
     let tokens = tokenize(text)?;
@@ -178,21 +198,10 @@ pub fn cif_description(text: &str) -> Result<Description, Unterminated> {
     while i < tokens.len() {
         let t = &tokens[i];
         if t.is_keyword("loop_") {
-            let mut tags = Vec::new();
-            i += 1;
-            while i < tokens.len() && tokens[i].is_tag() {
-                tags.push(tokens[i].text().to_ascii_lowercase());
-                i += 1;
-            }
-            let start = i;
-            while i < tokens.len()
-                && !tokens[i].is_tag()
-                && !tokens[i].is_keyword("loop_")
-                && !tokens[i].is_keyword("data_")
-            {
-                i += 1;
-            }
-            let values = &tokens[start..i];
+            let (tags, range, next) = read_loop(&tokens, i);
+            let tags: Vec<String> = tags.iter().map(|t| t.to_ascii_lowercase()).collect();
+            i = next;
+            let values = &tokens[range];
             if tags.is_empty() {
                 continue;
             }
@@ -269,29 +278,14 @@ pub fn cif_atom_site_only(text: &str) -> Result<String, String> {
     let mut i = 0;
     while i < tokens.len() {
         if tokens[i].is_keyword("loop_") {
-            i += 1;
-            let start = i;
-            while i < tokens.len() && tokens[i].is_tag() {
-                i += 1;
-            }
-            let loop_tags: Vec<String> = tokens[start..i]
-                .iter()
-                .map(|t| t.text().to_string())
-                .collect();
-            let vstart = i;
-            while i < tokens.len()
-                && !tokens[i].is_tag()
-                && !tokens[i].is_keyword("loop_")
-                && !tokens[i].is_keyword("data_")
-            {
-                i += 1;
-            }
+            let (loop_tags, range, next) = read_loop(&tokens, i);
+            i = next;
             if loop_tags
                 .first()
                 .is_some_and(|t| t.to_ascii_lowercase().starts_with("_atom_site."))
             {
                 tags = loop_tags;
-                values = tokens[vstart..i].iter().collect();
+                values = tokens[range].iter().collect();
                 break;
             }
         } else {
