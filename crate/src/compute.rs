@@ -133,6 +133,14 @@ impl Compute {
         }
     }
 
+    /// The same device with automatic differentiation, for training.
+    pub fn autodiff(&self) -> Self {
+        Self {
+            device: self.device.clone().autodiff(),
+            gpu: self.gpu.clone(),
+        }
+    }
+
     /// Whether this is a GPU device.
     pub fn is_gpu(&self) -> bool {
         self.gpu.is_some()

@@ -10,6 +10,8 @@
 //! - [`compute`]: the device (CPU or wgpu/WebGPU) and the WGSL distance-map shader.
 //! - [`embed`]: score map, coordinate gradient, pair / residue / protein embeddings.
 //! - [`loss`]: the DSM training loss.
+//! - [`data`]: training chains (gap and length filters) and deterministic DSM draws.
+//! - [`training`]: the optimiser step, weight averaging, DSM evaluation per σ band.
 //!
 //! Without the default `model` feature only the burn-free parts (structure reading and the CPU
 //! features) are built, which is what the fuzz target uses.
@@ -21,11 +23,15 @@ pub mod structure;
 #[cfg(feature = "model")]
 pub mod compute;
 #[cfg(feature = "model")]
+pub mod data;
+#[cfg(feature = "model")]
 pub mod embed;
 #[cfg(feature = "model")]
 pub mod loss;
 #[cfg(feature = "model")]
 pub mod model;
+#[cfg(feature = "model")]
+pub mod training;
 #[cfg(feature = "model")]
 pub mod weights;
 

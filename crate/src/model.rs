@@ -196,12 +196,12 @@ impl CondBatchNorm {
             NormMode::Eval => (
                 self.norm
                     .running_mean
-                    .value()
+                    .value_sync()
                     .to_device(&device)
                     .reshape([1, c, 1, 1]),
                 self.norm
                     .running_var
-                    .value()
+                    .value_sync()
                     .to_device(&device)
                     .reshape([1, c, 1, 1]),
             ),

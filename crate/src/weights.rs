@@ -7,11 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use burn::module::Param;
+use burn::module::{Param, ParamId};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::compute::{ComputeError, read_f32};
 use crate::model::{Bottleneck, CondBatchNorm, ScoreNet, ScoreNetConfig};
 
 /// Metadata key under which our safetensors files carry the model configuration (JSON).
@@ -386,16 +388,28 @@ pub fn validate(map: &WeightMap, config: &ScoreNetConfig) -> Result<(), WeightsE
     Ok(())
 }
 
+/// A trainable parameter whose id is derived from its key (FNV-1a), so that optimiser state
+/// saved in a checkpoint finds its parameter again after the model is rebuilt from weights.
+fn param<const D: usize>(
+    map: &WeightMap,
+    key: &str,
+    device: &Device,
+) -> Result<Param<Tensor<D>>, WeightsError> {
+    let id = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let (_, value, mapper) = Param::from_tensor(map.tensor::<D>(key, device)?).consume();
+    Ok(Param::from_mapped_value(ParamId::from(id), value, mapper))
+}
+
 fn set_conv(
     conv: &mut Conv2d,
     map: &WeightMap,
     p: &str,
     device: &Device,
 ) -> Result<(), WeightsError> {
-    conv.weight = Param::from_tensor(map.tensor(&format!("{p}.weight"), device)?);
-    conv.bias = Some(Param::from_tensor(
-        map.tensor(&format!("{p}.bias"), device)?,
-    ));
+    conv.weight = param(map, &format!("{p}.weight"), device)?;
+    conv.bias = Some(param(map, &format!("{p}.bias"), device)?);
     Ok(())
 }
 
@@ -410,14 +424,13 @@ fn set_norm(
         RunningState::new(map.tensor(&format!("{p}.norm.running_mean"), device)?);
     norm.norm.running_var =
         RunningState::new(map.tensor(&format!("{p}.norm.running_var"), device)?);
-    norm.embed_gamma.weight =
-        Param::from_tensor(map.tensor(&format!("{p}.embed_gamma.weight"), device)?);
-    norm.embed_beta.weight =
-        Param::from_tensor(map.tensor(&format!("{p}.embed_beta.weight"), device)?);
+    norm.embed_gamma.weight = param(map, &format!("{p}.embed_gamma.weight"), device)?;
+    norm.embed_beta.weight = param(map, &format!("{p}.embed_beta.weight"), device)?;
     Ok(())
 }
 
-/// Build the network from validated weights on `device`.
+/// Build the network from validated weights on `device` (an autodiff device gives a trainable
+/// network). Parameter ids are stable functions of the keys.
 pub fn load_model(
     map: &WeightMap,
     config: &ScoreNetConfig,
@@ -451,8 +464,23 @@ fn set_block(
     Ok(())
 }
 
+/// Floating-point precision of written weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precision {
+    /// 32-bit floats (exact).
+    F32,
+    /// 16-bit floats for the learned parameters (half the download); batch-norm running
+    /// statistics stay f32, their range does not fit f16 safely.
+    F16,
+}
+
 /// Serialise a weight map as safetensors (f32 tensors, integer buffers as i64), with its metadata.
 pub fn to_safetensors(map: &WeightMap) -> Result<Vec<u8>, WeightsError> {
+    to_safetensors_with(map, Precision::F32)
+}
+
+/// Serialise a weight map as safetensors in the given precision, with its metadata.
+pub fn to_safetensors_with(map: &WeightMap, precision: Precision) -> Result<Vec<u8>, WeightsError> {
     use safetensors::tensor::{Dtype, TensorView};
     let buffers: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = map
         .tensors
@@ -465,6 +493,13 @@ pub fn to_safetensors(map: &WeightMap) -> Result<Vec<u8>, WeightsError> {
                     .flat_map(|&v| (v as i64).to_le_bytes())
                     .collect();
                 (k.clone(), t.shape.clone(), Dtype::I64, bytes)
+            } else if precision == Precision::F16 && !k.contains(".norm.running_") {
+                let bytes = t
+                    .values
+                    .iter()
+                    .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                    .collect();
+                (k.clone(), t.shape.clone(), Dtype::F16, bytes)
             } else {
                 let bytes = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
                 (k.clone(), t.shape.clone(), Dtype::F32, bytes)
@@ -481,4 +516,116 @@ pub fn to_safetensors(map: &WeightMap) -> Result<Vec<u8>, WeightsError> {
         .collect::<Result<Vec<_>, _>>()?;
     let metadata: HashMap<String, String> = map.metadata.clone().into_iter().collect();
     safetensors::serialize(views, Some(metadata)).map_err(|e| WeightsError::Format(e.to_string()))
+}
+
+async fn read_param<const D: usize>(
+    map: &mut WeightMap,
+    key: String,
+    t: Tensor<D>,
+) -> Result<(), ComputeError> {
+    let shape = t.dims().to_vec();
+    let values = read_f32(t).await?;
+    map.tensors.insert(
+        key,
+        WeightTensor {
+            shape,
+            values,
+            integer: false,
+        },
+    );
+    Ok(())
+}
+
+async fn read_norm(
+    map: &mut WeightMap,
+    p: &str,
+    norm: &CondBatchNorm,
+    batches_tracked: u64,
+) -> Result<(), ComputeError> {
+    read_param(
+        map,
+        format!("{p}.norm.running_mean"),
+        norm.norm.running_mean.value_sync(),
+    )
+    .await?;
+    read_param(
+        map,
+        format!("{p}.norm.running_var"),
+        norm.norm.running_var.value_sync(),
+    )
+    .await?;
+    map.tensors.insert(
+        format!("{p}.norm.num_batches_tracked"),
+        WeightTensor {
+            shape: vec![],
+            values: vec![batches_tracked as f32],
+            integer: true,
+        },
+    );
+    read_param(
+        map,
+        format!("{p}.embed_gamma.weight"),
+        norm.embed_gamma.weight.val(),
+    )
+    .await?;
+    read_param(
+        map,
+        format!("{p}.embed_beta.weight"),
+        norm.embed_beta.weight.val(),
+    )
+    .await
+}
+
+async fn read_conv(map: &mut WeightMap, p: &str, conv: &Conv2d) -> Result<(), ComputeError> {
+    read_param(map, format!("{p}.weight"), conv.weight.val()).await?;
+    if let Some(bias) = &conv.bias {
+        read_param(map, format!("{p}.bias"), bias.val()).await?;
+    }
+    Ok(())
+}
+
+/// The network's tensors under the published key names (the inverse of [`load_model`]), with
+/// the configuration in the metadata. `batches_tracked` fills PyTorch's `num_batches_tracked`
+/// (the number of training batches seen; f32-exact up to 2^24).
+pub async fn weight_map(
+    model: &ScoreNet,
+    config: &ScoreNetConfig,
+    batches_tracked: u64,
+) -> Result<WeightMap, ComputeError> {
+    let mut map = WeightMap::default();
+    read_conv(&mut map, "conv_in", &model.conv_in).await?;
+    for (b, block) in model.blocks_hid.iter().enumerate() {
+        let p = format!("blocks_hid.{b}");
+        read_norm(
+            &mut map,
+            &format!("{p}.norm1"),
+            &block.norm1,
+            batches_tracked,
+        )
+        .await?;
+        read_conv(&mut map, &format!("{p}.conv1"), &block.conv1).await?;
+        read_norm(
+            &mut map,
+            &format!("{p}.norm2"),
+            &block.norm2,
+            batches_tracked,
+        )
+        .await?;
+        read_conv(&mut map, &format!("{p}.conv2"), &block.conv2).await?;
+        read_norm(
+            &mut map,
+            &format!("{p}.norm3"),
+            &block.norm3,
+            batches_tracked,
+        )
+        .await?;
+        read_conv(&mut map, &format!("{p}.conv3"), &block.conv3).await?;
+    }
+    read_norm(&mut map, "norm_out", &model.norm_out, batches_tracked).await?;
+    read_conv(&mut map, "conv_out", &model.conv_out).await?;
+    map.metadata.insert(
+        CONFIG_METADATA_KEY.to_string(),
+        serde_json::to_string(config).map_err(|e| ComputeError::Read(e.to_string()))?,
+    );
+    Ok(map)
 }

@@ -1,0 +1,1024 @@
+//! `foldspace pretrain`, `foldspace export` and `foldspace eval-dsm`: the training loop around
+//! `foldspace::training` (data threads, checkpoints, resume, Ctrl-C, logs) and the evaluation.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use burn::optim::{AdamConfig, ModuleOptimizer};
+use foldspace::compute::Compute;
+use foldspace::data::{
+    ChainFilter, FilterReport, TrainChain, evaluation_example, mix, training_batch,
+};
+use foldspace::loss::DsmExample;
+use foldspace::model::{ScoreNet, ScoreNetConfig};
+use foldspace::structure::{ReadOptions, read_chains_jsonl, read_structure};
+use foldspace::training::{DsmReport, Ema, EvalItem, evaluate_items, report, train_step};
+use foldspace::weights::{
+    CONFIG_METADATA_KEY, Precision, WeightMap, load_model, sha256_hex, to_safetensors_with,
+    weight_map,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::say;
+
+/// One phase of training with its own crop and batch (e.g. crops, then full-map fine-tuning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    /// Optimiser steps in this stage.
+    pub steps: u64,
+    /// Crop size in residues (rows and columns drawn independently); `null` = full maps.
+    pub crop: Option<usize>,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Distinct chains per step (the reference: 1, with `batch_size` noisy copies).
+    pub proteins_per_batch: usize,
+    /// Adam learning rate (constant within the stage).
+    pub learning_rate: f64,
+}
+
+/// Everything that defines a training run; written as `config.json` in the run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The network and its noise ladder.
+    pub model: ScoreNetConfig,
+    /// Which chains are used.
+    pub filter: ChainFilter,
+    /// Training phases, in order.
+    pub stages: Vec<Stage>,
+    /// Adam β1, β2, ε (PyTorch defaults, as the reference).
+    pub adam: [f64; 3],
+    /// Decay of the weight average.
+    pub ema_decay: f32,
+    /// Seed of every draw (batches, noise, crops, validation).
+    pub seed: u64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: u64,
+    /// Steps between validations.
+    pub eval_every: u64,
+    /// Validation chains (the first of the val split after filtering).
+    pub val_chains: usize,
+    /// Validation noise levels (empty: all).
+    pub val_levels: Vec<usize>,
+    /// Validation crop (`null`: full maps).
+    pub val_crop: Option<usize>,
+}
+
+impl TrainConfig {
+    /// The reference recipe (reference-model.md §3–§5): 61 levels 10 → 0.01 Å, 32 blocks,
+    /// 64 channels, multi crops of 31, batch 32 from one protein, Adam 1e-3, EMA 0.999, 50 epochs
+    /// of the 18,289 training chains.
+    pub fn reference() -> Self {
+        Self {
+            model: ScoreNetConfig::reference(),
+            filter: ChainFilter::default(),
+            stages: vec![Stage {
+                steps: 50 * 18_289,
+                crop: Some(31),
+                batch_size: 32,
+                proteins_per_batch: 1,
+                learning_rate: 1e-3,
+            }],
+            adam: [0.9, 0.999, 1e-8],
+            ema_decay: 0.999,
+            seed: 0,
+            checkpoint_every: 500,
+            eval_every: 500,
+            val_chains: 16,
+            val_levels: (0..61).step_by(3).collect(),
+            val_crop: Some(64),
+        }
+    }
+
+    fn total_steps(&self) -> u64 {
+        self.stages.iter().map(|s| s.steps).sum()
+    }
+
+    /// Index of the stage of 1-based step `step`.
+    fn stage_index(&self, step: u64) -> Option<usize> {
+        let mut end = 0;
+        self.stages.iter().position(|s| {
+            end += s.steps;
+            step <= end
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.model.validate().map_err(|e| anyhow!("model: {e}"))?;
+        if self.stages.is_empty() || self.stages.iter().any(|s| s.batch_size == 0) {
+            bail!("the config needs at least one stage, each with a batch size above 0");
+        }
+        if self.stages.iter().any(|s| s.crop.is_some_and(|c| c < 2)) {
+            bail!("crops need at least 2 residues");
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            bail!("ema_decay must be in [0, 1)");
+        }
+        if self.checkpoint_every == 0 || self.eval_every == 0 {
+            bail!("checkpoint_every and eval_every must be above 0");
+        }
+        Ok(())
+    }
+}
+
+/// Where training and validation chains come from.
+pub struct Dataset {
+    /// Training chains after filtering.
+    pub train: Vec<TrainChain>,
+    /// Validation chains after filtering.
+    pub val: Vec<TrainChain>,
+    /// What the filter did.
+    pub report: FilterReport,
+    /// Chains set aside (e.g. `ppi_test_like`).
+    pub excluded: usize,
+}
+
+/// Read `chains.jsonl(.gz)` files (their `split` field: train / val; anything else, such as
+/// `ppi_test_like`, is left out) and directories of PDB / mmCIF files (every protein chain of the
+/// first model; 5% of chains, chosen by a hash of their name, go to validation).
+pub fn load_dataset(sources: &[PathBuf], filter: &ChainFilter) -> Result<Dataset> {
+    let mut data = Dataset {
+        train: Vec::new(),
+        val: Vec::new(),
+        report: FilterReport::default(),
+        excluded: 0,
+    };
+    for source in sources {
+        if source.is_dir() {
+            load_directory(source, filter, &mut data)?;
+        } else {
+            let bytes =
+                std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+            let chains = read_chains_jsonl(&bytes, 8 << 30)
+                .with_context(|| format!("reading {}", source.display()))?;
+            for c in chains {
+                let target = match c.split.as_str() {
+                    "train" => &mut data.train,
+                    "val" => &mut data.val,
+                    _ => {
+                        data.excluded += 1;
+                        continue;
+                    }
+                };
+                let chain = TrainChain {
+                    name: c.name,
+                    sequence: c.chain.sequence,
+                    ca: c.chain.ca,
+                };
+                target.extend(filter.apply(chain, &mut data.report));
+            }
+        }
+    }
+    Ok(data)
+}
+
+fn is_structure_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    [".pdb", ".ent", ".cif", ".mmcif"]
+        .iter()
+        .any(|e| name.ends_with(e))
+}
+
+fn load_directory(dir: &Path, filter: &ChainFilter, data: &mut Dataset) -> Result<()> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if is_structure_file(&path) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "{} holds no .pdb/.ent/.cif/.mmcif(.gz) files",
+            dir.display()
+        );
+    }
+    // Parse on all cores; the order of the result does not depend on the threads.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = files.len().div_ceil(threads);
+    type FileChains = (String, Result<Vec<TrainChain>, String>);
+    let parsed: Vec<Vec<FileChains>> = std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|f| (f.display().to_string(), read_file_chains(f)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for (file, result) in parsed.into_iter().flatten() {
+        match result {
+            Ok(chains) => {
+                for chain in chains {
+                    let to_val = mix(&chain.name.bytes().map(u64::from).collect::<Vec<_>>())
+                        .is_multiple_of(20);
+                    let pieces = filter.apply(chain, &mut data.report);
+                    if to_val {
+                        data.val.extend(pieces);
+                    } else {
+                        data.train.extend(pieces);
+                    }
+                }
+            }
+            Err(e) => eprintln!("warning: skipping {file}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn read_file_chains(path: &Path) -> Result<Vec<TrainChain>, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let name = path.file_name().and_then(|n| n.to_str());
+    let parsed =
+        read_structure(&bytes, name, &ReadOptions::default()).map_err(|e| e.to_string())?;
+    let stem = crate::file_stem(path);
+    let model = parsed
+        .structure
+        .models
+        .first()
+        .ok_or_else(|| "no model".to_string())?;
+    Ok(model
+        .chains
+        .iter()
+        .map(|c| TrainChain {
+            name: format!("{stem}:{}", c.id),
+            sequence: c.sequence.clone(),
+            ca: c.ca.clone(),
+        })
+        .collect())
+}
+
+/// What `pretrain` was asked to do.
+pub struct PretrainArgs {
+    pub data: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub config: Option<PathBuf>,
+    pub resume: bool,
+    pub steps: Option<u64>,
+    pub batch_size: Option<usize>,
+    pub crop: Option<String>,
+    pub seed: Option<u64>,
+    pub checkpoint_every: Option<u64>,
+    pub eval_every: Option<u64>,
+    pub val_chains: Option<usize>,
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
+    pub gaps: Option<foldspace::data::GapPolicy>,
+    pub workers: usize,
+    pub stop_after: Option<u64>,
+    pub compute: Compute,
+}
+
+/// Trainer state beside each checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    step: u64,
+    elapsed_s: f64,
+    train_chains: usize,
+    val_chains: usize,
+    config_sha256: String,
+}
+
+fn parse_crop(s: &str) -> Result<Option<usize>> {
+    if s == "full" {
+        return Ok(None);
+    }
+    let n: usize = s
+        .parse()
+        .map_err(|_| anyhow!("--crop takes `full` or a number of residues, not `{s}`"))?;
+    if n < 2 {
+        bail!("--crop must be at least 2 residues");
+    }
+    Ok(Some(n))
+}
+
+fn config_for(args: &PretrainArgs) -> Result<TrainConfig> {
+    let mut config = match &args.config {
+        Some(path) => serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{} is not a training config", path.display()))?,
+        None => TrainConfig::reference(),
+    };
+    if let Some(stage) = config.stages.first_mut() {
+        if let Some(s) = args.steps {
+            stage.steps = s;
+        }
+        if let Some(b) = args.batch_size {
+            stage.batch_size = b;
+        }
+        if let Some(c) = &args.crop {
+            stage.crop = parse_crop(c)?;
+        }
+    }
+    if let Some(s) = args.seed {
+        config.seed = s;
+    }
+    if let Some(n) = args.checkpoint_every {
+        config.checkpoint_every = n;
+    }
+    if let Some(n) = args.eval_every {
+        config.eval_every = n;
+    }
+    if let Some(n) = args.val_chains {
+        config.val_chains = n;
+    }
+    if let Some(n) = args.min_length {
+        config.filter.min_length = n;
+    }
+    if let Some(n) = args.max_length {
+        config.filter.max_length = n;
+    }
+    if let Some(g) = args.gaps {
+        config.filter.gap_policy = g;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+const LATEST: &str = "LATEST";
+
+fn checkpoint_dir(out: &Path, step: u64) -> PathBuf {
+    out.join("checkpoints").join(format!("step-{step:08}"))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+struct Run {
+    config: TrainConfig,
+    /// `None` only while a step holds it.
+    model: Option<ScoreNet>,
+    optimizer: ModuleOptimizer,
+    ema: Ema,
+    step: u64,
+    elapsed_s: f64,
+}
+
+fn save_checkpoint(out: &Path, run: &Run, data: &Dataset, config_sha: &str) -> Result<PathBuf> {
+    let dir = checkpoint_dir(out, run.step);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let net = run
+        .model
+        .as_ref()
+        .ok_or_else(|| anyhow!("no model to save"))?;
+    let model = pollster::block_on(weight_map(net, &run.config.model, run.step))?;
+    write_atomic(
+        &dir.join("model.safetensors"),
+        &to_safetensors_with(&model, Precision::F32)?,
+    )?;
+    write_atomic(
+        &dir.join("ema.safetensors"),
+        &to_safetensors_with(&run.ema.weights, Precision::F32)?,
+    )?;
+    run.optimizer
+        .save(dir.join("optimizer.bpk"))
+        .map_err(|e| anyhow!("saving the optimiser state: {e:?}"))?;
+    let state = CheckpointState {
+        step: run.step,
+        elapsed_s: run.elapsed_s,
+        train_chains: data.train.len(),
+        val_chains: data.val.len(),
+        config_sha256: config_sha.to_string(),
+    };
+    write_atomic(
+        &dir.join("state.json"),
+        serde_json::to_string_pretty(&state)?.as_bytes(),
+    )?;
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    write_atomic(&out.join("checkpoints").join(LATEST), name.as_bytes())?;
+    Ok(dir)
+}
+
+fn latest_checkpoint(out: &Path) -> Result<PathBuf> {
+    let latest = out.join("checkpoints").join(LATEST);
+    let name = std::fs::read_to_string(&latest).with_context(|| {
+        format!(
+            "--resume: {} not found (no checkpoint in this run directory)",
+            latest.display()
+        )
+    })?;
+    Ok(out.join("checkpoints").join(name.trim()))
+}
+
+fn new_optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    AdamConfig::new()
+        .with_beta_1(config.adam[0] as f32)
+        .with_beta_2(config.adam[1] as f32)
+        .with_epsilon(config.adam[2] as f32)
+        .init()
+}
+
+/// Read the weights of a checkpoint file.
+fn read_weights(path: &Path) -> Result<WeightMap> {
+    let (map, _) =
+        WeightMap::from_file(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(map)
+}
+
+/// Keep only log rows up to `step` (a run that crashed after its last checkpoint wrote rows
+/// that the resumed run will write again): CSV rows by their first field, JSON lines by `step`.
+fn truncate_log(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let row_step = |line: &str| -> Option<u64> {
+        if line.starts_with('{') {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()?
+                .get("step")?
+                .as_u64()
+        } else {
+            line.split(',').next()?.trim().parse().ok()
+        }
+    };
+    let mut body: String = text
+        .lines()
+        .filter(|line| row_step(line).is_none_or(|s| s <= step))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    write_atomic(path, body.as_bytes())
+}
+
+/// Train (or resume) and write checkpoints, logs and validation reports under `args.out`.
+pub fn pretrain(args: PretrainArgs) -> Result<()> {
+    let out = args.out.clone();
+    let config_path = out.join("config.json");
+    let config: TrainConfig = if args.resume {
+        let config: TrainConfig = serde_json::from_slice(
+            &std::fs::read(&config_path)
+                .with_context(|| format!("--resume: reading {}", config_path.display()))?,
+        )?;
+        config
+    } else {
+        if out.join("checkpoints").join(LATEST).exists() {
+            bail!(
+                "{} already holds a run: pass --resume to continue it, or choose another --out",
+                out.display()
+            );
+        }
+        let config = config_for(&args)?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        write_atomic(
+            &config_path,
+            serde_json::to_string_pretty(&config)?.as_bytes(),
+        )?;
+        config
+    };
+    let config_sha = sha256_hex(&std::fs::read(&config_path)?);
+    let sigmas = config.model.sigmas();
+
+    let started = Instant::now();
+    let data = load_dataset(&args.data, &config.filter)?;
+    let r = &data.report;
+    eprintln!(
+        "data: {} train / {} val chains kept of {} ({} with C-alpha gaps > {} Å {}, {} pieces too short, \
+         {} too long, {} excluded by split) in {:.1} s",
+        data.train.len(),
+        data.val.len(),
+        r.chains_in,
+        r.with_gaps,
+        config.filter.max_ca_gap,
+        match config.filter.gap_policy {
+            foldspace::data::GapPolicy::Cut => "cut",
+            foldspace::data::GapPolicy::Drop => "dropped",
+        },
+        r.too_short,
+        r.too_long,
+        data.excluded,
+        started.elapsed().as_secs_f64()
+    );
+    if data.train.is_empty() {
+        bail!("no training chain is left after filtering");
+    }
+
+    let compute = args.compute.autodiff();
+    let device = compute.device.clone();
+    let mut run = if args.resume {
+        let dir = latest_checkpoint(&out)?;
+        let state: CheckpointState = serde_json::from_slice(
+            &std::fs::read(dir.join("state.json"))
+                .with_context(|| format!("reading {}", dir.join("state.json").display()))?,
+        )?;
+        if state.config_sha256 != config_sha {
+            bail!(
+                "{} changed since the checkpoint was written; restore it to resume",
+                config_path.display()
+            );
+        }
+        let model_map = read_weights(&dir.join("model.safetensors"))?;
+        let model = load_model(&model_map, &config.model, &device)?;
+        let optimizer = new_optimizer(&config)
+            .load(dir.join("optimizer.bpk"))
+            .map_err(|e| anyhow!("loading the optimiser state: {e:?}"))?;
+        let ema = Ema::new(
+            config.ema_decay,
+            read_weights(&dir.join("ema.safetensors"))?,
+        );
+        eprintln!("resuming at step {} from {}", state.step, dir.display());
+        truncate_log(&out.join("metrics.csv"), state.step)?;
+        truncate_log(&out.join("val.jsonl"), state.step)?;
+        Run {
+            config: config.clone(),
+            model: Some(model),
+            optimizer,
+            ema,
+            step: state.step,
+            elapsed_s: state.elapsed_s,
+        }
+    } else {
+        // A fresh network (initialised from the seed), taken through the weight map so that
+        // parameter ids are stable.
+        compute.device.seed(config.seed);
+        let fresh = config.model.init(&compute.device);
+        let map = pollster::block_on(weight_map(&fresh, &config.model, 0))?;
+        let model = load_model(&map, &config.model, &device)?;
+        Run {
+            config: config.clone(),
+            model: Some(model),
+            optimizer: new_optimizer(&config),
+            ema: Ema::new(config.ema_decay, map),
+            step: 0,
+            elapsed_s: 0.0,
+        }
+    };
+
+    let total = config.total_steps();
+    let end = args.stop_after.map_or(total, |n| (run.step + n).min(total));
+    if run.step >= end {
+        eprintln!("nothing to do: step {} of {total}", run.step);
+        return Ok(());
+    }
+
+    // Ctrl-C: finish the step, save, stop.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // A second handler cannot be installed in the same process (tests): ignore that.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+
+    // Data threads: batches are pure functions of (seed, step), so threads change nothing.
+    // Each stage samples from the chains long enough for its crop.
+    let pools: Arc<Vec<Vec<TrainChain>>> = Arc::new(
+        config
+            .stages
+            .iter()
+            .map(|st| {
+                data.train
+                    .iter()
+                    .filter(|t| st.crop.is_none_or(|c| t.len() >= c))
+                    .cloned()
+                    .collect()
+            })
+            .collect(),
+    );
+    let (tx, rx) = mpsc::sync_channel::<(u64, Vec<DsmExample>)>(args.workers.max(1) * 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let n_workers = args.workers.max(1) as u64;
+    let workers: Vec<_> = (0..n_workers)
+        .map(|k| {
+            let (tx, pools, config, sigmas, stop) = (
+                tx.clone(),
+                pools.clone(),
+                config.clone(),
+                sigmas.clone(),
+                stop.clone(),
+            );
+            let first = run.step + 1;
+            std::thread::spawn(move || {
+                let mut step = first + k;
+                while step <= end && !stop.load(Ordering::Relaxed) {
+                    let Some(index) = config.stage_index(step) else {
+                        break;
+                    };
+                    let stage = &config.stages[index];
+                    let batch = training_batch(
+                        &pools[index],
+                        &sigmas,
+                        config.seed,
+                        step,
+                        stage.batch_size,
+                        stage.proteins_per_batch,
+                        stage.crop,
+                    );
+                    if tx.send((step, batch)).is_err() {
+                        break;
+                    }
+                    step += n_workers;
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+
+    let metrics_path = out.join("metrics.csv");
+    let new_file = !metrics_path.exists();
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .with_context(|| format!("opening {}", metrics_path.display()))?;
+    if new_file {
+        writeln!(
+            metrics,
+            "step,stage,loss,learning_rate,batch_size,crop,step_s,samples_per_s,elapsed_s"
+        )?;
+    }
+
+    let bar = ProgressBar::new(end);
+    bar.set_position(run.step);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} loss {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut pending: BTreeMap<u64, Vec<DsmExample>> = BTreeMap::new();
+    let mut loss_avg: Option<f64> = None;
+    let session = Instant::now();
+    let elapsed_before = run.elapsed_s;
+    while run.step < end {
+        let step = run.step + 1;
+        let batch = loop {
+            if let Some(b) = pending.remove(&step) {
+                break b;
+            }
+            let (s, b) = rx
+                .recv()
+                .map_err(|_| anyhow!("the data threads stopped before step {step}"))?;
+            pending.insert(s, b);
+        };
+        let stage_index = config
+            .stage_index(step)
+            .ok_or_else(|| anyhow!("step {step} is past the last stage"))?;
+        let stage = config.stages[stage_index].clone();
+        if batch.is_empty() {
+            bail!(
+                "no training chain is long enough for the crop of {:?} residues",
+                stage.crop
+            );
+        }
+        let t = Instant::now();
+        let model = run
+            .model
+            .take()
+            .ok_or_else(|| anyhow!("the model was lost in a failed step"))?;
+        let (model, loss) = pollster::block_on(train_step(
+            model,
+            &mut run.optimizer,
+            &compute,
+            &sigmas,
+            &batch,
+            stage.learning_rate,
+        ))?;
+        let current = pollster::block_on(weight_map(&model, &config.model, step))?;
+        run.model = Some(model);
+        if !loss.is_finite() {
+            bail!(
+                "the loss is not finite at step {step}; stopping (the last checkpoint is intact)"
+            );
+        }
+        run.ema.update(&current);
+        run.step = step;
+        let dt = t.elapsed().as_secs_f64();
+        run.elapsed_s = elapsed_before + session.elapsed().as_secs_f64();
+        let avg = loss_avg.map_or(f64::from(loss), |a| 0.98 * a + 0.02 * f64::from(loss));
+        loss_avg = Some(avg);
+        writeln!(
+            metrics,
+            "{step},{stage_index},{loss},{},{},{},{dt:.4},{:.2},{:.1}",
+            stage.learning_rate,
+            stage.batch_size,
+            stage.crop.map_or("full".to_string(), |c| c.to_string()),
+            stage.batch_size as f64 / dt,
+            run.elapsed_s
+        )?;
+        metrics.flush()?;
+        bar.set_message(format!("{loss:.4} (avg {avg:.4})"));
+        bar.set_position(step);
+
+        let stopping = interrupted.load(Ordering::SeqCst);
+        if step.is_multiple_of(config.eval_every) || step == end {
+            let rep = validate(&run, &data.val, &sigmas, &args.compute)?;
+            say(
+                &bar,
+                format!(
+                    "step {step}: val loss {:.4} (high {:.4}, mid {:.4}, low {:.4})",
+                    rep.mean,
+                    rep.bands.get("high").copied().unwrap_or(f64::NAN),
+                    rep.bands.get("mid").copied().unwrap_or(f64::NAN),
+                    rep.bands.get("low").copied().unwrap_or(f64::NAN)
+                ),
+            );
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(out.join("val.jsonl"))?;
+            writeln!(
+                f,
+                "{}",
+                serde_json::json!({"step": step, "elapsed_s": run.elapsed_s, "report": rep})
+            )?;
+        }
+        if step.is_multiple_of(config.checkpoint_every) || step == end || stopping {
+            let dir = save_checkpoint(&out, &run, &data, &config_sha)?;
+            say(&bar, format!("checkpoint: {}", dir.display()));
+        }
+        if stopping {
+            say(
+                &bar,
+                format!("interrupted: saved at step {step}; continue with --resume"),
+            );
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    stop.store(true, Ordering::Relaxed);
+    drop(rx);
+    for w in workers {
+        let _ = w.join();
+    }
+    eprintln!(
+        "done: step {} of {total} in {:.1} s this session",
+        run.step,
+        session.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn validate(run: &Run, val: &[TrainChain], sigmas: &[f32], compute: &Compute) -> Result<DsmReport> {
+    let model = load_model(&run.ema.weights, &run.config.model, &compute.device)?;
+    let levels: Vec<usize> = if run.config.val_levels.is_empty() {
+        (0..sigmas.len()).collect()
+    } else {
+        run.config.val_levels.clone()
+    };
+    let items = eval_items(
+        val.iter().take(run.config.val_chains),
+        &levels,
+        sigmas,
+        run.config.seed,
+        run.config.val_crop,
+    );
+    let losses = pollster::block_on(evaluate_items(&model, compute, sigmas, &items, 1 << 18))?;
+    Ok(report(&items, &losses, sigmas))
+}
+
+fn eval_items<'a>(
+    chains: impl Iterator<Item = &'a TrainChain>,
+    levels: &[usize],
+    sigmas: &[f32],
+    seed: u64,
+    crop: Option<usize>,
+) -> Vec<EvalItem> {
+    let mut items = Vec::new();
+    for (index, chain) in chains.enumerate() {
+        for &level in levels {
+            if let Some(example) =
+                evaluation_example(chain, index, level, sigmas[level], seed, crop)
+            {
+                items.push(EvalItem {
+                    chain: index,
+                    example,
+                });
+            }
+        }
+    }
+    items
+}
+
+/// What `eval-dsm` was asked to do.
+pub struct EvalArgs {
+    pub weights: PathBuf,
+    pub data: PathBuf,
+    pub max_chains: Option<usize>,
+    pub min_length: usize,
+    pub seed: u64,
+    pub crop: String,
+    pub levels: String,
+    pub json: bool,
+    pub compute: Compute,
+}
+
+/// `foldspace eval-dsm`.
+pub fn eval_dsm(args: EvalArgs) -> Result<()> {
+    let (map, sha) = WeightMap::from_file(&args.weights)
+        .with_context(|| format!("loading weights {}", args.weights.display()))?;
+    let config = map.config()?;
+    let model = load_model(&map, &config, &args.compute.device)?;
+    let sigmas = config.sigmas();
+    let crop = parse_crop(&args.crop)?;
+    let levels: Vec<usize> = if args.levels == "all" {
+        (0..sigmas.len()).collect()
+    } else {
+        args.levels
+            .split(',')
+            .map(|s| {
+                let l: usize = s.trim().parse().map_err(|_| {
+                    anyhow!("--levels takes `all` or indices like 0,30,60, not `{s}`")
+                })?;
+                if l >= sigmas.len() {
+                    bail!(
+                        "--levels: {l} is out of range (the model has 0..={})",
+                        sigmas.len() - 1
+                    );
+                }
+                Ok(l)
+            })
+            .collect::<Result<_>>()?
+    };
+    let bytes =
+        std::fs::read(&args.data).with_context(|| format!("reading {}", args.data.display()))?;
+    let chains: Vec<TrainChain> = read_chains_jsonl(&bytes, 8 << 30)
+        .with_context(|| format!("reading {}", args.data.display()))?
+        .into_iter()
+        .map(|c| TrainChain {
+            name: c.name,
+            sequence: c.chain.sequence,
+            ca: c.chain.ca,
+        })
+        .filter(|c| c.len() >= args.min_length.max(2) && crop.is_none_or(|n| c.len() >= n))
+        .take(args.max_chains.unwrap_or(usize::MAX))
+        .collect();
+    if chains.is_empty() {
+        bail!(
+            "no chain of {} has at least {} residues{}",
+            args.data.display(),
+            args.min_length.max(2),
+            crop.map_or(String::new(), |n| format!(" (and the crop of {n})"))
+        );
+    }
+    let bar = ProgressBar::new(chains.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} chains {elapsed_precise} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut items = Vec::new();
+    let mut losses = Vec::new();
+    for (index, chain) in chains.iter().enumerate() {
+        let mine: Vec<EvalItem> = levels
+            .iter()
+            .filter_map(|&level| {
+                evaluation_example(chain, index, level, sigmas[level], args.seed, crop).map(
+                    |example| EvalItem {
+                        chain: index,
+                        example,
+                    },
+                )
+            })
+            .collect();
+        losses.extend(pollster::block_on(evaluate_items(
+            &model,
+            &args.compute,
+            &sigmas,
+            &mine,
+            1 << 19,
+        ))?);
+        items.extend(mine);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let rep = report(&items, &losses, &sigmas);
+    if args.json {
+        let levels: BTreeMap<String, f64> = rep
+            .levels
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "chains": rep.chains,
+                "levels": levels,
+                "bands": rep.bands,
+                "mean": rep.mean,
+                "weights_sha256": sha,
+            })
+        );
+    } else {
+        println!("weights: {} (sha256 {sha})", args.weights.display());
+        println!(
+            "chains: {}  crop: {}  seed: {}  backend: {}",
+            rep.chains,
+            args.crop,
+            args.seed,
+            args.compute.describe()
+        );
+        println!("{:>5} {:>10} {:>12}", "level", "sigma", "loss");
+        for (l, v) in &rep.levels {
+            println!("{l:>5} {:>10.5} {v:>12.5}", sigmas[*l]);
+        }
+        for band in ["high", "mid", "low"] {
+            if let Some(v) = rep.bands.get(band) {
+                println!("band {band:<4} {v:.5}");
+            }
+        }
+        println!("mean {:.5}", rep.mean);
+    }
+    Ok(())
+}
+
+/// What `export` was asked to do.
+pub struct ExportArgs {
+    pub run: PathBuf,
+    pub raw: bool,
+    pub out: PathBuf,
+    pub name: String,
+}
+
+/// `foldspace export`: the averaged (or raw) weights of a checkpoint as f32 and f16 safetensors
+/// with the configuration and a SHA-256 manifest.
+pub fn export(args: ExportArgs) -> Result<()> {
+    let dir = if args.run.join("state.json").is_file() {
+        args.run.clone()
+    } else {
+        latest_checkpoint(&args.run)?
+    };
+    let state: CheckpointState = serde_json::from_slice(
+        &std::fs::read(dir.join("state.json"))
+            .with_context(|| format!("reading {}", dir.join("state.json").display()))?,
+    )?;
+    let source = if args.raw { "model" } else { "ema" };
+    let mut map = read_weights(&dir.join(format!("{source}.safetensors")))?;
+    let config = map.config()?;
+    foldspace::weights::validate(&map, &config)?;
+    map.metadata
+        .insert("foldspace.step".into(), state.step.to_string());
+    map.metadata
+        .insert("foldspace.weights".into(), source.into());
+    map.metadata
+        .insert("foldspace.version".into(), foldspace::VERSION.into());
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut files = Vec::new();
+    for (precision, suffix) in [(Precision::F32, ""), (Precision::F16, "-f16")] {
+        let bytes = to_safetensors_with(&map, precision)?;
+        let file = format!("{}{suffix}.safetensors", args.name);
+        let path = args.out.join(&file);
+        write_atomic(&path, &bytes)?;
+        let sha = sha256_hex(&bytes);
+        write_atomic(
+            &args.out.join(format!("{file}.sha256")),
+            format!("{sha}  {file}\n").as_bytes(),
+        )?;
+        eprintln!(
+            "wrote {} ({} bytes, sha256 {sha})",
+            path.display(),
+            bytes.len()
+        );
+        files.push(serde_json::json!({
+            "file": file,
+            "precision": format!("{precision:?}").to_lowercase(),
+            "bytes": bytes.len(),
+            "sha256": sha,
+        }));
+    }
+    let manifest = serde_json::json!({
+        "model": "foldspace score network (DSM on C-alpha distance maps)",
+        "config": serde_json::from_str::<serde_json::Value>(
+            map.metadata.get(CONFIG_METADATA_KEY).map_or("null", String::as_str))?,
+        "step": state.step,
+        "weights": source,
+        "train_chains": state.train_chains,
+        "training_seconds": state.elapsed_s,
+        "files": files,
+    });
+    write_atomic(
+        &args.out.join(format!("{}.json", args.name)),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    Ok(())
+}

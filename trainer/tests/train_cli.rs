@@ -1,0 +1,246 @@
+//! `foldspace pretrain`, `export` and `eval-dsm` end to end on real chains (a small slice of the
+//! shared chains.jsonl.gz) with a tiny network: an interrupted and resumed run equals the
+//! uninterrupted one, exported weights load, and eval-dsm is deterministic.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn shared() -> PathBuf {
+    let dir = std::env::var_os("FOLDSPACE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    assert!(
+        dir.join("data/structures/chains.jsonl.gz").is_file(),
+        "the shared data is missing at {dir:?} (CI has ../shared; set FOLDSPACE_SHARED)"
+    );
+    dir
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("foldspace-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// The first `train` training chains and `val` validation chains of the shared file.
+fn slice(dir: &Path, train: usize, val: usize) -> PathBuf {
+    let file = std::fs::File::open(shared().join("data/structures/chains.jsonl.gz")).expect("open");
+    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
+    let (mut t, mut v) = (0, 0);
+    let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for line in reader.lines() {
+        let line = line.expect("line");
+        let (is_train, is_val) = (
+            line.contains("\"split\": \"train\"") || line.contains("\"split\":\"train\""),
+            line.contains("\"split\": \"val\"") || line.contains("\"split\":\"val\""),
+        );
+        if (is_train && t < train) || (is_val && v < val) {
+            writeln!(out, "{line}").expect("write");
+            t += usize::from(is_train);
+            v += usize::from(is_val);
+        }
+        if t >= train && v >= val {
+            break;
+        }
+    }
+    assert!(
+        t == train && v == val,
+        "the shared file has too few chains ({t}, {v})"
+    );
+    let path = dir.join("chains.jsonl.gz");
+    std::fs::write(&path, out.finish().expect("gzip")).expect("write");
+    path
+}
+
+const TINY: &str = r#"{"model":{"in_channels":149,"hidden_channels":8,"bottleneck_channels":4,"blocks":2,
+"dilations":[1,3,5,9],"levels":61,"sigma_max":10.0,"sigma_min":0.01},
+"filter":{"min_length":32,"max_length":400,"max_ca_gap":4.2,"gap_policy":"cut"},
+"stages":[{"steps":4,"crop":16,"batch_size":4,"proteins_per_batch":2,"learning_rate":0.001},
+          {"steps":2,"crop":null,"batch_size":2,"proteins_per_batch":1,"learning_rate":0.0005}],
+"adam":[0.9,0.999,1e-8],"ema_decay":0.9,"seed":3,"checkpoint_every":2,"eval_every":3,
+"val_chains":2,"val_levels":[0,30,60],"val_crop":16}"#;
+
+fn foldspace(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .args(args)
+        .output()
+        .expect("run foldspace");
+    assert!(
+        out.status.success(),
+        "foldspace {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn read(path: PathBuf) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+        .read_to_end(&mut bytes)
+        .expect("read");
+    bytes
+}
+
+fn losses(run: &Path) -> Vec<String> {
+    String::from_utf8(read(run.join("metrics.csv")))
+        .expect("utf-8")
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(3).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn resumed_run_equals_the_uninterrupted_one_and_exports() {
+    let dir = scratch("train");
+    let data = slice(&dir, 24, 3);
+    let config = dir.join("tiny.json");
+    std::fs::write(&config, TINY).expect("config");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let common = ["pretrain", "--data", s(&data), "--config", s(&config)];
+    foldspace(&[&common[..], &["--out", s(&a)]].concat());
+    // Interrupted after 3 steps (mid-stage, between checkpoints), then resumed twice.
+    foldspace(&[&common[..], &["--out", s(&b), "--stop-after", "3"]].concat());
+    let again = foldspace(&[
+        "pretrain",
+        "--data",
+        s(&data),
+        "--out",
+        s(&b),
+        "--resume",
+        "--stop-after",
+        "2",
+    ]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("resuming at step 3"));
+    foldspace(&["pretrain", "--data", s(&data), "--out", s(&b), "--resume"]);
+    let last = |run: &Path, file: &str| read(run.join("checkpoints/step-00000006").join(file));
+    assert_eq!(losses(&a), losses(&b), "the per-step losses differ");
+    assert_eq!(losses(&a).len(), 6);
+    assert!(
+        last(&a, "model.safetensors") == last(&b, "model.safetensors"),
+        "the resumed run's weights differ from the uninterrupted run's"
+    );
+    assert!(last(&a, "ema.safetensors") == last(&b, "ema.safetensors"));
+    let val = String::from_utf8(read(a.join("val.jsonl"))).expect("utf-8");
+    assert_eq!(val.lines().count(), 2, "validation at steps 3 and 6");
+    assert!(val.contains("\"high\"") && val.contains("\"mid\"") && val.contains("\"low\""));
+    // A run directory that already holds a run is not overwritten.
+    let refused = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .args([&common[..], &["--out", s(&a)]].concat())
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+
+    // Export: f32 and f16 with SHA-256 files and a manifest; both load and agree.
+    let weights = dir.join("weights");
+    foldspace(&[
+        "export",
+        "--run",
+        s(&a),
+        "--out",
+        s(&weights),
+        "--name",
+        "tiny",
+    ]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(weights.join("tiny.json"))).expect("manifest");
+    assert_eq!(manifest["step"], 6);
+    for f in manifest["files"].as_array().expect("files") {
+        let name = f["file"].as_str().expect("name");
+        let sum = String::from_utf8(read(weights.join(format!("{name}.sha256")))).expect("sha");
+        assert!(sum.starts_with(f["sha256"].as_str().expect("sha")));
+    }
+    let eval = |file: &str| -> f64 {
+        let out = foldspace(&[
+            "eval-dsm",
+            "--weights",
+            s(&weights.join(file)),
+            "--data",
+            s(&data),
+            "--max-chains",
+            "3",
+            "--levels",
+            "10,40",
+            "--crop",
+            "40",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["mean"].as_f64().expect("mean")
+    };
+    let (full, half) = (eval("tiny.safetensors"), eval("tiny-f16.safetensors"));
+    assert!(
+        (full - half).abs() <= 1e-2 * full.abs(),
+        "f32 {full} vs f16 {half}"
+    );
+    assert!(
+        read(weights.join("tiny-f16.safetensors")).len()
+            < read(weights.join("tiny.safetensors")).len()
+    );
+}
+
+#[test]
+fn eval_dsm_is_deterministic_with_the_published_checkpoint() {
+    let dir = scratch("eval");
+    let data = slice(&dir, 3, 1);
+    let weights = shared().join("reference/model_trgt_opt.pth");
+    let run = |seed: &str| {
+        foldspace(&[
+            "eval-dsm",
+            "--weights",
+            s(&weights),
+            "--data",
+            s(&data),
+            "--max-chains",
+            "2",
+            "--levels",
+            "0,30,45,60",
+            "--crop",
+            "32",
+            "--seed",
+            seed,
+            "--json",
+        ])
+        .stdout
+    };
+    let (first, second) = (run("5"), run("5"));
+    assert_eq!(first, second, "two runs with one seed differ");
+    assert_ne!(first, run("6"), "the seed does not change the draw");
+    let v: serde_json::Value = serde_json::from_slice(&first).expect("json");
+    assert_eq!(v["chains"], 2);
+    let levels = v["levels"].as_object().expect("levels");
+    assert_eq!(levels.keys().collect::<Vec<_>>(), ["0", "30", "45", "60"]);
+    for band in ["high", "mid", "low"] {
+        assert!(v["bands"][band].as_f64().expect("band").is_finite());
+    }
+    let mean = v["mean"].as_f64().expect("mean");
+    let avg = levels
+        .values()
+        .map(|x| x.as_f64().expect("loss"))
+        .sum::<f64>()
+        / 4.0;
+    assert!((mean - avg).abs() < 1e-9 * avg.abs());
+    // Bad arguments are reported, not panicked on.
+    let bad = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .args([
+            "eval-dsm",
+            "--weights",
+            s(&weights),
+            "--data",
+            s(&data),
+            "--levels",
+            "61",
+        ])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("out of range"));
+}
