@@ -33,8 +33,10 @@ pub async fn train_step(
     Ok((model, loss.first().copied().unwrap_or(f32::NAN)))
 }
 
-/// Exponential moving average of the learned parameters, `θ̄ ← d·θ̄ + (1 − d)·θ`; the batch-norm
-/// running statistics are copied from the model (they are not parameters).
+/// Exponential moving average of the learned parameters, `θ̄ ← d_t·θ̄ + (1 − d_t)·θ` with the
+/// usual warm-up `d_t = min(d, (1 + t)/(10 + t))` at step t (the average of a short run is not
+/// dominated by the random initialisation); the batch-norm running statistics are copied from
+/// the model (they are not parameters).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ema {
     /// The decay `d` (0.999 in the reference).
@@ -49,9 +51,10 @@ impl Ema {
         Self { decay, weights }
     }
 
-    /// Fold in the model's current weights.
-    pub fn update(&mut self, current: &WeightMap) {
-        let d = self.decay;
+    /// Fold in the model's weights after step `step` (1-based).
+    pub fn update(&mut self, current: &WeightMap, step: u64) {
+        let t = step as f64;
+        let d = (self.decay as f64).min((1.0 + t) / (10.0 + t)) as f32;
         for (key, now) in &current.tensors {
             match self.weights.tensors.get_mut(key) {
                 Some(avg) if is_parameter(key) && avg.values.len() == now.values.len() => {
@@ -202,11 +205,12 @@ mod tests {
             .tensors
             .insert("norm_out.norm.running_mean".into(), t(0.0));
         let mut ema = Ema::new(0.9, start);
+        // Step 100: the warm-up bound 101/110 is above 0.9, so d = 0.9.
         let mut now = WeightMap::default();
         now.tensors.insert("conv_in.weight".into(), t(1.0));
         now.tensors
             .insert("norm_out.norm.running_mean".into(), t(5.0));
-        ema.update(&now);
+        ema.update(&now, 100);
         assert!((ema.weights.tensors["conv_in.weight"].values[0] - 0.1).abs() < 1e-7);
         assert_eq!(
             ema.weights.tensors["norm_out.norm.running_mean"].values[0],

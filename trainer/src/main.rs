@@ -157,6 +157,9 @@ enum Command {
         /// Shortest chain used.
         #[arg(long, default_value_t = 2)]
         min_length: usize,
+        /// Longest chain used (full maps grow with the square of the length).
+        #[arg(long)]
+        max_length: Option<usize>,
         /// Seed of the noise and crop draws.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -280,6 +283,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             data,
             max_chains,
             min_length,
+            max_length,
             seed,
             crop,
             levels,
@@ -290,6 +294,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             data,
             max_chains,
             min_length,
+            max_length,
             seed,
             crop,
             levels,

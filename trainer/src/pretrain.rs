@@ -41,6 +41,10 @@ pub struct Stage {
     pub proteins_per_batch: usize,
     /// Adam learning rate (constant within the stage).
     pub learning_rate: f64,
+    /// Longest chain sampled in this stage (full-map stages grow with L²); `null`: no limit
+    /// beyond the data filter.
+    #[serde(default)]
+    pub max_length: Option<usize>,
 }
 
 /// Everything that defines a training run; written as `config.json` in the run directory.
@@ -54,7 +58,7 @@ pub struct TrainConfig {
     pub stages: Vec<Stage>,
     /// Adam β1, β2, ε (PyTorch defaults, as the reference).
     pub adam: [f64; 3],
-    /// Decay of the weight average.
+    /// Decay of the weight average (reached after a warm-up, see `foldspace::training::Ema`).
     pub ema_decay: f32,
     /// Seed of every draw (batches, noise, crops, validation).
     pub seed: u64,
@@ -84,6 +88,7 @@ impl TrainConfig {
                 batch_size: 32,
                 proteins_per_batch: 1,
                 learning_rate: 1e-3,
+                max_length: None,
             }],
             adam: [0.9, 0.999, 1e-8],
             ema_decay: 0.999,
@@ -601,7 +606,10 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
             .map(|st| {
                 data.train
                     .iter()
-                    .filter(|t| st.crop.is_none_or(|c| t.len() >= c))
+                    .filter(|t| {
+                        st.crop.is_none_or(|c| t.len() >= c)
+                            && st.max_length.is_none_or(|m| t.len() <= m)
+                    })
                     .cloned()
                     .collect()
             })
@@ -687,8 +695,10 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
         let stage = config.stages[stage_index].clone();
         if batch.is_empty() {
             bail!(
-                "no training chain is long enough for the crop of {:?} residues",
-                stage.crop
+                "no training chain fits stage {} (crop {:?}, max_length {:?})",
+                stage_index + 1,
+                stage.crop,
+                stage.max_length
             );
         }
         let t = Instant::now();
@@ -711,7 +721,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
                 "the loss is not finite at step {step}; stopping (the last checkpoint is intact)"
             );
         }
-        run.ema.update(&current);
+        run.ema.update(&current, step);
         run.step = step;
         let dt = t.elapsed().as_secs_f64();
         run.elapsed_s = elapsed_before + session.elapsed().as_secs_f64();
@@ -826,6 +836,7 @@ pub struct EvalArgs {
     pub data: PathBuf,
     pub max_chains: Option<usize>,
     pub min_length: usize,
+    pub max_length: Option<usize>,
     pub seed: u64,
     pub crop: String,
     pub levels: String,
@@ -870,14 +881,19 @@ pub fn eval_dsm(args: EvalArgs) -> Result<()> {
             sequence: c.chain.sequence,
             ca: c.chain.ca,
         })
-        .filter(|c| c.len() >= args.min_length.max(2) && crop.is_none_or(|n| c.len() >= n))
+        .filter(|c| {
+            c.len() >= args.min_length.max(2)
+                && args.max_length.is_none_or(|m| c.len() <= m)
+                && crop.is_none_or(|n| c.len() >= n)
+        })
         .take(args.max_chains.unwrap_or(usize::MAX))
         .collect();
     if chains.is_empty() {
         bail!(
-            "no chain of {} has at least {} residues{}",
+            "no chain of {} has {}..={} residues{}",
             args.data.display(),
             args.min_length.max(2),
+            args.max_length.map_or("any".to_string(), |m| m.to_string()),
             crop.map_or(String::new(), |n| format!(" (and the crop of {n})"))
         );
     }

@@ -58,7 +58,7 @@ const TINY: &str = r#"{"model":{"in_channels":149,"hidden_channels":8,"bottlenec
 "dilations":[1,3,5,9],"levels":61,"sigma_max":10.0,"sigma_min":0.01},
 "filter":{"min_length":32,"max_length":400,"max_ca_gap":4.2,"gap_policy":"cut"},
 "stages":[{"steps":4,"crop":16,"batch_size":4,"proteins_per_batch":2,"learning_rate":0.001},
-          {"steps":2,"crop":null,"batch_size":2,"proteins_per_batch":1,"learning_rate":0.0005}],
+          {"steps":2,"crop":null,"batch_size":2,"proteins_per_batch":1,"learning_rate":0.0005,"max_length":150}],
 "adam":[0.9,0.999,1e-8],"ema_decay":0.9,"seed":3,"checkpoint_every":2,"eval_every":3,
 "val_chains":2,"val_levels":[0,30,60],"val_crop":16}"#;
 
