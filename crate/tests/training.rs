@@ -78,7 +78,18 @@ fn weight_map_round_trip_is_exact() {
 
 #[test]
 fn one_step_lowers_the_loss_on_its_batch() {
-    let compute = Compute::cpu().autodiff();
+    step_lowers_loss(Compute::cpu().autodiff());
+}
+
+/// The same step on wgpu (lavapipe's Vulkan on CI; a GPU where there is one).
+#[test]
+fn wgpu_step_lowers_the_loss_on_its_batch() {
+    let compute = Compute::wgpu()
+        .expect("no wgpu adapter: install Mesa's Vulkan drivers (lavapipe), as .ci/run does");
+    step_lowers_loss(compute.autodiff());
+}
+
+fn step_lowers_loss(compute: Compute) {
     let (model, _) = fresh_model(&compute);
     let sigmas = tiny().sigmas();
     let examples = batch(&[5, 20, 35, 50], 12);
