@@ -244,3 +244,68 @@ fn eval_dsm_is_deterministic_with_the_published_checkpoint() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("out of range"));
 }
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_resume_continues() {
+    let dir = scratch("sigint");
+    let data = slice(&dir, 8, 1);
+    let config = dir.join("tiny.json");
+    // Many steps: the run is stopped by SIGINT long before the end.
+    std::fs::write(&config, TINY.replace("\"steps\":4", "\"steps\":100000")).expect("config");
+    let run = dir.join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .args([
+            "pretrain",
+            "--data",
+            s(&data),
+            "--config",
+            s(&config),
+            "--out",
+            s(&run),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let metrics = run.join("metrics.csv");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 4 {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the run made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted: saved at step"), "{stderr}");
+    let latest = std::fs::read_to_string(run.join("checkpoints/LATEST")).expect("LATEST");
+    let step: u64 = latest
+        .trim()
+        .trim_start_matches("step-")
+        .parse()
+        .expect("step");
+    let rows = std::fs::read_to_string(&metrics)
+        .expect("metrics")
+        .lines()
+        .count() as u64
+        - 1;
+    assert_eq!(rows, step, "the checkpoint is not at the last logged step");
+    let again = foldspace(&[
+        "pretrain",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--resume",
+        "--stop-after",
+        "1",
+    ]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("resuming at step {step}")));
+}
