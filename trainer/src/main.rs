@@ -46,7 +46,7 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Weights: our exported .safetensors, or the published model_trgt_opt.pth /
-        /// .safetensors. Default: the weights shipped in assets/ (once the trainer has made them).
+        /// .safetensors. Default: our weights shipped in assets/weights/.
         #[arg(long)]
         weights: Option<PathBuf>,
         /// Noise level index (0 = largest sigma). Default: the smallest sigma (the last level).
@@ -330,8 +330,9 @@ fn weights_path(path: Option<&Path>) -> Result<PathBuf> {
                 .join(DEFAULT_WEIGHTS);
             [local, beside_repo].into_iter().find(|p| p.is_file()).ok_or_else(|| {
                 anyhow!(
-                    "no default weights are shipped yet ({DEFAULT_WEIGHTS} is made by the trainer); \
-                     pass --weights, e.g. the published model_trgt_opt.pth or .safetensors"
+                    "the shipped weights {DEFAULT_WEIGHTS} were not found (run from the repository, \
+                     or make them with `foldspace export`); pass --weights, e.g. the published \
+                     model_trgt_opt.pth or .safetensors"
                 )
             })?
         }

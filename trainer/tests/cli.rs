@@ -144,3 +144,47 @@ fn out_of_range_noise_level_is_refused() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("out of range"));
 }
+
+/// Without --weights, `embed` uses our weights shipped in assets/weights/ (f32), and the f16
+/// export of the same weights gives nearly the same embedding.
+#[test]
+fn embed_defaults_to_the_shipped_weights() {
+    let shared = shared();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.join("assets/weights/foldspace-score.json")).expect("manifest"),
+    )
+    .expect("json");
+    let out = std::env::temp_dir().join(format!("foldspace-default-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = |extra: &[&str], dir: &str| {
+        let r = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+            .current_dir(&repo)
+            .arg("embed")
+            .arg(shared.join("reference/A0A023PZB3.pdb"))
+            .args(extra)
+            .arg("--out")
+            .arg(out.join(dir))
+            .output()
+            .expect("run foldspace");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let meta: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join(dir).join("A0A023PZB3_A.json")).expect("json"),
+        )
+        .expect("meta");
+        (
+            meta,
+            npz_array(&out.join(dir).join("A0A023PZB3_A.npz"), "protein").1,
+        )
+    };
+    let (meta, full) = run(&[], "f32");
+    assert_eq!(meta["weights_sha256"], manifest["files"][0]["sha256"]);
+    let f16 = repo.join("assets/weights/foldspace-score-f16.safetensors");
+    let (meta16, half) = run(&["--weights", f16.to_str().expect("path")], "f16");
+    assert_eq!(meta16["weights_sha256"], manifest["files"][1]["sha256"]);
+    let e = rel_err(&half, &full);
+    assert!(
+        e < 1e-2,
+        "f16 weights move the protein embedding by {e:.2e}"
+    );
+}
