@@ -139,6 +139,10 @@ fn losses(compute: Compute) {
     assert_eq!(examples.len(), 4);
     let mut failures = Vec::new();
     for (name, case) in examples {
+        // A fresh network per case: train-mode cases update the running statistics, which the
+        // eval-mode cases must read as the checkpoint has them.
+        let embedder =
+            Embedder::from_bytes(&weights, embedder.compute.clone()).expect("load safetensors");
         let mut example = DsmExample::full(&chain.sequence, x.clone(), x_tilde.clone(), level);
         example.row_start = case["row_beg"].as_u64().expect("row") as usize;
         example.col_start = case["col_beg"].as_u64().expect("col") as usize;
