@@ -2,6 +2,8 @@
 //! agree with finite differences (the chain-rule coordinate gradient and the parameters), the
 //! model ↔ weight-map round trip is exact, and the evaluation path reproduces the golden losses.
 
+#![cfg(not(target_family = "wasm"))]
+
 mod common;
 
 use common::{npy, reference};
