@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{npy, reference, rel_err, transpose};
+use common::{golden_loss_rows, npy, reference, rel_err, transpose};
 use foldspace::compute::{Compute, read_f32};
 use foldspace::embed::Embedder;
 use foldspace::loss::{DsmExample, dsm_loss, perturb};
@@ -116,11 +116,11 @@ fn losses(compute: Compute) {
         std::fs::read_to_string(reference("golden/loss_A0A023PZB3/meta.json")).expect("meta");
     let meta: serde_json::Value = serde_json::from_str(&text).expect("json");
     let level = meta["noise_idx"].as_u64().expect("level") as usize;
-    let rows3 = |name: &str| -> Vec<[f32; 3]> {
-        let (_, v) = npy(reference(&format!("golden/loss_A0A023PZB3/{name}.npy")));
-        v.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
-    };
-    let (x, z, x_tilde) = (rows3("X"), rows3("Z"), rows3("X_tilde"));
+    let (x, z, x_tilde) = (
+        golden_loss_rows("X"),
+        golden_loss_rows("Z"),
+        golden_loss_rows("X_tilde"),
+    );
     let chain = golden_chain();
     let weights = std::fs::read(reference("model_trgt_opt.safetensors")).expect("safetensors");
     let embedder = Embedder::from_bytes(&weights, compute).expect("load safetensors");

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{npy, reference};
+use common::{golden_loss_rows, reference};
 use foldspace::compute::{Compute, read_f32};
 use foldspace::embed::recover_gradients;
 use foldspace::loss::{DsmExample, dsm_loss};
@@ -246,11 +246,7 @@ fn evaluation_reproduces_the_golden_losses() {
         std::fs::read_to_string(reference("golden/loss_A0A023PZB3/meta.json")).expect("meta");
     let meta: serde_json::Value = serde_json::from_str(&text).expect("json");
     let level = meta["noise_idx"].as_u64().expect("level") as usize;
-    let rows3 = |name: &str| -> Vec<[f32; 3]> {
-        let (_, v) = npy(reference(&format!("golden/loss_A0A023PZB3/{name}.npy")));
-        v.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
-    };
-    let (x, x_tilde) = (rows3("X"), rows3("X_tilde"));
+    let (x, x_tilde) = (golden_loss_rows("X"), golden_loss_rows("X_tilde"));
     let parsed = foldspace::structure::read_structure(
         &std::fs::read(reference("A0A023PZB3.pdb")).expect("pdb"),
         Some("A0A023PZB3.pdb"),

@@ -88,118 +88,13 @@ enum Command {
     /// (model, weight average, optimiser state); per-step metrics to `<OUT>/metrics.csv`,
     /// validation per sigma band to `<OUT>/val.jsonl`. Ctrl-C saves a checkpoint and stops;
     /// `--resume` continues exactly where the last checkpoint left off.
-    Pretrain {
-        /// Training data: chains.jsonl(.gz) files (train / val by their `split` field; other
-        /// splits such as ppi_test_like are left out) and/or directories of PDB / mmCIF files.
-        #[arg(long, required = true, num_args = 1..)]
-        data: Vec<PathBuf>,
-        /// Run directory (config, checkpoints, logs).
-        #[arg(long)]
-        out: PathBuf,
-        /// Training configuration (JSON); default: the reference recipe.
-        #[arg(long, conflicts_with = "resume")]
-        config: Option<PathBuf>,
-        /// Continue the run in --out from its last checkpoint.
-        #[arg(long)]
-        resume: bool,
-        /// Steps of the first stage (default: 50 epochs of the reference data).
-        #[arg(long)]
-        steps: Option<u64>,
-        /// Examples per step in the first stage.
-        #[arg(long)]
-        batch_size: Option<usize>,
-        /// Crop of the first stage: residues, or `full`.
-        #[arg(long)]
-        crop: Option<String>,
-        /// Seed of all draws.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Steps between checkpoints.
-        #[arg(long)]
-        checkpoint_every: Option<u64>,
-        /// Steps between validations.
-        #[arg(long)]
-        eval_every: Option<u64>,
-        /// Validation chains.
-        #[arg(long)]
-        val_chains: Option<usize>,
-        /// Shortest chain (or gap-free piece) used.
-        #[arg(long)]
-        min_length: Option<usize>,
-        /// Longest chain used.
-        #[arg(long)]
-        max_length: Option<usize>,
-        /// Chains with C-alpha gaps above 4.2 Å: cut at the gaps, or drop.
-        #[arg(long, value_enum)]
-        gaps: Option<Gaps>,
-        /// Data threads.
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// Stop (with a checkpoint) after this many steps in this session.
-        #[arg(long)]
-        stop_after: Option<u64>,
-        /// Where training runs.
-        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-        backend: Backend,
-    },
+    Pretrain(pretrain::PretrainArgs),
     /// DSM loss of weights on the chains of a chains.jsonl(.gz) file (any split), eval mode,
     /// with a fixed noise draw and crop per chain and level from the seed.
-    EvalDsm {
-        /// Weights (ours or the published .pth / .safetensors); default: the shipped weights.
-        #[arg(long)]
-        weights: Option<PathBuf>,
-        /// The chains.
-        #[arg(long)]
-        data: PathBuf,
-        /// Use at most this many chains (in file order, after the length filter).
-        #[arg(long)]
-        max_chains: Option<usize>,
-        /// Shortest chain used.
-        #[arg(long, default_value_t = 2)]
-        min_length: usize,
-        /// Longest chain used (full maps grow with the square of the length).
-        #[arg(long)]
-        max_length: Option<usize>,
-        /// Seed of the noise and crop draws.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// `full` maps or crops of N residues (chains shorter than N are skipped).
-        #[arg(long, default_value = "full")]
-        crop: String,
-        /// `all` or noise-level indices, e.g. 0,30,60.
-        #[arg(long, default_value = "all")]
-        levels: String,
-        /// Where the model runs.
-        #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-        backend: Backend,
-        /// One JSON object: {"chains", "levels", "bands", "mean"}.
-        #[arg(long)]
-        json: bool,
-    },
+    EvalDsm(pretrain::EvalArgs),
     /// Export a training run's weights for the page and `embed`: f32 and f16 safetensors with
     /// the model configuration, SHA-256 files and a JSON manifest.
-    Export {
-        /// A run directory (its last checkpoint) or one checkpoint directory.
-        #[arg(long)]
-        run: PathBuf,
-        /// Export the raw weights instead of the weight average.
-        #[arg(long)]
-        raw: bool,
-        /// Output directory.
-        #[arg(long, default_value = "assets/weights")]
-        out: PathBuf,
-        /// File name stem.
-        #[arg(long, default_value = "foldspace-score")]
-        name: String,
-    },
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum Gaps {
-    /// Cut chains at C-alpha gaps and keep the long-enough pieces.
-    Cut,
-    /// Drop chains with a C-alpha gap.
-    Drop,
+    Export(pretrain::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -237,83 +132,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             lengths,
             repeats,
         } => bench(weights.as_deref(), &backend, &lengths, repeats).map(|()| ExitCode::SUCCESS),
-        Command::Pretrain {
-            data,
-            out,
-            config,
-            resume,
-            steps,
-            batch_size,
-            crop,
-            seed,
-            checkpoint_every,
-            eval_every,
-            val_chains,
-            min_length,
-            max_length,
-            gaps,
-            workers,
-            stop_after,
-            backend,
-        } => pretrain::pretrain(pretrain::PretrainArgs {
-            data,
-            out,
-            config,
-            resume,
-            steps,
-            batch_size,
-            crop,
-            seed,
-            checkpoint_every,
-            eval_every,
-            val_chains,
-            min_length,
-            max_length,
-            gaps: gaps.map(|g| match g {
-                Gaps::Cut => foldspace::data::GapPolicy::Cut,
-                Gaps::Drop => foldspace::data::GapPolicy::Drop,
-            }),
-            workers,
-            stop_after,
-            compute: compute(backend)?,
-        })
-        .map(|()| ExitCode::SUCCESS),
-        Command::EvalDsm {
-            weights,
-            data,
-            max_chains,
-            min_length,
-            max_length,
-            seed,
-            crop,
-            levels,
-            backend,
-            json,
-        } => pretrain::eval_dsm(pretrain::EvalArgs {
-            weights: weights_path(weights.as_deref())?,
-            data,
-            max_chains,
-            min_length,
-            max_length,
-            seed,
-            crop,
-            levels,
-            json,
-            compute: compute(backend)?,
-        })
-        .map(|()| ExitCode::SUCCESS),
-        Command::Export {
-            run,
-            raw,
-            out,
-            name,
-        } => pretrain::export(pretrain::ExportArgs {
-            run,
-            raw,
-            out,
-            name,
-        })
-        .map(|()| ExitCode::SUCCESS),
+        Command::Pretrain(args) => pretrain::pretrain(args).map(|()| ExitCode::SUCCESS),
+        Command::EvalDsm(args) => pretrain::eval_dsm(args).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => pretrain::export(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -26,7 +26,7 @@ use foldspace::weights::{
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::say;
+use crate::{Backend, say};
 
 /// One phase of training with its own crop and batch (e.g. crops, then full-map fine-tuning).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,25 +277,122 @@ fn read_file_chains(path: &Path) -> Result<Vec<TrainChain>, String> {
         .collect())
 }
 
-/// What `pretrain` was asked to do.
-pub struct PretrainArgs {
+/// `foldspace pretrain` options (see its help).
+#[derive(clap::Args)]
+pub(crate) struct PretrainArgs {
+    /// Training data: chains.jsonl(.gz) files (train / val by their `split` field; other
+    /// splits such as ppi_test_like are left out) and/or directories of PDB / mmCIF files.
+    #[arg(long, required = true, num_args = 1..)]
     pub data: Vec<PathBuf>,
+    /// Run directory (config, checkpoints, logs).
+    #[arg(long)]
     pub out: PathBuf,
+    /// Training configuration (JSON); default: the reference recipe.
+    #[arg(long, conflicts_with = "resume")]
     pub config: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
     pub resume: bool,
+    /// Steps of the first stage (default: 50 epochs of the reference data).
+    #[arg(long)]
     pub steps: Option<u64>,
+    /// Examples per step in the first stage.
+    #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Crop of the first stage: residues, or `full`.
+    #[arg(long)]
     pub crop: Option<String>,
+    /// Seed of all draws.
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// Steps between checkpoints.
+    #[arg(long)]
     pub checkpoint_every: Option<u64>,
+    /// Steps between validations.
+    #[arg(long)]
     pub eval_every: Option<u64>,
+    /// Validation chains.
+    #[arg(long)]
     pub val_chains: Option<usize>,
+    /// Shortest chain (or gap-free piece) used.
+    #[arg(long)]
     pub min_length: Option<usize>,
+    /// Longest chain used.
+    #[arg(long)]
     pub max_length: Option<usize>,
-    pub gaps: Option<foldspace::data::GapPolicy>,
+    /// Chains with C-alpha gaps above 4.2 Å: cut at the gaps, or drop.
+    #[arg(long, value_enum)]
+    pub gaps: Option<Gaps>,
+    /// Data threads.
+    #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Stop (with a checkpoint) after this many steps in this session.
+    #[arg(long)]
     pub stop_after: Option<u64>,
-    pub compute: Compute,
+    /// Where training runs.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+}
+
+/// `foldspace eval-dsm` options.
+#[derive(clap::Args)]
+pub(crate) struct EvalArgs {
+    /// Weights (ours or the published .pth / .safetensors); default: the shipped weights.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// The chains.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Use at most this many chains (in file order, after the length filter).
+    #[arg(long)]
+    pub max_chains: Option<usize>,
+    /// Shortest chain used.
+    #[arg(long, default_value_t = 2)]
+    pub min_length: usize,
+    /// Longest chain used (full maps grow with the square of the length).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Seed of the noise and crop draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// `full` maps or crops of N residues (chains shorter than N are skipped).
+    #[arg(long, default_value = "full")]
+    pub crop: String,
+    /// `all` or noise-level indices, e.g. 0,30,60.
+    #[arg(long, default_value = "all")]
+    pub levels: String,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+    /// One JSON object: {"chains", "levels", "bands", "mean"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `foldspace export` options.
+#[derive(clap::Args)]
+pub(crate) struct ExportArgs {
+    /// A run directory (its last checkpoint) or one checkpoint directory.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Export the raw weights instead of the weight average.
+    #[arg(long)]
+    pub raw: bool,
+    /// Output directory.
+    #[arg(long, default_value = "assets/weights")]
+    pub out: PathBuf,
+    /// File name stem.
+    #[arg(long, default_value = "foldspace-score")]
+    pub name: String,
+}
+
+/// What to do with chains that have a C-alpha gap.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Gaps {
+    /// Cut chains at C-alpha gaps and keep the long-enough pieces.
+    Cut,
+    /// Drop chains with a C-alpha gap.
+    Drop,
 }
 
 /// Trainer state beside each checkpoint.
@@ -359,7 +456,10 @@ fn config_for(args: &PretrainArgs) -> Result<TrainConfig> {
         config.filter.max_length = n;
     }
     if let Some(g) = args.gaps {
-        config.filter.gap_policy = g;
+        config.filter.gap_policy = match g {
+            Gaps::Cut => foldspace::data::GapPolicy::Cut,
+            Gaps::Drop => foldspace::data::GapPolicy::Drop,
+        };
     }
     config.validate()?;
     Ok(config)
@@ -481,6 +581,7 @@ fn truncate_log(path: &Path, step: u64) -> Result<()> {
 
 /// Train (or resume) and write checkpoints, logs and validation reports under `args.out`.
 pub fn pretrain(args: PretrainArgs) -> Result<()> {
+    let base = crate::compute(args.backend)?;
     let out = args.out.clone();
     let config_path = out.join("config.json");
     let config: TrainConfig = if args.resume {
@@ -531,7 +632,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
         bail!("no training chain is left after filtering");
     }
 
-    let compute = args.compute.autodiff();
+    let compute = base.autodiff();
     let device = compute.device.clone();
     let mut run = if args.resume {
         let dir = latest_checkpoint(&out)?;
@@ -742,7 +843,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
 
         let stopping = interrupted.load(Ordering::SeqCst);
         if step.is_multiple_of(config.eval_every) || step == end {
-            let rep = validate(&run, &data.val, &sigmas, &args.compute)?;
+            let rep = validate(&run, &data.val, &sigmas, &base)?;
             say(
                 &bar,
                 format!(
@@ -830,26 +931,14 @@ fn eval_items<'a>(
     items
 }
 
-/// What `eval-dsm` was asked to do.
-pub struct EvalArgs {
-    pub weights: PathBuf,
-    pub data: PathBuf,
-    pub max_chains: Option<usize>,
-    pub min_length: usize,
-    pub max_length: Option<usize>,
-    pub seed: u64,
-    pub crop: String,
-    pub levels: String,
-    pub json: bool,
-    pub compute: Compute,
-}
-
 /// `foldspace eval-dsm`.
 pub fn eval_dsm(args: EvalArgs) -> Result<()> {
-    let (map, sha) = WeightMap::from_file(&args.weights)
-        .with_context(|| format!("loading weights {}", args.weights.display()))?;
+    let compute = crate::compute(args.backend)?;
+    let weights = crate::weights_path(args.weights.as_deref())?;
+    let (map, sha) = WeightMap::from_file(&weights)
+        .with_context(|| format!("loading weights {}", weights.display()))?;
     let config = map.config()?;
-    let model = load_model(&map, &config, &args.compute.device)?;
+    let model = load_model(&map, &config, &compute.device)?;
     let sigmas = config.sigmas();
     let crop = parse_crop(&args.crop)?;
     let levels: Vec<usize> = if args.levels == "all" {
@@ -918,7 +1007,7 @@ pub fn eval_dsm(args: EvalArgs) -> Result<()> {
             .collect();
         losses.extend(pollster::block_on(evaluate_items(
             &model,
-            &args.compute,
+            &compute,
             &sigmas,
             &mine,
             1 << 19,
@@ -945,13 +1034,13 @@ pub fn eval_dsm(args: EvalArgs) -> Result<()> {
             })
         );
     } else {
-        println!("weights: {} (sha256 {sha})", args.weights.display());
+        println!("weights: {} (sha256 {sha})", weights.display());
         println!(
             "chains: {}  crop: {}  seed: {}  backend: {}",
             rep.chains,
             args.crop,
             args.seed,
-            args.compute.describe()
+            compute.describe()
         );
         println!("{:>5} {:>10} {:>12}", "level", "sigma", "loss");
         for (l, v) in &rep.levels {
@@ -965,14 +1054,6 @@ pub fn eval_dsm(args: EvalArgs) -> Result<()> {
         println!("mean {:.5}", rep.mean);
     }
     Ok(())
-}
-
-/// What `export` was asked to do.
-pub struct ExportArgs {
-    pub run: PathBuf,
-    pub raw: bool,
-    pub out: PathBuf,
-    pub name: String,
 }
 
 /// `foldspace export`: the averaged (or raw) weights of a checkpoint as f32 and f16 safetensors

@@ -70,3 +70,9 @@ pub fn transpose(v: &[f32], r: usize, c: usize) -> Vec<f32> {
     }
     out
 }
+
+/// Rows of an `[N, 3]` array of the golden loss example (`golden/loss_A0A023PZB3/<name>.npy`).
+pub fn golden_loss_rows(name: &str) -> Vec<[f32; 3]> {
+    let (_, v) = npy(reference(&format!("golden/loss_A0A023PZB3/{name}.npy")));
+    v.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
+}
