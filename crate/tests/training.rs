@@ -63,6 +63,8 @@ fn batch(levels: &[usize], crop: usize) -> Vec<DsmExample> {
 
 fn fresh_model(compute: &Compute) -> (foldspace::model::ScoreNet, WeightMap) {
     let config = tiny();
+    // A fixed initialisation: the tests must not depend on a lucky draw.
+    compute.device.seed(7);
     let net = config.init(&compute.device);
     let map = block_on(weight_map(&net, &config, 0)).expect("weights");
     let model = load_model(&map, &config, &compute.device).expect("load");
@@ -97,7 +99,7 @@ fn step_lowers_loss(compute: Compute) {
     let examples = batch(&[5, 20, 35, 50], 12);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let (model, before) = block_on(train_step(
-        model, &mut optim, &compute, &sigmas, &examples, 1e-3,
+        model, &mut optim, &compute, &sigmas, &examples, 1e-4,
     ))
     .expect("step");
     let out = block_on(dsm_loss(
