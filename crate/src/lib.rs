@@ -12,6 +12,7 @@
 //! - [`loss`]: the DSM training loss.
 //! - [`data`]: training chains (gap and length filters) and deterministic DSM draws.
 //! - [`training`]: the optimiser step, weight averaging, DSM evaluation per σ band.
+//! - [`text`]: the MiniLM sentence encoder for function text, with its tokenizer.
 //!
 //! Without the default `model` feature only the burn-free parts (structure reading and the CPU
 //! features) are built, which is what the fuzz target uses.
@@ -30,6 +31,8 @@ pub mod embed;
 pub mod loss;
 #[cfg(feature = "model")]
 pub mod model;
+#[cfg(feature = "text")]
+pub mod text;
 #[cfg(feature = "model")]
 pub mod training;
 #[cfg(feature = "model")]

