@@ -13,10 +13,10 @@ compile_error!(
      shared/minilm (CI provides ../shared beside the clone; or set FOLDSPACE_SHARED)"
 );
 
+mod web;
+
 use foldspace::compute::Compute;
 use foldspace::text::{TextEncoder, TextPrecision};
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -54,29 +54,9 @@ fn golden_embeddings() -> Vec<Vec<f32>> {
     v.chunks(384).map(<[f32]>::to_vec).collect()
 }
 
-/// Fetch a file the test server serves from the crate directory.
-async fn fetch(path: &str) -> Vec<u8> {
-    let window = web_sys::window().expect("a window");
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(path))
-        .await
-        .expect("fetch")
-        .dyn_into()
-        .expect("a Response");
-    assert!(
-        response.ok(),
-        "{path}: HTTP {} — run `foldspace export-text --precision f32 f16 int8 --out \
-         crate/tests/served` first (tests/run does)",
-        response.status()
-    );
-    let buffer = JsFuture::from(response.array_buffer().expect("body"))
-        .await
-        .expect("body");
-    js_sys::Uint8Array::new(&buffer).to_vec()
-}
-
 async fn check(file: &str, compute: Compute, precision: TextPrecision, min_cosine: f64) {
     let gpu = compute.is_gpu();
-    let bytes = fetch(&format!("/tests/served/{file}")).await;
+    let bytes = web::fetch(&format!("/tests/served/{file}")).await;
     let encoder = TextEncoder::from_exported(&bytes, compute).expect("encoder");
     assert_eq!(encoder.precision, precision);
     let golden = golden_tokens();

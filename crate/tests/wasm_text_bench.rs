@@ -11,10 +11,10 @@
 //! ran past the runner's 900 s).
 #![cfg(target_family = "wasm")]
 
+mod web;
+
 use foldspace::compute::Compute;
-use foldspace::text::TextEncoder;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
+use foldspace::text::{TextEncoder, benchmark_texts};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -23,68 +23,15 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-async fn fetch(path: &str) -> Vec<u8> {
-    let window = web_sys::window().expect("a window");
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(path))
-        .await
-        .expect("fetch")
-        .dyn_into()
-        .expect("a Response");
-    assert!(response.ok(), "{path}: HTTP {}", response.status());
-    let buffer = JsFuture::from(response.array_buffer().expect("body"))
-        .await
-        .expect("body");
-    js_sys::Uint8Array::new(&buffer).to_vec()
-}
-
-fn texts(n: usize) -> Vec<String> {
-    let words = [
-        "binding",
-        "of",
-        "a",
-        "protein",
-        "to",
-        "the",
-        "membrane",
-        "zinc",
-        "ion",
-        "transport",
-        "regulation",
-        "kinase",
-        "activity",
-        "catalysis",
-        "hydrolysis",
-        "ATP",
-        "DNA",
-        "repair",
-        "mitochondrial",
-        "signal",
-        "transduction",
-        "cell",
-        "cycle",
-        "negative",
-        "positive",
-    ];
-    (0..n)
-        .map(|i| {
-            let len = 8 + (i * 7) % 30;
-            (0..len)
-                .map(|j| words[(i * 31 + j * 17) % words.len()])
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
-}
-
 async fn bench(file: &str, compute: Compute) {
     let start = now_ms();
-    let bytes = fetch(&format!("/tests/served/{file}")).await;
+    let bytes = web::fetch(&format!("/tests/served/{file}")).await;
     let fetched = now_ms();
     let encoder = TextEncoder::from_exported(&bytes, compute).expect("encoder");
     let loaded = now_ms();
     encoder.embed(&["zinc ion binding"]).await.expect("embed");
     let first = now_ms();
-    let texts = texts(32);
+    let texts = benchmark_texts(32);
     let tokens = encoder.tokenize(&texts).expect("tokenize");
     encoder.embed_tokens(&tokens).await.expect("warm-up");
     let t = now_ms();

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use foldspace::compute::Compute;
 use foldspace::text::weights::ORIGINAL_SHA256;
-use foldspace::text::{TextEncoder, TextModelFiles, TextPrecision};
+use foldspace::text::{TextEncoder, TextModelFiles, TextPrecision, benchmark_texts};
 use foldspace::weights::sha256_hex;
 
 use crate::{Backend, compute};
@@ -272,50 +272,10 @@ pub(crate) fn export_text(args: ExportTextArgs) -> Result<()> {
     Ok(())
 }
 
-/// GO-style texts for the benchmark: varied length, deterministic.
-fn bench_texts(n: usize) -> Vec<String> {
-    let words = [
-        "binding",
-        "of",
-        "a",
-        "protein",
-        "to",
-        "the",
-        "membrane",
-        "zinc",
-        "ion",
-        "transport",
-        "regulation",
-        "kinase",
-        "activity",
-        "catalysis",
-        "hydrolysis",
-        "ATP",
-        "DNA",
-        "repair",
-        "mitochondrial",
-        "signal",
-        "transduction",
-        "cell",
-        "cycle",
-        "negative",
-        "positive",
-    ];
-    (0..n)
-        .map(|i| {
-            let len = 8 + (i * 7) % 30;
-            (0..len)
-                .map(|j| words[(i * 31 + j * 17) % words.len()])
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
-}
-
 pub(crate) fn bench_text(args: BenchTextArgs) -> Result<()> {
     let path = model_path(args.model.as_deref(), false)?;
     let files = load(&path)?;
-    let texts = bench_texts(args.texts);
+    let texts = benchmark_texts(args.texts);
     for backend in &args.backend {
         let compute = compute(*backend)?;
         let device = compute.describe();

@@ -217,3 +217,44 @@ impl TextEncoder {
         Ok(read_f32(self.model.forward(ids, mask)).await?)
     }
 }
+
+/// `n` deterministic GO-style texts of 8 to 37 words, for timing the encoder (`bench-text`, the
+/// browser benchmark).
+pub fn benchmark_texts(n: usize) -> Vec<String> {
+    let words = [
+        "binding",
+        "of",
+        "a",
+        "protein",
+        "to",
+        "the",
+        "membrane",
+        "zinc",
+        "ion",
+        "transport",
+        "regulation",
+        "kinase",
+        "activity",
+        "catalysis",
+        "hydrolysis",
+        "ATP",
+        "DNA",
+        "repair",
+        "mitochondrial",
+        "signal",
+        "transduction",
+        "cell",
+        "cycle",
+        "negative",
+        "positive",
+    ];
+    (0..n)
+        .map(|i| {
+            let len = 8 + (i * 7) % 30;
+            (0..len)
+                .map(|j| words[(i * 31 + j * 17) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
