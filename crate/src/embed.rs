@@ -198,3 +198,109 @@ impl Embedder {
         })
     }
 }
+
+/// Names of the arrays in an embedding `.npz` (the page and `foldspace embed` write the same).
+pub const ARRAY_NAMES: [&str; 6] = ["pair", "residue", "protein", "score", "gradient", "ca"];
+
+impl ChainEmbedding {
+    /// One array by name (see [`ARRAY_NAMES`]): its shape and values.
+    pub fn array(&self, name: &str) -> Option<(Vec<usize>, &[f32])> {
+        let (l, c) = (self.length, self.channels);
+        Some(match name {
+            "pair" => (vec![l, l, c], &self.pair),
+            "residue" => (vec![l, c], &self.residue),
+            "protein" => (vec![c], &self.protein),
+            "score" => (vec![l, l], &self.score),
+            "gradient" => (vec![l, 3], &self.gradient),
+            "ca" => (vec![l, 3], &self.ca),
+            _ => return None,
+        })
+    }
+
+    /// The `.npz` archive of all arrays: `pair [L, L, C]`, `residue [L, C]`, `protein [C]`,
+    /// `score [L, L]`, `gradient [L, 3]`, `ca [L, 3]`.
+    pub fn npz(&self) -> Result<Vec<u8>, crate::export::ExportError> {
+        let arrays: Vec<(&str, Vec<usize>, &[f32])> = ARRAY_NAMES
+            .iter()
+            .filter_map(|name| self.array(name).map(|(shape, v)| (*name, shape, v)))
+            .collect();
+        let views: Vec<crate::export::Array<'_>> = arrays
+            .iter()
+            .map(|(name, shape, values)| crate::export::Array {
+                name,
+                shape,
+                values,
+            })
+            .collect();
+        crate::export::npz_bytes(&views)
+    }
+
+    /// One array as a `.npy` file, or `None` for an unknown name.
+    pub fn npy(&self, name: &str) -> Option<Result<Vec<u8>, crate::export::ExportError>> {
+        let (shape, values) = self.array(name)?;
+        Some(crate::export::npy_bytes(crate::export::Array {
+            name,
+            shape: &shape,
+            values,
+        }))
+    }
+
+    /// Per-residue table: residue number, name, one-letter code, ‖g_i‖ and the B-factor column.
+    pub fn residue_csv(&self, chain: &Chain) -> String {
+        let mut out =
+            String::from("index,chain,residue_number,residue_name,aa,score_magnitude,b_factor\n");
+        for (i, norm) in self.gradient_norms().iter().enumerate() {
+            let number = chain
+                .residue_numbers
+                .get(i)
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            let name = chain.residue_names.get(i).map(String::as_str).unwrap_or("");
+            let aa = chain.sequence.chars().nth(i).unwrap_or('X');
+            let b = chain.b_factors.get(i).copied().unwrap_or(0.0);
+            out.push_str(&format!(
+                "{i},{},{number},{name},{aa},{norm:.6e},{b:.2}\n",
+                chain.id
+            ));
+        }
+        out
+    }
+}
+
+/// Where an embedding came from, written beside it as JSON (the page and `foldspace embed`).
+#[derive(Debug, Clone)]
+pub struct Provenance<'a> {
+    /// File name or path as the user gave it.
+    pub file: &'a str,
+    /// SHA-256 of the weights file.
+    pub weights_sha256: &'a str,
+    /// The device, as [`Compute::describe`] writes it.
+    pub backend: &'a str,
+}
+
+/// The JSON metadata of one chain's embedding.
+pub fn metadata(
+    provenance: &Provenance<'_>,
+    structure: &crate::structure::Structure,
+    chain: &Chain,
+    e: &ChainEmbedding,
+) -> serde_json::Value {
+    serde_json::json!({
+        "file": provenance.file,
+        "chain": chain.id,
+        "sequence": chain.sequence,
+        "residue_names": chain.residue_names,
+        "residue_numbers": chain.residue_numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        "length": e.length,
+        "channels": e.channels,
+        "noise_level": e.noise_level,
+        "sigma": e.sigma,
+        "weights_sha256": provenance.weights_sha256,
+        "backend": provenance.backend,
+        "foldspace_version": crate::VERSION,
+        "title": structure.description.title,
+        "b_factor_kind": structure.b_factor_kind,
+        "b_factors": chain.b_factors,
+        "arrays": ARRAY_NAMES.iter().filter_map(|n| e.array(n).map(|(s, _)| (n.to_string(), s))).collect::<std::collections::BTreeMap<_, _>>(),
+    })
+}

@@ -10,6 +10,8 @@
 //! - [`compute`]: the device (CPU or wgpu/WebGPU) and the WGSL distance-map shader.
 //! - [`embed`]: score map, coordinate gradient, pair / residue / protein embeddings.
 //! - [`loss`]: the DSM training loss.
+//! - [`refine`]: annealed Langevin dynamics on the coordinates.
+//! - [`geometry`]: superposition and RMSD.
 //! - [`data`]: training chains (gap and length filters) and deterministic DSM draws.
 //! - [`training`]: the optimiser step, weight averaging, DSM evaluation per σ band.
 //! - [`text`]: the MiniLM sentence encoder for function text, with its tokenizer.
@@ -19,6 +21,7 @@
 
 pub mod export;
 pub mod features;
+pub mod geometry;
 pub mod structure;
 
 #[cfg(feature = "model")]
@@ -31,6 +34,8 @@ pub mod embed;
 pub mod loss;
 #[cfg(feature = "model")]
 pub mod model;
+#[cfg(feature = "model")]
+pub mod refine;
 #[cfg(feature = "text")]
 pub mod text;
 #[cfg(feature = "model")]

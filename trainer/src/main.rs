@@ -11,8 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use foldspace::compute::Compute;
-use foldspace::embed::{ChainEmbedding, Embedder};
-use foldspace::export::{Array, npz_bytes};
+use foldspace::embed::{ChainEmbedding, Embedder, Provenance};
 use foldspace::structure::{Chain, ReadOptions, Structure, read_structure};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -313,40 +312,7 @@ fn file_stem(file: &Path) -> String {
 }
 
 fn write_npz(e: &ChainEmbedding, path: &Path) -> Result<()> {
-    let (l, c) = (e.length, e.channels);
-    let bytes = npz_bytes(&[
-        Array {
-            name: "pair",
-            shape: &[l, l, c],
-            values: &e.pair,
-        },
-        Array {
-            name: "residue",
-            shape: &[l, c],
-            values: &e.residue,
-        },
-        Array {
-            name: "protein",
-            shape: &[c],
-            values: &e.protein,
-        },
-        Array {
-            name: "score",
-            shape: &[l, l],
-            values: &e.score,
-        },
-        Array {
-            name: "gradient",
-            shape: &[l, 3],
-            values: &e.gradient,
-        },
-        Array {
-            name: "ca",
-            shape: &[l, 3],
-            values: &e.ca,
-        },
-    ])?;
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, e.npz()?).with_context(|| format!("writing {}", path.display()))
 }
 
 fn metadata(
@@ -356,23 +322,14 @@ fn metadata(
     e: &ChainEmbedding,
     file: &Path,
 ) -> serde_json::Value {
-    serde_json::json!({
-        "file": file.display().to_string(),
-        "chain": chain.id,
-        "sequence": chain.sequence,
-        "residue_names": chain.residue_names,
-        "residue_numbers": chain.residue_numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-        "length": e.length,
-        "channels": e.channels,
-        "noise_level": e.noise_level,
-        "sigma": e.sigma,
-        "weights_sha256": embedder.weights_sha256,
-        "backend": embedder.compute.describe(),
-        "foldspace_version": foldspace::VERSION,
-        "title": structure.description.title,
-        "b_factor_kind": structure.b_factor_kind,
-        "b_factors": chain.b_factors,
-    })
+    let file = file.display().to_string();
+    let backend = embedder.compute.describe();
+    let provenance = Provenance {
+        file: &file,
+        weights_sha256: &embedder.weights_sha256,
+        backend: &backend,
+    };
+    foldspace::embed::metadata(&provenance, structure, chain, e)
 }
 
 /// Multiply-adds ×2 of one forward pass per residue pair (convolutions only; norms and
