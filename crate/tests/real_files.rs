@@ -1,4 +1,4 @@
-//! Real PDB and mmCIF entries of different kinds (tests/data/README.md says where each comes
+//! Real PDB and mmCIF entries of different kinds (assets/examples/README.md says where each comes
 //! from and how the expected values were counted and cross-checked with gemmi and Biopython).
 #![cfg(not(target_family = "wasm"))]
 
@@ -6,7 +6,7 @@ use foldspace::structure::{BFactorKind, Format, ReadOptions, Warning, read_struc
 
 fn read(name: &str) -> foldspace::structure::Parsed {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data")
+        .join("../assets/examples")
         .join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     read_structure(&bytes, Some(name), &ReadOptions::default())
