@@ -1,0 +1,405 @@
+//! The page's logic that needs no browser: colour schemes and legends, heatmap pixels, query
+//! parameters, file-size limits and the texts the page shows. Tested natively.
+
+use foldspace::structure::{BFactorKind, Chain, Structure};
+
+/// Largest structure file the page reads (bytes, after decompression as well).
+pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+/// Longest chain the model runs on with WebGPU; longer chains get the map and 3D view only.
+pub const MAX_MODEL_RESIDUES_GPU: usize = 1000;
+/// Longest chain the model runs on with the CPU fallback (it blocks the page while it runs).
+pub const MAX_MODEL_RESIDUES_CPU: usize = 400;
+
+/// AlphaFold's four pLDDT bands (the colours of the AlphaFold DB).
+pub const PLDDT_BANDS: [(&str, [u8; 3]); 4] = [
+    ("< 50", [0xFF, 0x7D, 0x45]),
+    ("50–70", [0xFF, 0xDB, 0x13]),
+    ("70–90", [0x65, 0xCB, 0xF3]),
+    ("> 90", [0x00, 0x53, 0xD6]),
+];
+
+/// The colour of one pLDDT value.
+pub fn plddt_color(v: f32) -> [u8; 3] {
+    let band = if v < 50.0 {
+        0
+    } else if v < 70.0 {
+        1
+    } else if v < 90.0 {
+        2
+    } else {
+        3
+    };
+    PLDDT_BANDS[band].1
+}
+
+/// How the 3D trace is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorMode {
+    /// One colour per chain.
+    Chain,
+    /// B-factor (temperature factor), or pLDDT bands for predicted models.
+    BFactor,
+    /// Per-residue score magnitude ‖g_i‖.
+    Score,
+}
+
+impl ColorMode {
+    /// From the select box value.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "bfactor" => Self::BFactor,
+            "score" => Self::Score,
+            _ => Self::Chain,
+        }
+    }
+}
+
+/// A legend: a title and either a gradient with its range or discrete swatches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Legend {
+    /// Swatches with labels.
+    Swatches(String, Vec<(String, [u8; 3])>),
+    /// A continuous scale: title, low and high label, colours sampled left to right.
+    Gradient(String, String, String, Vec<[u8; 3]>),
+}
+
+fn gradient(g: colorous::Gradient, t: f64) -> [u8; 3] {
+    let c = g.eval_continuous(t.clamp(0.0, 1.0));
+    [c.r, c.g, c.b]
+}
+
+/// Chain colours (a qualitative palette).
+pub fn chain_color(index: usize) -> [u8; 3] {
+    let c = colorous::TABLEAU10[index % colorous::TABLEAU10.len()];
+    [c.r, c.g, c.b]
+}
+
+/// Low and high ends used to colour a quantity: the 2nd and 98th percentiles (robust to a few
+/// extreme residues), widened when they coincide.
+pub fn robust_range(values: &[f32]) -> (f32, f32) {
+    let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    v.sort_by(f32::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    let (lo, hi) = (at(0.02), at(0.98));
+    if hi - lo < 1e-6 {
+        (lo - 0.5, lo + 0.5)
+    } else {
+        (lo, hi)
+    }
+}
+
+/// Per-residue colours (RGB) of a chain and the legend that explains them. `norms` is ‖g_i‖
+/// when the model has run.
+pub fn residue_colors(
+    mode: ColorMode,
+    chain: &Chain,
+    chain_index: usize,
+    b_kind: BFactorKind,
+    norms: Option<&[f32]>,
+) -> (Vec<[u8; 3]>, Legend) {
+    let n = chain.len();
+    match (mode, norms) {
+        (ColorMode::Score, Some(norms)) if norms.len() == n => {
+            let (lo, hi) = robust_range(norms);
+            let colors = norms
+                .iter()
+                .map(|v| {
+                    gradient(
+                        colorous::INFERNO,
+                        0.08 + 0.84 * ((v - lo) / (hi - lo)) as f64,
+                    )
+                })
+                .collect();
+            let ramp = (0..=16)
+                .map(|i| gradient(colorous::INFERNO, 0.08 + 0.84 * i as f64 / 16.0))
+                .collect();
+            (
+                colors,
+                Legend::Gradient(
+                    "score magnitude ‖g‖ (1/Å)".into(),
+                    format!("{lo:.3}"),
+                    format!("{hi:.3}"),
+                    ramp,
+                ),
+            )
+        }
+        (ColorMode::BFactor, _) if b_kind == BFactorKind::Plddt => (
+            chain.b_factors.iter().map(|&v| plddt_color(v)).collect(),
+            Legend::Swatches(
+                "pLDDT".into(),
+                PLDDT_BANDS
+                    .iter()
+                    .map(|(l, c)| (l.to_string(), *c))
+                    .collect(),
+            ),
+        ),
+        (ColorMode::BFactor, _) if b_kind == BFactorKind::Temperature => {
+            let (lo, hi) = robust_range(&chain.b_factors);
+            let colors = chain
+                .b_factors
+                .iter()
+                .map(|v| gradient(colorous::RED_BLUE, 1.0 - ((v - lo) / (hi - lo)) as f64))
+                .collect();
+            let ramp = (0..=16)
+                .map(|i| gradient(colorous::RED_BLUE, 1.0 - i as f64 / 16.0))
+                .collect();
+            (
+                colors,
+                Legend::Gradient(
+                    "B-factor (Å²)".into(),
+                    format!("{lo:.0}"),
+                    format!("{hi:.0}"),
+                    ramp,
+                ),
+            )
+        }
+        _ => {
+            let c = chain_color(chain_index);
+            (
+                vec![c; n],
+                Legend::Swatches("chain".into(), vec![(format!("chain {}", chain.id), c)]),
+            )
+        }
+    }
+}
+
+/// Largest distance the distance-map colour scale spans (Å); beyond is the last colour.
+pub fn distance_scale_max(distances: &[f32]) -> f32 {
+    let max = distances
+        .iter()
+        .copied()
+        .filter(|d| d.is_finite())
+        .fold(0.0f32, f32::max);
+    max.clamp(8.0, 40.0)
+}
+
+/// RGBA pixels of an `n × n` distance map: near is bright (viridis, reversed), `max` Å and
+/// beyond dark.
+pub fn distance_rgba(distances: &[f32], max: f32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(distances.len() * 4);
+    for d in distances {
+        let t = 1.0 - (d / max).clamp(0.0, 1.0) as f64;
+        let [r, g, b] = gradient(colorous::VIRIDIS, t);
+        out.extend_from_slice(&[r, g, b, 255]);
+    }
+    out
+}
+
+/// The distance map's legend.
+pub fn distance_legend(max: f32) -> Legend {
+    let ramp = (0..=16)
+        .map(|i| gradient(colorous::VIRIDIS, 1.0 - i as f64 / 16.0))
+        .collect();
+    Legend::Gradient(
+        "C-alpha distance (Å)".into(),
+        "0".into(),
+        format!("≥ {max:.0}"),
+        ramp,
+    )
+}
+
+/// RGBA pixels of a `rows × cols` matrix (an embedding), coloured over its own range (magma).
+pub fn matrix_rgba(values: &[f32]) -> (Vec<u8>, f32, f32) {
+    let (lo, hi) = robust_range(values);
+    let mut out = Vec::with_capacity(values.len() * 4);
+    for v in values {
+        let [r, g, b] = gradient(colorous::MAGMA, ((v - lo) / (hi - lo)) as f64);
+        out.extend_from_slice(&[r, g, b, 255]);
+    }
+    (out, lo, hi)
+}
+
+/// A legend's colour ramp as a CSS `linear-gradient`.
+pub fn css_gradient(colors: &[[u8; 3]]) -> String {
+    let stops: Vec<String> = colors
+        .iter()
+        .map(|[r, g, b]| format!("rgb({r},{g},{b})"))
+        .collect();
+    format!("linear-gradient(to right, {})", stops.join(", "))
+}
+
+/// `#rrggbb`.
+pub fn hex(c: [u8; 3]) -> String {
+    format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
+}
+
+/// The settings a page address can carry: `?weights=<same-origin url>`, `?level=<n>`,
+/// `?backend=cpu|gpu`, `?example=<name>`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageOptions {
+    /// Weights file to load instead of the shipped default.
+    pub weights: Option<String>,
+    /// Noise level to start with.
+    pub level: Option<usize>,
+    /// Force the CPU backend.
+    pub force_cpu: bool,
+    /// Example to load at start.
+    pub example: Option<String>,
+}
+
+/// Why a page option was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OptionError {
+    /// Weights from another origin (the page only loads weights from where it is served).
+    #[error("?weights= must be a path on this site (same origin), not {0}")]
+    CrossOrigin(String),
+    /// Not a number.
+    #[error("?level= must be a whole number, not {0:?}")]
+    Level(String),
+}
+
+/// Parse the query string (without or with the leading `?`).
+pub fn parse_query(query: &str) -> Result<PageOptions, OptionError> {
+    let mut options = PageOptions::default();
+    for pair in query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match key {
+            "weights" => {
+                let lower = value.to_ascii_lowercase();
+                if lower.contains("://")
+                    || lower.starts_with("//")
+                    || lower.starts_with("data:")
+                    || lower.starts_with("javascript:")
+                {
+                    return Err(OptionError::CrossOrigin(value));
+                }
+                options.weights = Some(value);
+            }
+            "level" => {
+                options.level = Some(
+                    value
+                        .parse()
+                        .map_err(|_| OptionError::Level(value.clone()))?,
+                )
+            }
+            "backend" => options.force_cpu = value == "cpu",
+            "example" => options.example = Some(value),
+            _ => {}
+        }
+    }
+    Ok(options)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hexval = |c: u8| (c as char).to_digit(16);
+                match (hexval(bytes[i + 1]), hexval(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A one-line description of a chain for the chain picker.
+pub fn chain_label(chain: &Chain) -> String {
+    format!("chain {} · {} residues", chain.id, chain.len())
+}
+
+/// The index of the chain shown first: the first with at least two residues.
+pub fn default_chain(structure: &Structure) -> Option<usize> {
+    structure
+        .first_model_chains()
+        .iter()
+        .position(|c| c.len() >= 2)
+}
+
+/// Human-readable byte count.
+pub fn bytes_label(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MB", n as f64 / (1 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.0} kB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// `name_chain` → a safe download file stem.
+pub fn download_stem(file_name: &str, chain: &str) -> String {
+    let base = file_name.strip_suffix(".gz").unwrap_or(file_name);
+    let base = base.rsplit_once('.').map(|(b, _)| b).unwrap_or(base);
+    let clean: String = format!("{base}_{chain}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.trim_matches('_').is_empty() {
+        "structure".into()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plddt_bands() {
+        assert_eq!(hex(plddt_color(10.0)), "#ff7d45");
+        assert_eq!(hex(plddt_color(50.0)), "#ffdb13");
+        assert_eq!(hex(plddt_color(89.9)), "#65cbf3");
+        assert_eq!(hex(plddt_color(90.0)), "#0053d6");
+    }
+
+    #[test]
+    fn query() {
+        let o = parse_query("?weights=%2Fw%2Fmodel.safetensors&level=4&backend=cpu").expect("ok");
+        assert_eq!(o.weights.as_deref(), Some("/w/model.safetensors"));
+        assert_eq!(o.level, Some(4));
+        assert!(o.force_cpu);
+        assert!(parse_query("weights=https://evil.example/w").is_err());
+        assert!(parse_query("weights=//evil.example/w").is_err());
+        assert!(parse_query("level=x").is_err());
+        assert_eq!(parse_query("").expect("ok"), PageOptions::default());
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%é%41"), "%éA");
+    }
+
+    #[test]
+    fn ranges_and_pixels() {
+        assert_eq!(robust_range(&[]), (0.0, 1.0));
+        let (lo, hi) = robust_range(&[2.0; 10]);
+        assert!(lo < 2.0 && hi > 2.0);
+        let px = distance_rgba(&[0.0, 100.0], 20.0);
+        assert_eq!(px.len(), 8);
+        assert_ne!(px[..3], px[4..7], "near and far differ");
+        let (m, lo, hi) = matrix_rgba(&[0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(m.len(), 16);
+        assert!(lo < hi);
+    }
+
+    #[test]
+    fn stems() {
+        assert_eq!(download_stem("1abc.cif.gz", "A"), "1abc_A");
+        assert_eq!(download_stem("my file.pdb", "B"), "my_file_B");
+        assert_eq!(download_stem("<script>.pdb", "A"), "_script__A");
+    }
+}
