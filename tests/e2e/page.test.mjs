@@ -1,0 +1,352 @@
+// End-to-end tests of the built page (dist/, made by web/build) in headless Chromium with WebGPU
+// on SwiftShader, driven by playwright-core (Debian's /usr/bin/chromium; nothing is downloaded).
+//
+//   FOLDSPACE_SHARED=../shared node --test tests/e2e/page.test.mjs
+//
+// The published checkpoint is served beside the site at /published/ (never copied into dist/)
+// and the page is pointed at it with ?weights=. Screenshots go to tests/e2e/out/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { PNG } from "pngjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const dist = path.resolve(process.env.FOLDSPACE_DIST || path.join(root, "dist"));
+const shared = path.resolve(process.env.FOLDSPACE_SHARED || path.join(root, "../shared"));
+const out = path.join(here, "out");
+const published = path.join(shared, "reference/model_trgt_opt.safetensors");
+const golden = path.join(shared, "reference/golden/A0A023PZB3");
+const pdb = path.join(shared, "reference/A0A023PZB3.pdb");
+// SwiftShader runs WebGPU on the CPU: a model run takes tens of seconds on 2 cores.
+const SLOW = 15 * 60 * 1000;
+
+for (const [what, p] of [["the built site (run web/build)", path.join(dist, "index.html")],
+  ["the published checkpoint", published], ["the golden vectors", golden], ["the reference PDB", pdb]]) {
+  if (!fs.existsSync(p)) {
+    throw new Error(`missing ${what}: ${p} — the browser tests cannot run without it`);
+  }
+}
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
+  ".wasm": "application/wasm", ".json": "application/json", ".css": "text/css",
+  ".safetensors": "application/octet-stream", ".sha256": "text/plain", ".png": "image/png",
+};
+
+function serve() {
+  const publishedBytes = fs.readFileSync(published);
+  const publishedSha = crypto.createHash("sha256").update(publishedBytes).digest("hex");
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, "http://localhost");
+    let body;
+    let file = url.pathname;
+    if (file === "/published/model.safetensors") body = publishedBytes;
+    else if (file === "/published/model.safetensors.sha256") body = Buffer.from(`${publishedSha}  model.safetensors\n`);
+    else if (file === "/published/wrong.safetensors") body = publishedBytes;
+    else if (file === "/published/wrong.safetensors.sha256") body = Buffer.from(`${"0".repeat(64)}\n`);
+    else {
+      if (file.endsWith("/")) file += "index.html";
+      const p = path.join(dist, path.normalize(file));
+      if (!p.startsWith(dist) || !fs.existsSync(p) || !fs.statSync(p).isFile()) {
+        res.writeHead(404).end("not found");
+        return;
+      }
+      body = fs.readFileSync(p);
+    }
+    res.writeHead(200, {
+      "content-type": TYPES[path.extname(file)] || "application/octet-stream",
+      "content-length": body.length,
+    });
+    res.end(body);
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+// The WebGPU/SwiftShader flags of crate/webdriver.json (without its headless and sandbox ones,
+// which playwright sets itself).
+function chromiumFlags() {
+  const config = JSON.parse(fs.readFileSync(path.join(root, "crate/webdriver.json"), "utf8"));
+  const args = config["goog:chromeOptions"].args;
+  return args.filter((a) => !a.startsWith("--headless"));
+}
+
+let server, browser, base;
+
+before(async () => {
+  fs.mkdirSync(out, { recursive: true });
+  server = await serve();
+  base = `http://127.0.0.1:${server.address().port}`;
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: chromiumFlags() });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function openPage(query = "") {
+  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1400, height: 1000 } });
+  const page = await context.newPage();
+  const logs = [];
+  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+  await page.goto(`${base}/${query}`);
+  return { context, page, logs };
+}
+
+async function waitStatus(page, logs, predicate, timeout = SLOW) {
+  const status = page.getByTestId("status");
+  const start = Date.now();
+  for (;;) {
+    const text = (await status.textContent()) ?? "";
+    if (predicate(text)) return text;
+    if (Date.now() - start > timeout) {
+      throw new Error(`status stayed "${text}"\n${logs.join("\n")}`);
+    }
+    await page.waitForTimeout(250);
+  }
+}
+
+const isReady = (t) => t === "ready" || t.startsWith("error:");
+
+async function download(page, testid) {
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.getByTestId(testid).click()]);
+  const file = path.join(out, dl.suggestedFilename());
+  await dl.saveAs(file);
+  return { name: dl.suggestedFilename(), bytes: fs.readFileSync(file) };
+}
+
+// --- .npy / stored .npz readers ---
+function readNpy(buf) {
+  assert.equal(buf.subarray(0, 6).toString("latin1"), "\x93NUMPY", "npy magic");
+  const major = buf[6];
+  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const start = major === 1 ? 10 : 12;
+  const header = buf.subarray(start, start + headerLen).toString("latin1");
+  assert.match(header, /'descr': '<f4'/, header);
+  assert.match(header, /'fortran_order': False/, header);
+  const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  const data = buf.subarray(start + headerLen);
+  const values = new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length));
+  return { shape, values };
+}
+
+function readZip(buf) {
+  // The central directory (from the end record) gives names, sizes and offsets.
+  let eocd = buf.length - 22;
+  while (eocd >= 0 && buf.readUInt32LE(eocd) !== 0x06054b50) eocd--;
+  assert.ok(eocd >= 0, "zip end record");
+  let count = buf.readUInt16LE(eocd + 10);
+  let cd = buf.readUInt32LE(eocd + 16);
+  const files = {};
+  // zip64: the real values are in the zip64 end record.
+  if (count === 0xffff || cd === 0xffffffff) {
+    const loc = buf.readUInt32LE(eocd - 20) === 0x07064b50 ? Number(buf.readBigUInt64LE(eocd - 12)) : -1;
+    assert.ok(loc >= 0, "zip64 locator");
+    count = Number(buf.readBigUInt64LE(loc + 32));
+    cd = Number(buf.readBigUInt64LE(loc + 48));
+  }
+  for (let i = 0; i < count; i++) {
+    assert.equal(buf.readUInt32LE(cd), 0x02014b50, "central directory entry");
+    const method = buf.readUInt16LE(cd + 10);
+    let size = buf.readUInt32LE(cd + 20);
+    const nameLen = buf.readUInt16LE(cd + 28);
+    const extraLen = buf.readUInt16LE(cd + 30);
+    const commentLen = buf.readUInt16LE(cd + 32);
+    let offset = buf.readUInt32LE(cd + 42);
+    const name = buf.subarray(cd + 46, cd + 46 + nameLen).toString("utf8");
+    // zip64 extra field (id 1): uncompressed size, compressed size, offset as needed.
+    let e = cd + 46 + nameLen;
+    const end = e + extraLen;
+    while (e < end) {
+      const id = buf.readUInt16LE(e);
+      const len = buf.readUInt16LE(e + 2);
+      if (id === 1) {
+        let p = e + 4;
+        if (size === 0xffffffff) { size = Number(buf.readBigUInt64LE(p)); p += 8; }
+        if (buf.readUInt32LE(cd + 20) === 0xffffffff) p += 8;
+        if (offset === 0xffffffff) { offset = Number(buf.readBigUInt64LE(p)); }
+      }
+      e += 4 + len;
+    }
+    assert.equal(method, 0, `${name}: stored (not compressed)`);
+    const local = offset + 30 + buf.readUInt16LE(offset + 26) + buf.readUInt16LE(offset + 28);
+    files[name] = buf.subarray(local, local + size);
+    cd += 46 + nameLen + extraLen + commentLen;
+  }
+  return files;
+}
+
+function relErr(a, b) {
+  assert.equal(a.length, b.length, "lengths");
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+// How far a PNG is from blank: the number of distinct colours and the spread of brightness.
+function pngStats(bytes) {
+  const png = PNG.sync.read(bytes);
+  const colours = new Set();
+  let sum = 0, sum2 = 0;
+  const n = png.width * png.height;
+  for (let i = 0; i < n; i++) {
+    const [r, g, b] = [png.data[4 * i], png.data[4 * i + 1], png.data[4 * i + 2]];
+    colours.add((r << 16) | (g << 8) | b);
+    const y = 0.299 * r + 0.587 * g + 0.114 * b;
+    sum += y;
+    sum2 += y * y;
+  }
+  const mean = sum / n;
+  return { width: png.width, height: png.height, colours: colours.size, std: Math.sqrt(sum2 / n - mean * mean) };
+}
+
+test("A0A023PZB3 through file-input with the published weights at level 4 matches the golden embeddings", { timeout: SLOW }, async () => {
+  const { context, page, logs } = await openPage("?weights=/published/model.safetensors&level=4");
+  const t0 = Date.now();
+  await page.getByTestId("file-input").setInputFiles(pdb);
+  const status = await waitStatus(page, logs, isReady);
+  assert.equal(status, "ready", logs.join("\n"));
+  console.log(`A0A023PZB3: file chosen to ready in ${((Date.now() - t0) / 1000).toFixed(1)} s; ` +
+    `${await page.getByTestId("timing").textContent()}`);
+  assert.equal(await page.getByTestId("noise-level").inputValue(), "4");
+
+  const { name, bytes } = await download(page, "export-npz");
+  assert.match(name, /A0A023PZB3_A_embeddings\.npz$/);
+  const files = readZip(bytes);
+  assert.deepEqual(Object.keys(files).sort(), ["ca.npy", "gradient.npy", "pair.npy", "protein.npy", "residue.npy", "score.npy"]);
+  const arrays = Object.fromEntries(Object.entries(files).map(([k, v]) => [k.replace(".npy", ""), readNpy(v)]));
+  const meta = JSON.parse(fs.readFileSync(path.join(golden, "meta.json"), "utf8"));
+  const L = arrays.ca.shape[0];
+  assert.equal(L, meta.seq.length);
+  const C = arrays.protein.shape[0];
+  assert.deepEqual(arrays.pair.shape, [L, L, C]);
+  assert.deepEqual(arrays.residue.shape, [L, C]);
+  assert.deepEqual(arrays.score.shape, [L, L]);
+  assert.deepEqual(arrays.gradient.shape, [L, 3]);
+
+  const g = (name) => readNpy(fs.readFileSync(path.join(golden, `${name}.npy`)));
+  // The reference stores channel-first: residue [C, L], pair [1, C, L, L].
+  const residueRef = g("residue_level_feat");
+  const residueT = new Float32Array(C * L);
+  for (let i = 0; i < L; i++) for (let c = 0; c < C; c++) residueT[c * L + i] = arrays.residue.values[i * C + c];
+  const pairRef = g("encoder_feat");
+  const pairT = new Float32Array(C * L * L);
+  for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) for (let c = 0; c < C; c++) {
+    pairT[(c * L + i) * L + j] = arrays.pair.values[(i * L + j) * C + c];
+  }
+  const checks = {
+    protein: relErr(arrays.protein.values, g("protein_level_feat").values),
+    residue: relErr(residueT, residueRef.values),
+    pair: relErr(pairT, pairRef.values),
+    score: relErr(arrays.score.values, g("conv_out").values),
+    ca: relErr(arrays.ca.values, g("ca_coords").values),
+  };
+  console.log("relative errors vs golden:", checks);
+  for (const [k, e] of Object.entries(checks)) assert.ok(e <= 1e-4, `${k}: relative error ${e}`);
+
+  // The per-residue CSV: a header and one row per residue.
+  const csv = (await download(page, "export-csv")).bytes.toString("utf8").trim().split("\n");
+  assert.equal(csv[0], "index,chain,residue_number,residue_name,aa,score_magnitude,b_factor");
+  assert.equal(csv.length, L + 1);
+  const norms = csv.slice(1).map((r) => Number(r.split(",")[5]));
+  assert.ok(norms.every(Number.isFinite) && norms.some((v) => v > 0), "score magnitudes");
+  await context.close();
+});
+
+test("bad files give a plain error in the page, and the page recovers", { timeout: SLOW }, async () => {
+  const { context, page, logs } = await openPage();
+  const input = page.getByTestId("file-input");
+  const cases = [
+    [{ name: "empty.pdb", mimeType: "text/plain", buffer: Buffer.alloc(0) }, /empty/],
+    [{ name: "noise.pdb", mimeType: "application/octet-stream", buffer: crypto.randomBytes(4096) }, /binary|not a structure/],
+    [{ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello, this is not a protein\n") }, /not a structure/],
+    [{ name: "truncated.pdb.gz", mimeType: "application/gzip", buffer: fs.readFileSync(path.join(root, "assets/examples/AF-Q5VSL9-F1-model_v2.pdb.gz")).subarray(0, 5000) }, /truncated|gzip|not a structure|could not/],
+    [{ name: "dna_only.pdb", mimeType: "text/plain", buffer: Buffer.from("ATOM      1  P    DA B   1      1.000   2.000   3.000  1.00 10.00           P\nEND\n") }, /C-alpha|no chain/],
+  ];
+  for (const [file, pattern] of cases) {
+    await input.setInputFiles(file);
+    const text = await waitStatus(page, logs, (t) => t.startsWith("error:"), 60_000);
+    assert.match(text, pattern, `${file.name}: ${text}`);
+    assert.match(text, new RegExp(file.name.replace(".", "\\.")), `${file.name}: the message names the file`);
+  }
+  // Wrong checksum on weights is refused in plain words.
+  const second = await openPage("?weights=/published/wrong.safetensors");
+  await second.page.getByTestId("file-input").setInputFiles(pdb);
+  const text = await waitStatus(second.page, second.logs, (t) => t.startsWith("error:"), 120_000);
+  assert.match(text, /checksum/);
+  await second.context.close();
+  // Cross-origin weights are refused before anything is fetched.
+  const third = await openPage("?weights=https://example.org/w.safetensors");
+  assert.match(await third.page.locator(".note.warn").textContent(), /same origin/);
+  await third.context.close();
+  await context.close();
+});
+
+test("an example with the shipped weights: 3D view and heatmaps are drawn, exports work", { timeout: SLOW }, async () => {
+  const { context, page, logs } = await openPage("?example=1a8o");
+  const status = await waitStatus(page, logs, isReady);
+  assert.equal(status, "ready", logs.join("\n"));
+  await page.waitForTimeout(500);
+  const shots = {
+    "viewer-3d": await page.getByTestId("viewer-3d").screenshot({ path: path.join(out, "viewer-3d.png") }),
+    "distance-map": await page.getByTestId("distance-map").screenshot({ path: path.join(out, "distance-map.png") }),
+    "residue-embedding": await page.getByTestId("residue-embedding").screenshot({ path: path.join(out, "residue-embedding.png") }),
+  };
+  for (const [k, png] of Object.entries(shots)) {
+    const s = pngStats(png);
+    console.log(k, s);
+    assert.ok(s.width > 50 && s.height > 10, `${k}: size`);
+    assert.ok(s.colours > 50 && s.std > 8, `${k} looks blank: ${JSON.stringify(s)}`);
+  }
+  // The page's own PNG export of the 3D view holds the picture too.
+  await page.locator("button", { hasText: "PNG" }).first().click().catch(() => {});
+  // Colour by score, hover the map, then a full-page screenshot for the README / review.
+  await page.locator(".view3d select").selectOption("score");
+  const box = await page.getByTestId("distance-map").boundingBox();
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.6);
+  assert.match(await page.locator(".map .hover").textContent(), /Å/);
+  await page.screenshot({ path: path.join(out, "page.png"), fullPage: true });
+  const json = JSON.parse((await download(page, "export-json")).bytes.toString("utf8"));
+  assert.equal(json.chain, "A");
+  assert.equal(json.length, 70);
+  assert.equal(json.noise_level, 60);
+  const npy = readNpy((await download(page, "export-npy")).bytes);
+  assert.deepEqual(npy.shape, [70, json.channels]);
+  // Multi-chain file: the chain picker lists every protein chain.
+  await page.getByRole("button", { name: /4e43/ }).click();
+  await waitStatus(page, logs, (t) => t === "ready" || t.startsWith("error:"));
+  const options = await page.getByTestId("chain-select").locator("option").allTextContents();
+  assert.equal(options.length, 3, options.join(" | "));
+  await page.getByTestId("chain-select").selectOption({ index: 1 });
+  assert.equal(await waitStatus(page, logs, isReady), "ready");
+  await context.close();
+});
+
+test("refinement runs a short annealed Langevin schedule and reports the RMSD", { timeout: SLOW }, async () => {
+  const { context, page, logs } = await openPage("?example=1orc");
+  assert.equal(await waitStatus(page, logs, isReady), "ready", logs.join("\n"));
+  // Start near the end of the ladder with one step per level: three model runs.
+  await page.locator(".model input[type=range]").nth(1).evaluate((el) => {
+    el.value = "58";
+    el.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+  await page.locator(".model input[type=number]").fill("1");
+  await page.locator(".model input[type=number]").dispatchEvent("change");
+  await page.getByTestId("refine").click();
+  await page.getByTestId("refine").waitFor({ timeout: SLOW });
+  const text = await page.getByTestId("refine-status").textContent();
+  console.log("refinement:", text);
+  assert.match(text, /3 \/ 3 steps/);
+  assert.match(text, /RMSD to the structure \d+\.\d+ Å/);
+  await context.close();
+});
