@@ -1,0 +1,110 @@
+// Page benchmarks (BENCHMARKS.md): wasm size, time from file chosen to embeddings shown at
+// L = 126 and L ≈ 300, and frames per second of the 3D view for a 2,000-residue chain, in headless
+// Chromium (WebGPU on SwiftShader, i.e. on the CPU, when no GPU is present).
+//
+//   bash web/build && FOLDSPACE_SHARED=../shared node tests/e2e/bench.mjs
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import zlib from "node:zlib";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const dist = path.join(root, "dist");
+const shared = path.resolve(process.env.FOLDSPACE_SHARED || path.join(root, "../shared"));
+const chainsFile = path.join(shared, "data/structures/chains.jsonl.gz");
+for (const p of [path.join(dist, "index.html"), chainsFile]) {
+  if (!fs.existsSync(p)) throw new Error(`missing ${p}: build the site (web/build) and provide ../shared`);
+}
+
+const THREE = { A: "ALA", R: "ARG", N: "ASN", D: "ASP", C: "CYS", Q: "GLN", E: "GLU", G: "GLY", H: "HIS", I: "ILE",
+  L: "LEU", K: "LYS", M: "MET", F: "PHE", P: "PRO", S: "SER", T: "THR", W: "TRP", Y: "TYR", V: "VAL" };
+
+function pdbOf(seq, ca) {
+  const lines = ca.map(([x, y, z], i) =>
+    `ATOM  ${String(i + 1).padStart(5)}  CA  ${THREE[seq[i]] || "GLY"} A${String(i + 1).padStart(4)}    ` +
+    `${x.toFixed(3).padStart(8)}${y.toFixed(3).padStart(8)}${z.toFixed(3).padStart(8)}  1.00 20.00           C`);
+  return Buffer.from(lines.join("\n") + "\nEND\n");
+}
+
+const chains = zlib.gunzipSync(fs.readFileSync(chainsFile)).toString("utf8").trim().split("\n").map((l) => JSON.parse(l));
+const ok = (c) => c.ca.every((p) => p && p.every(Number.isFinite));
+const c300 = chains.find((c) => c.split === "val" && c.seq.length >= 295 && c.seq.length <= 305 && ok(c));
+// 2,000 residues: real chains joined end to end (each next one translated to continue 3.8 Å on).
+let seq = "", ca = [];
+for (const c of chains.filter(ok)) {
+  const last = ca.at(-1) || [0, 0, 0];
+  const first = c.ca[0];
+  const shift = [last[0] - first[0] + 3.8, last[1] - first[1], last[2] - first[2]];
+  for (let i = 0; i < c.ca.length && ca.length < 2000; i++) {
+    seq += c.seq[i];
+    ca.push([c.ca[i][0] + shift[0], c.ca[i][1] + shift[1], c.ca[i][2] + shift[2]]);
+  }
+  if (ca.length >= 2000) break;
+}
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+const server = http.createServer((req, res) => {
+  let file = new URL(req.url, "http://x").pathname;
+  if (file.endsWith("/")) file += "index.html";
+  const p = path.join(dist, path.normalize(file));
+  if (!p.startsWith(dist) || !fs.existsSync(p)) return res.writeHead(404).end();
+  res.writeHead(200, { "content-type": TYPES[path.extname(p)] || "application/octet-stream" });
+  res.end(fs.readFileSync(p));
+});
+await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const base = `http://127.0.0.1:${server.address().port}`;
+const config = JSON.parse(fs.readFileSync(path.join(root, "crate/webdriver.json"), "utf8"));
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: config["goog:chromeOptions"].args.filter((a) => !a.startsWith("--headless")),
+});
+
+async function status(page, done, timeout = 20 * 60 * 1000) {
+  const start = Date.now();
+  for (;;) {
+    const t = await page.getByTestId("status").textContent();
+    if (done(t)) return t;
+    if (Date.now() - start > timeout) throw new Error(`status stuck at ${t}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+async function timeToEmbeddings(label, file) {
+  const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
+  await page.goto(base + "/");
+  // Weights are fetched at start; wait until they are in (a structure then runs at once).
+  await page.waitForFunction(() => !document.querySelector("footer")?.textContent.includes("Weights: ."), null, { timeout: 600000 });
+  const t0 = Date.now();
+  await page.getByTestId("file-input").setInputFiles(file);
+  const s = await status(page, (t) => t === "ready" || t.startsWith("error:"));
+  const wall = (Date.now() - t0) / 1000;
+  const timing = await page.getByTestId("timing").textContent();
+  console.log(`${label}: ${s}; file chosen -> embeddings shown ${wall.toFixed(1)} s (page: ${timing})`);
+  await page.context().close();
+}
+
+const wasm = fs.readFileSync(path.join(dist, "pkg/foldspace_web_bg.wasm"));
+const gz = zlib.gzipSync(wasm, { level: 9 });
+console.log(`wasm: ${(wasm.length / 1048576).toFixed(1)} MiB raw, ${(gz.length / 1048576).toFixed(1)} MiB gzip -9`);
+await timeToEmbeddings("A0A023PZB3 (L=126)", path.join(shared, "reference/A0A023PZB3.pdb"));
+await timeToEmbeddings(`${c300.name} (L=${c300.seq.length})`, { name: `${c300.name}.pdb`, mimeType: "text/plain", buffer: pdbOf(c300.seq, c300.ca) });
+
+// Frames per second of the 3D view: 2,000 residues, spinning.
+const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
+await page.goto(base + "/");
+await page.getByTestId("file-input").setInputFiles({ name: "joined2000.pdb", mimeType: "text/plain", buffer: pdbOf(seq, ca) });
+await page.waitForFunction(() => document.querySelector("[data-testid=chain-select] option")?.textContent.includes("2000"), null, { timeout: 600000 });
+await page.waitForTimeout(2000);
+await page.getByRole("button", { name: "Spin" }).click();
+const fps = [];
+for (let i = 0; i < 5; i++) {
+  await page.waitForTimeout(2000);
+  fps.push(Number(await page.getByTestId("viewer-3d").getAttribute("data-fps")));
+}
+const size = await page.getByTestId("viewer-3d").boundingBox();
+console.log(`3D view, 2000 residues, ${Math.round(size.width)}x${Math.round(size.height)} CSS px: fps ${fps.map((f) => f.toFixed(1)).join(", ")}`);
+await browser.close();
+server.close();
