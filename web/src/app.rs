@@ -178,12 +178,12 @@ pub struct App {
     residue_ref: NodeRef,
 }
 
-/// Mount the page on `#app` (or the body).
+/// Mount the page on `<div id="app">`; a document without one (a test runner's page) is left
+/// alone.
 pub fn mount() {
-    let root = web_sys::window().and_then(|w| w.document()).and_then(|d| {
-        d.get_element_by_id("app")
-            .or_else(|| d.body().map(Into::into))
-    });
+    let root = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("app"));
     if let Some(root) = root {
         yew::Renderer::<App>::with_root(root).render();
     }

@@ -13,7 +13,7 @@ mod browser;
 #[cfg(target_family = "wasm")]
 mod viewer;
 
-/// Start the page: mount the app on `<main id="app">` (or the body).
+/// Start the page: mount the app on `<div id="app">`.
 #[cfg(target_family = "wasm")]
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() {
