@@ -12,7 +12,6 @@ use foldspace::geometry::superpose;
 use foldspace::refine::{Langevin, Schedule, Step, random_cloud};
 use foldspace::structure::{BFactorKind, Chain, ReadOptions, Structure, read_structure};
 use foldspace::weights::sha256_hex;
-use glam::Vec3;
 use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, Event, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
@@ -147,6 +146,10 @@ pub struct App {
     chain_job: u64,
     distances: Option<Rc<Vec<f32>>>,
     distances_running: bool,
+    /// Counts new distance maps and embeddings, so that heatmaps are painted once each.
+    distances_gen: u64,
+    embedding_gen: u64,
+    painted: Cell<(u64, u64)>,
     embedding: Option<Rc<ChainEmbedding>>,
     embed_running: Option<(u64, usize)>,
     embed_ms: Option<f64>,
@@ -213,11 +216,11 @@ impl App {
     }
 
     /// The coordinates on screen: the chain's, or a refinement's.
-    fn coords(&self) -> Vec<[f32; 3]> {
+    fn coords(&self) -> &[[f32; 3]] {
         match (&self.display, self.chain()) {
-            (Some(d), _) => d.clone(),
-            (None, Some(c)) => c.ca.clone(),
-            _ => Vec::new(),
+            (Some(d), _) => d,
+            (None, Some(c)) => &c.ca,
+            _ => &[],
         }
     }
 
@@ -306,7 +309,7 @@ impl App {
         } else {
             4.5
         };
-        v.set_mesh(Layer::Trace, &scene::tube(&coords, 0.42, 6, 10, max_gap));
+        v.set_mesh(Layer::Trace, &scene::tube(coords, 0.42, 6, 10, max_gap));
         let l = chain.len();
         let (mut colors, _) = self.residue_colors(chain);
         colors.push(ARROW_COLOR);
@@ -318,7 +321,7 @@ impl App {
                 let (_, hi) = logic::robust_range(&norms);
                 let scale = self.arrow_length / hi.max(1e-12);
                 scene::field_arrows(
-                    &coords,
+                    coords,
                     &e.gradient,
                     scale,
                     self.arrow_length * 1.5,
@@ -328,20 +331,37 @@ impl App {
             _ => scene::Mesh::default(),
         };
         v.set_mesh(Layer::Arrows, &arrows);
+        v.set_mesh(Layer::Markers, &self.markers());
+        if refit {
+            v.camera = Camera::fit(coords);
+            v.radius = scene::bounds(coords).1;
+        }
+        v.render();
+    }
+
+    /// Spheres on the hovered residue(s), in the highlight colour slot.
+    fn markers(&self) -> scene::Mesh {
+        let coords = self.coords();
+        let slot = self.chain().map_or(0, |c| c.len()) as u32 + 1;
         let mut markers = scene::Mesh::default();
         if let Some((i, j)) = self.hover {
             for k in std::iter::once(i).chain(j) {
                 if let Some(p) = coords.get(k) {
-                    markers.extend(&scene::sphere(*p, 1.1, l as u32 + 1, 2));
+                    markers.extend(&scene::sphere(*p, 1.1, slot, 2));
                 }
             }
         }
-        v.set_mesh(Layer::Markers, &markers);
-        if refit {
-            v.camera = Camera::fit(&coords);
-            v.radius = fit_radius(&coords);
+        markers
+    }
+
+    /// After a hover change: only the markers and the map's crosshair change.
+    fn refresh_hover(&self) {
+        if let Some(viewer) = &self.viewer {
+            let mut v = viewer.borrow_mut();
+            v.set_mesh(Layer::Markers, &self.markers());
+            v.render();
         }
-        v.render();
+        self.paint_overlay();
     }
 
     fn residue_colors(&self, chain: &Chain) -> (Vec<[u8; 3]>, Legend) {
@@ -552,10 +572,13 @@ impl App {
             return;
         }
         let levels = embedder.sigmas().len();
+        if levels == 0 {
+            return;
+        }
         let start_level = if self.refine_from_noise {
             0
         } else {
-            self.refine_level.min(levels - 1)
+            self.refine_level.min(levels.saturating_sub(1))
         };
         let schedule = Schedule {
             start_level,
@@ -614,15 +637,6 @@ fn align_to(coords: &[[f32; 3]], reference: &[[f32; 3]]) -> Vec<[f32; 3]> {
         Some(s) => coords.iter().map(|p| s.apply(*p)).collect(),
         None => coords.to_vec(),
     }
-}
-
-fn fit_radius(points: &[[f32; 3]]) -> f32 {
-    let n = points.len().max(1) as f32;
-    let c = points.iter().fold(Vec3::ZERO, |a, p| a + Vec3::from(*p)) / n;
-    points
-        .iter()
-        .map(|p| (Vec3::from(*p) - c).length())
-        .fold(5.0f32, f32::max)
 }
 
 fn legend_html(legend: &Legend) -> Html {
@@ -695,6 +709,9 @@ impl Component for App {
             chain_job: 0,
             distances: None,
             distances_running: false,
+            distances_gen: 0,
+            embedding_gen: 0,
+            painted: Cell::new((0, 0)),
             embedding: None,
             embed_running: None,
             embed_ms: None,
@@ -736,8 +753,15 @@ impl Component for App {
                 }
             });
         }
-        self.paint_map();
-        self.paint_embeddings();
+        // Repaint the heatmaps only when their data changed (not on every re-render).
+        let (map, embedding) = self.painted.get();
+        if map != self.distances_gen {
+            self.paint_map();
+        }
+        if embedding != self.embedding_gen {
+            self.paint_embeddings();
+        }
+        self.painted.set((self.distances_gen, self.embedding_gen));
     }
 
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
@@ -788,7 +812,11 @@ impl Component for App {
                     Ok(embedder) => {
                         let levels = embedder.sigmas().len();
                         if self.level >= levels {
-                            self.level = self.options.level.unwrap_or(levels - 1).min(levels - 1);
+                            self.level = self
+                                .options
+                                .level
+                                .unwrap_or(levels.saturating_sub(1))
+                                .min(levels.saturating_sub(1));
                         }
                         self.weights_label = label;
                         self.weights_error = None;
@@ -873,7 +901,10 @@ impl Component for App {
                 self.distances_running = false;
                 if job == self.chain_job {
                     match result {
-                        Ok(d) => self.distances = Some(Rc::new(d)),
+                        Ok(d) => {
+                            self.distances = Some(Rc::new(d));
+                            self.distances_gen += 1;
+                        }
                         Err(e) => self.status = Status::Error(format!("distance map: {e}")),
                     }
                 }
@@ -885,6 +916,7 @@ impl Component for App {
                     match result {
                         Ok(e) => {
                             self.embedding = Some(Rc::new(e));
+                            self.embedding_gen += 1;
                             self.embed_ms = Some(ms);
                             if self.first_embedding_ms.is_none() {
                                 self.first_embedding_ms =
@@ -925,8 +957,7 @@ impl Component for App {
                     return false;
                 }
                 self.hover = hover;
-                self.refresh_scene(false);
-                self.paint_overlay();
+                self.refresh_hover();
             }
             Msg::Pointer(kind, e) => return self.pointer(kind, e),
             Msg::Wheel(e) => {
@@ -1100,7 +1131,7 @@ impl Component for App {
                 </main>
                 <footer>
                     { "Score model: Guo et al., AAAI 2022 (denoising score matching on C-alpha distance maps). " }
-                    { "Weights: " }{ self.weights_label.clone() }
+                    { "Weights: " }<span data-testid="weights">{ self.weights_label.clone() }</span>
                     { ". Example structures: wwPDB (CC0) and AlphaFold DB (CC-BY 4.0, DeepMind / EMBL-EBI)." }
                 </footer>
                 if self.dragging {
@@ -1150,15 +1181,14 @@ impl App {
                     };
                     let (w, h) = (canvas.client_width() as f32, canvas.client_height() as f32);
                     let coords = self.coords();
-                    let picked = scene::pick(&coords, &v.camera, w, h, x, y, 10.0);
+                    let picked = scene::pick(coords, &v.camera, w, h, x, y, 10.0);
                     let hover = picked.map(|i| (i, None));
                     if hover == self.hover {
                         return false;
                     }
                     drop(v);
                     self.hover = hover;
-                    self.refresh_scene(false);
-                    self.paint_overlay();
+                    self.refresh_hover();
                     return true;
                 };
                 let (dx, dy) = (x - px, y - py);
@@ -1190,8 +1220,7 @@ impl App {
             "leave" => {
                 if self.hover.is_some() && self.pointers.is_empty() {
                     self.hover = None;
-                    self.refresh_scene(false);
-                    self.paint_overlay();
+                    self.refresh_hover();
                     return true;
                 }
                 false
@@ -1368,7 +1397,13 @@ impl App {
             self.embedding
                 .as_ref()
                 .filter(|e| e.length == chain.len())
-                .map(|e| format!(" · ‖g‖ {:.3}", e.gradient_norms()[k]))
+                .and_then(|e| e.gradient.get(3 * k..3 * k + 3))
+                .map(|g| {
+                    format!(
+                        " · ‖g‖ {:.3}",
+                        (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt()
+                    )
+                })
                 .unwrap_or_default()
         };
         match j {
@@ -1468,7 +1503,7 @@ impl App {
             let s: HtmlInputElement = e.target_unchecked_into();
             Msg::RefineFromNoise(s.checked())
         });
-        let level = self.level.min(levels - 1);
+        let level = self.level.min(levels.saturating_sub(1));
         let running = self.refinement.as_ref().is_some_and(|r| r.running);
         let can_refine = self.embedder.is_some()
             && self
@@ -1492,14 +1527,14 @@ impl App {
                 <h2>{ "Score model" }</h2>
                 <label class="row" title="noise level of the score network (0 = largest σ)">
                     { "noise level " }
-                    <input type="range" data-testid="noise-level" min="0" max={(levels - 1).to_string()}
+                    <input type="range" data-testid="noise-level" min="0" max={levels.saturating_sub(1).to_string()}
                         value={level.to_string()} onchange={onlevel} />
                     <span class="value">{ format!("{level} · σ {}", sigma(level)) }</span>
                 </label>
                 <p class="muted small">{ "Arrows show the predicted score (gradient of the log-density) on each C-alpha: where the model would move the atom. Colour by score ‖g‖ to see which residues it finds implausible." }</p>
                 <h3>{ "Refinement (annealed Langevin dynamics)" }</h3>
                 <label class="row">{ "start level " }
-                    <input type="range" min="0" max={(levels - 1).to_string()} value={self.refine_level.to_string()}
+                    <input type="range" min="0" max={levels.saturating_sub(1).to_string()} value={self.refine_level.to_string()}
                         disabled={self.refine_from_noise} onchange={onrefine_level} />
                     <span class="value">{ format!("{} · σ {}", self.refine_level, sigma(self.refine_level)) }</span>
                 </label>

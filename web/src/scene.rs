@@ -45,6 +45,18 @@ impl Mesh {
     }
 }
 
+/// Centre (mean) of the points and the radius of the sphere around it that holds them all (at
+/// least 5 Å).
+pub fn bounds(points: &[[f32; 3]]) -> (Vec3, f32) {
+    let n = points.len().max(1) as f32;
+    let centre = points.iter().fold(Vec3::ZERO, |a, p| a + Vec3::from(*p)) / n;
+    let radius = points
+        .iter()
+        .map(|p| (Vec3::from(*p) - centre).length())
+        .fold(5.0f32, f32::max);
+    (centre, radius)
+}
+
 /// The orbiting camera: it looks at `target` from `distance` along the rotated view axis.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Camera {
@@ -61,12 +73,7 @@ pub struct Camera {
 impl Camera {
     /// A camera that shows all `points`.
     pub fn fit(points: &[[f32; 3]]) -> Self {
-        let n = points.len().max(1) as f32;
-        let centre = points.iter().fold(Vec3::ZERO, |a, p| a + Vec3::from(*p)) / n;
-        let radius = points
-            .iter()
-            .map(|p| (Vec3::from(*p) - centre).length())
-            .fold(5.0f32, f32::max);
+        let (centre, radius) = bounds(points);
         let fov_y = 40f32.to_radians();
         Self {
             target: centre,
