@@ -76,7 +76,7 @@ async function timeToEmbeddings(label, file) {
   const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
   await page.goto(base + "/");
   // Weights are fetched at start; wait until they are in (a structure then runs at once).
-  await page.waitForFunction(() => !document.querySelector("footer")?.textContent.includes("Weights: ."), null, { timeout: 600000 });
+  await page.waitForFunction(() => document.querySelector("[data-testid=weights]")?.textContent !== "", null, { timeout: 600000 });
   const t0 = Date.now();
   await page.getByTestId("file-input").setInputFiles(file);
   const s = await status(page, (t) => t === "ready" || t.startsWith("error:"));

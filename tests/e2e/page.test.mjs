@@ -309,7 +309,11 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
     assert.ok(s.colours > 50 && s.std > 8, `${k} looks blank: ${JSON.stringify(s)}`);
   }
   // The page's own PNG export of the 3D view holds the picture too.
-  await page.locator("button", { hasText: "PNG" }).first().click().catch(() => {});
+  const [shot] = await Promise.all([page.waitForEvent("download"), page.locator(".view3d button", { hasText: "PNG" }).click()]);
+  assert.match(shot.suggestedFilename(), /1a8o_A_3d\.png$/);
+  const exported = pngStats(fs.readFileSync(await shot.path()));
+  console.log("exported 3D PNG", exported);
+  assert.ok(exported.colours > 50 && exported.std > 8, `the exported 3D PNG looks blank: ${JSON.stringify(exported)}`);
   // Colour by score, hover the map, then a full-page screenshot for the README / review.
   await page.locator(".view3d select").selectOption("score");
   const box = await page.getByTestId("distance-map").boundingBox();
