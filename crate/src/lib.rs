@@ -12,6 +12,8 @@
 //! - [`loss`]: the DSM training loss.
 //! - [`refine`]: annealed Langevin dynamics on the coordinates.
 //! - [`geometry`]: superposition and RMSD.
+//! - [`quality`]: model-vs-reference scores (RMSD, TM-score, GDT_TS/HA, C-alpha lDDT).
+//! - [`stats`]: classification metrics and correlations for the evaluations.
 //! - [`data`]: training chains (gap and length filters) and deterministic DSM draws.
 //! - [`training`]: the optimiser step, weight averaging, DSM evaluation per σ band.
 //! - [`text`]: the MiniLM sentence encoder for function text, with its tokenizer.
@@ -22,6 +24,8 @@
 pub mod export;
 pub mod features;
 pub mod geometry;
+pub mod quality;
+pub mod stats;
 pub mod structure;
 
 #[cfg(feature = "model")]
