@@ -13,6 +13,7 @@
 //! - [`refine`]: annealed Langevin dynamics on the coordinates.
 //! - [`geometry`]: superposition and RMSD.
 //! - [`quality`]: model-vs-reference scores (RMSD, TM-score, GDT_TS/HA, C-alpha lDDT).
+//! - [`ppi`]: the interface-site benchmark, its classifiers and their training.
 //! - [`stats`]: classification metrics and correlations for the evaluations.
 //! - [`data`]: training chains (gap and length filters) and deterministic DSM draws.
 //! - [`training`]: the optimiser step, weight averaging, DSM evaluation per σ band.
@@ -24,6 +25,7 @@
 pub mod export;
 pub mod features;
 pub mod geometry;
+pub mod ppi;
 pub mod quality;
 pub mod stats;
 pub mod structure;

@@ -134,8 +134,8 @@ pub fn global_alignment(a: &[u8], b: &[u8]) -> Vec<(usize, usize)> {
     for i in 1..=n {
         xx[i * w] = 0;
     }
-    for j in 1..=m {
-        yy[j] = 0;
+    for y in yy.iter_mut().take(m + 1).skip(1) {
+        *y = 0;
     }
     for i in 1..=n {
         for j in 1..=m {

@@ -62,11 +62,14 @@ fn tmscore_program_mirror_example() {
     assert_eq!(c.d0, 0.5);
 }
 
+/// Name, predicted, true, expected per-residue lDDT.
+type LddtCase = (&'static str, Vec<[f32; 3]>, Vec<[f32; 3]>, Vec<f32>);
+
 /// AlphaFold's `lddt_test.py` cases (cutoff 15 Å, per residue): predicted vs true.
 #[test]
 fn alphafold_lddt_cases() {
     let p3 = [[0.0, 0.0, 0.0], [5.0, 0.0, 0.0], [10.0, 0.0, 0.0]];
-    let cases: Vec<(&str, Vec<[f32; 3]>, Vec<[f32; 3]>, Vec<f32>)> = vec![
+    let cases: Vec<LddtCase> = vec![
         ("same", p3.to_vec(), p3.to_vec(), vec![1.0; 3]),
         (
             "all_shifted",

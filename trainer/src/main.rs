@@ -1,7 +1,9 @@
 //! `foldspace`: the native command line. Embeds structure files with the score model,
 //! benchmarks it, pretrains it (`pretrain`), evaluates it (`eval-dsm`) and exports its weights.
 
+mod eval_ppi;
 mod pretrain;
+mod quality;
 mod text;
 
 use std::path::{Path, PathBuf};
@@ -104,6 +106,18 @@ enum Command {
     ExportText(text::ExportTextArgs),
     /// Time the text encoder (texts per second) on backends (see BENCHMARKS.md).
     BenchText(text::BenchTextArgs),
+    /// Protein-protein interaction sites on the GraphPPIS benchmark: train a per-residue
+    /// classifier with and without the structure embeddings (seeds, validation carve-out for
+    /// the threshold) and report ACC, precision, recall, F1, MCC, AUROC and AUPRC per test file.
+    EvalPpi(eval_ppi::EvalPpiArgs),
+    /// Compare a model with a reference structure on C-alpha atoms: RMSD, TM-score, GDT_TS,
+    /// GDT_HA and lDDT (global and per residue), residues matched by numbering or by sequence
+    /// alignment. Pure Rust (TMscore's search; reproduces its published examples).
+    Compare(quality::CompareArgs),
+    /// Structure-quality assessment without supervision: generate decoys of held-out natives
+    /// (or read a directory of decoys), score them with `compare`, and report how well the
+    /// model's per-residue score magnitude and its mean rank them (Spearman / Pearson).
+    EvalQa(quality::EvalQaArgs),
 }
 
 fn main() -> ExitCode {
@@ -147,13 +161,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::EmbedText(args) => text::embed_text(args).map(|()| ExitCode::SUCCESS),
         Command::ExportText(args) => text::export_text(args).map(|()| ExitCode::SUCCESS),
         Command::BenchText(args) => text::bench_text(args).map(|()| ExitCode::SUCCESS),
+        Command::EvalPpi(args) => eval_ppi::eval_ppi(args).map(|()| ExitCode::SUCCESS),
+        Command::Compare(args) => quality::compare(args).map(|()| ExitCode::SUCCESS),
+        Command::EvalQa(args) => quality::eval_qa(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
 /// The weights shipped with foldspace, looked for beside the executable's repository.
 const DEFAULT_WEIGHTS: &str = "assets/weights/foldspace-score.safetensors";
 
-fn weights_path(path: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn weights_path(path: Option<&Path>) -> Result<PathBuf> {
     let path = match path {
         Some(p) => p.to_path_buf(),
         None => {

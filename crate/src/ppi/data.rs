@@ -1,0 +1,532 @@
+//! The protein–protein interaction site benchmark (GraphPPIS split: Train_335, Test_60,
+//! Test_315): reading, per-residue features, spatial neighbours and classifier batches.
+
+use serde::Deserialize;
+
+use crate::structure::{ReadError, maybe_gunzip};
+
+/// One benchmark chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PpiChain {
+    /// Chain id (`2v9tA`).
+    pub id: String,
+    /// One-letter sequence.
+    pub sequence: String,
+    /// Interface residue (true) or not, one per residue.
+    pub labels: Vec<bool>,
+    /// C-alpha coordinates; `None` for residues without one (or every residue, where the source
+    /// has no coordinates for the chain).
+    pub ca: Vec<Option<[f32; 3]>>,
+}
+
+impl PpiChain {
+    /// Residues.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the chain has no residue.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Indices of the residues that have a C-alpha.
+    pub fn present(&self) -> Vec<usize> {
+        (0..self.len()).filter(|&i| self.ca[i].is_some()).collect()
+    }
+}
+
+#[derive(Deserialize)]
+struct Line {
+    id: String,
+    seq: String,
+    label: String,
+    ca: Option<Vec<Option<[f32; 3]>>>,
+}
+
+/// Read a benchmark file (JSON lines, plain or gzip). A line that does not parse, or whose
+/// labels or coordinates disagree in length with the sequence, is an error naming the line.
+pub fn read_ppi_jsonl(bytes: &[u8]) -> Result<Vec<PpiChain>, ReadError> {
+    let data = maybe_gunzip(bytes, 1 << 30)?;
+    let text = std::str::from_utf8(&data)
+        .map_err(|e| ReadError::NotStructure(format!("the JSON lines are not UTF-8 ({e})")))?;
+    let mut out = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line_no = index + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let bad = |message: String| ReadError::Json {
+            line: line_no,
+            message,
+        };
+        let line: Line = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
+        let n = line.seq.chars().count();
+        if line.label.len() != n {
+            return Err(bad(format!(
+                "{}: {} labels for {n} residues",
+                line.id,
+                line.label.len()
+            )));
+        }
+        let labels = line
+            .label
+            .bytes()
+            .map(|b| match b {
+                b'0' => Ok(false),
+                b'1' => Ok(true),
+                other => Err(bad(format!(
+                    "{}: label '{}' is not 0 or 1",
+                    line.id, other as char
+                ))),
+            })
+            .collect::<Result<Vec<bool>, _>>()?;
+        let ca = match line.ca {
+            Some(ca) if ca.len() == n => ca,
+            Some(ca) => {
+                return Err(bad(format!(
+                    "{}: {} coordinates for {n} residues",
+                    line.id,
+                    ca.len()
+                )));
+            }
+            None => vec![None; n],
+        };
+        out.push(PpiChain {
+            id: line.id,
+            sequence: line.seq,
+            labels,
+            ca,
+        });
+    }
+    if out.is_empty() {
+        return Err(ReadError::NotStructure(
+            "the file holds no benchmark chain".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Per-residue features that need no model: one-hot residue type (20), whether the residue has
+/// a C-alpha, neighbour counts within 8, 12 and 16 Å (÷ 10, 20, 40), relative depth (distance
+/// to the centroid ÷ the largest such distance), relative sequence position, and the log chain
+/// length.
+pub const BASE_FEATURES: usize = 27;
+
+const AMINO: &[u8; 20] = b"ACDEFGHIKLMNPQRSTVWY";
+
+fn dist(a: [f32; 3], b: [f32; 3]) -> f32 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+}
+
+/// The [`BASE_FEATURES`] of every residue, `[L][BASE_FEATURES]`.
+pub fn base_features(chain: &PpiChain) -> Vec<[f32; BASE_FEATURES]> {
+    let n = chain.len();
+    let present: Vec<[f32; 3]> = chain.ca.iter().flatten().copied().collect();
+    let centroid = if present.is_empty() {
+        [0.0; 3]
+    } else {
+        let mut c = [0.0f32; 3];
+        for p in &present {
+            for k in 0..3 {
+                c[k] += p[k] / present.len() as f32;
+            }
+        }
+        c
+    };
+    let max_depth = present
+        .iter()
+        .map(|p| dist(*p, centroid))
+        .fold(0.0f32, f32::max)
+        .max(1e-3);
+    let log_len = (n.max(1) as f32).ln() / 7.0;
+    chain
+        .sequence
+        .bytes()
+        .enumerate()
+        .map(|(i, aa)| {
+            let mut f = [0.0f32; BASE_FEATURES];
+            if let Some(k) = AMINO.iter().position(|&a| a == aa) {
+                f[k] = 1.0;
+            }
+            if let Some(Some(x)) = chain.ca.get(i) {
+                f[20] = 1.0;
+                let mut counts = [0usize; 3];
+                for p in &present {
+                    let d = dist(*x, *p);
+                    for (c, cut) in counts.iter_mut().zip([8.0, 12.0, 16.0]) {
+                        if d < cut && d > 0.0 {
+                            *c += 1;
+                        }
+                    }
+                }
+                f[21] = counts[0] as f32 / 10.0;
+                f[22] = counts[1] as f32 / 20.0;
+                f[23] = counts[2] as f32 / 40.0;
+                f[24] = dist(*x, centroid) / max_depth;
+            }
+            f[25] = if n > 1 {
+                i as f32 / (n - 1) as f32
+            } else {
+                0.0
+            };
+            f[26] = log_len;
+            f
+        })
+        .collect()
+}
+
+/// Spatial neighbours of each residue: the `k` nearest residues with a C-alpha (not itself),
+/// `[L][k]`; rows are padded with the residue itself and `valid = false` where fewer exist
+/// (residues without a C-alpha have none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbours {
+    pub k: usize,
+    /// Neighbour index, `[L * k]`.
+    pub index: Vec<u32>,
+    /// C-alpha distance (Å), `[L * k]`.
+    pub distance: Vec<f32>,
+    /// Whether the slot holds a real neighbour, `[L * k]`.
+    pub valid: Vec<bool>,
+}
+
+/// The `k` nearest neighbours of every residue (ties by index).
+pub fn neighbours(ca: &[Option<[f32; 3]>], k: usize) -> Neighbours {
+    let n = ca.len();
+    let mut out = Neighbours {
+        k,
+        index: Vec::with_capacity(n * k),
+        distance: Vec::with_capacity(n * k),
+        valid: Vec::with_capacity(n * k),
+    };
+    let mut cand: Vec<(f32, usize)> = Vec::with_capacity(n);
+    for i in 0..n {
+        cand.clear();
+        if let Some(x) = ca[i] {
+            for (j, p) in ca.iter().enumerate() {
+                if let (true, Some(p)) = (j != i, p) {
+                    cand.push((dist(x, *p), j));
+                }
+            }
+            cand.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        }
+        for slot in 0..k {
+            match cand.get(slot) {
+                Some(&(d, j)) => {
+                    out.index.push(j as u32);
+                    out.distance.push(d);
+                    out.valid.push(true);
+                }
+                None => {
+                    out.index.push(i as u32);
+                    out.distance.push(0.0);
+                    out.valid.push(false);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Everything a classifier sees of one chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedChain {
+    pub id: String,
+    pub labels: Vec<bool>,
+    /// `[L][BASE_FEATURES]`.
+    pub base: Vec<[f32; BASE_FEATURES]>,
+    /// Residue embedding `[L * C]` (zeros for residues without a C-alpha), if computed.
+    pub residue_embedding: Option<Vec<f32>>,
+    pub neighbours: Neighbours,
+    /// Pair embedding of each neighbour slot, `e_ij` for j the slot's neighbour, `[L * k * C]`.
+    pub edge_embedding: Option<Vec<f32>>,
+    /// Embedding channels C (0 without embeddings).
+    pub channels: usize,
+}
+
+impl PreparedChain {
+    /// Residues.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the chain has no residue.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// Per-channel mean and standard deviation of the residue and pair embeddings over a training
+/// set, to standardise them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standardiser {
+    pub residue: Vec<(f32, f32)>,
+    pub edge: Vec<(f32, f32)>,
+}
+
+fn moments(chunks: impl Iterator<Item = Vec<f32>>, c: usize) -> Vec<(f32, f32)> {
+    let mut sum = vec![0.0f64; c];
+    let mut sq = vec![0.0f64; c];
+    let mut n = 0usize;
+    for row in chunks {
+        for (k, v) in row.iter().enumerate() {
+            sum[k] += *v as f64;
+            sq[k] += (*v as f64) * (*v as f64);
+        }
+        n += 1;
+    }
+    let n = n.max(1) as f64;
+    sum.iter()
+        .zip(&sq)
+        .map(|(s, q)| {
+            let m = s / n;
+            let var = (q / n - m * m).max(0.0);
+            (m as f32, (var.sqrt() as f32).max(1e-6))
+        })
+        .collect()
+}
+
+impl Standardiser {
+    /// Statistics over the residues with a C-alpha (and real neighbour slots) of `chains`.
+    pub fn fit(chains: &[PreparedChain]) -> Option<Self> {
+        let c = chains.iter().find(|ch| ch.channels > 0)?.channels;
+        let residue = moments(
+            chains.iter().flat_map(|ch| {
+                let emb = ch.residue_embedding.as_deref().unwrap_or(&[]);
+                (0..ch.len())
+                    .filter(move |&i| ch.base[i][20] > 0.0 && !emb.is_empty())
+                    .map(move |i| emb[i * c..(i + 1) * c].to_vec())
+            }),
+            c,
+        );
+        let edge = moments(
+            chains.iter().flat_map(|ch| {
+                let emb = ch.edge_embedding.as_deref().unwrap_or(&[]);
+                (0..ch.neighbours.valid.len())
+                    .filter(move |&s| ch.neighbours.valid[s] && !emb.is_empty())
+                    .map(move |s| emb[s * c..(s + 1) * c].to_vec())
+            }),
+            c,
+        );
+        Some(Self { residue, edge })
+    }
+
+    /// Standardise a chain's embeddings in place (missing residues and slots stay zero).
+    pub fn apply(&self, chain: &mut PreparedChain) {
+        let c = chain.channels;
+        if let Some(emb) = chain.residue_embedding.as_mut() {
+            for i in 0..chain.base.len() {
+                if chain.base[i][20] > 0.0 {
+                    for (v, (m, s)) in emb[i * c..(i + 1) * c].iter_mut().zip(&self.residue) {
+                        *v = (*v - m) / s;
+                    }
+                }
+            }
+        }
+        if let Some(emb) = chain.edge_embedding.as_mut() {
+            for s in 0..chain.neighbours.valid.len() {
+                if chain.neighbours.valid[s] {
+                    for (v, (m, sd)) in emb[s * c..(s + 1) * c].iter_mut().zip(&self.edge) {
+                        *v = (*v - m) / sd;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Radial basis encoding of neighbour distances: 8 Gaussians, centres 2–16 Å, width 2 Å.
+pub const DISTANCE_RBF: usize = 8;
+
+fn rbf(d: f32) -> [f32; DISTANCE_RBF] {
+    let mut out = [0.0; DISTANCE_RBF];
+    for (k, o) in out.iter_mut().enumerate() {
+        let c = 2.0 + 2.0 * k as f32;
+        *o = (-((d - c) / 2.0).powi(2)).exp();
+    }
+    out
+}
+
+/// Inputs of a batch of chains, row-major, ready to become tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Residues N.
+    pub rows: usize,
+    /// Node input `[N, node_width]`: the window of residue features (base + embedding) around
+    /// each residue, then the chain's mean residue features.
+    pub nodes: Vec<f32>,
+    pub node_width: usize,
+    /// Neighbour slots `[N * k]`, as row indices into this batch.
+    pub neighbour: Vec<i64>,
+    /// Edge input `[N * k, edge_width]`: distance RBF, then the pair embedding.
+    pub edges: Vec<f32>,
+    pub edge_width: usize,
+    /// 1 for a real neighbour, `[N, k]`.
+    pub edge_mask: Vec<f32>,
+    pub k: usize,
+    /// Labels `[N]` (0/1).
+    pub labels: Vec<f32>,
+}
+
+/// Widths of a residue's own features and of an edge's, with or without embeddings.
+pub fn residue_width(channels: usize, embeddings: bool) -> usize {
+    BASE_FEATURES + if embeddings { channels } else { 0 }
+}
+
+/// Build a batch: `window` residues on either side (zero-padded at the ends), with the
+/// embeddings only if `embeddings`.
+pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batch {
+    let c = chains.first().map(|ch| ch.channels).unwrap_or(0);
+    let embeddings = embeddings && c > 0;
+    let rw = residue_width(c, embeddings);
+    let node_width = rw * (2 * window + 1) + rw;
+    let k = chains.first().map(|ch| ch.neighbours.k).unwrap_or(0);
+    let edge_width = DISTANCE_RBF + if embeddings { c } else { 0 };
+    let rows: usize = chains.iter().map(|ch| ch.len()).sum();
+    let mut b = Batch {
+        rows,
+        nodes: Vec::with_capacity(rows * node_width),
+        node_width,
+        neighbour: Vec::with_capacity(rows * k),
+        edges: Vec::with_capacity(rows * k * edge_width),
+        edge_width,
+        edge_mask: Vec::with_capacity(rows * k),
+        k,
+        labels: Vec::with_capacity(rows),
+    };
+    let mut offset = 0usize;
+    for ch in chains {
+        let n = ch.len();
+        let own: Vec<Vec<f32>> = (0..n)
+            .map(|i| {
+                let mut f = ch.base[i].to_vec();
+                if embeddings {
+                    match &ch.residue_embedding {
+                        Some(e) => f.extend_from_slice(&e[i * c..(i + 1) * c]),
+                        None => f.extend(std::iter::repeat_n(0.0, c)),
+                    }
+                }
+                f
+            })
+            .collect();
+        let mut mean = vec![0.0f32; rw];
+        for f in &own {
+            for (m, v) in mean.iter_mut().zip(f) {
+                *m += v / n.max(1) as f32;
+            }
+        }
+        for i in 0..n {
+            for d in -(window as isize)..=(window as isize) {
+                let j = i as isize + d;
+                if j >= 0 && (j as usize) < n {
+                    b.nodes.extend_from_slice(&own[j as usize]);
+                } else {
+                    b.nodes.extend(std::iter::repeat_n(0.0, rw));
+                }
+            }
+            b.nodes.extend_from_slice(&mean);
+            for s in i * k..(i + 1) * k {
+                b.neighbour
+                    .push((offset + ch.neighbours.index[s] as usize) as i64);
+                let valid = ch.neighbours.valid[s];
+                b.edge_mask.push(if valid { 1.0 } else { 0.0 });
+                if valid {
+                    b.edges.extend_from_slice(&rbf(ch.neighbours.distance[s]));
+                } else {
+                    b.edges.extend([0.0; DISTANCE_RBF]);
+                }
+                if embeddings {
+                    match (&ch.edge_embedding, valid) {
+                        (Some(e), true) => b.edges.extend_from_slice(&e[s * c..(s + 1) * c]),
+                        _ => b.edges.extend(std::iter::repeat_n(0.0, c)),
+                    }
+                }
+            }
+            b.labels.push(if ch.labels[i] { 1.0 } else { 0.0 });
+        }
+        offset += n;
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy() -> PpiChain {
+        PpiChain {
+            id: "t".into(),
+            sequence: "ACDX".into(),
+            labels: vec![false, true, false, true],
+            ca: vec![
+                Some([0.0, 0.0, 0.0]),
+                Some([3.8, 0.0, 0.0]),
+                None,
+                Some([3.8, 3.8, 0.0]),
+            ],
+        }
+    }
+
+    #[test]
+    fn reads_the_benchmark_format_and_rejects_bad_lines() {
+        let ok = br#"{"id":"1abcA","set":"Test_60","seq":"AC","label":"01","ca":[[0,0,0],null]}
+{"id":"2abcA","set":"Test_60","seq":"AC","label":"10","ca":null}"#;
+        let chains = read_ppi_jsonl(ok).expect("valid");
+        assert_eq!(chains.len(), 2);
+        assert_eq!(chains[0].labels, vec![false, true]);
+        assert_eq!(chains[0].ca[1], None);
+        assert_eq!(chains[1].ca, vec![None, None]);
+        for bad in [
+            &br#"{"id":"x","seq":"AC","label":"0","ca":null}"#[..],
+            br#"{"id":"x","seq":"AC","label":"02","ca":null}"#,
+            br#"{"id":"x","seq":"AC","label":"01","ca":[[0,0,0]]}"#,
+            b"not json",
+            b"",
+        ] {
+            let e = read_ppi_jsonl(bad).expect_err("invalid");
+            assert!(!e.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn features_and_neighbours() {
+        let ch = toy();
+        let f = base_features(&ch);
+        assert_eq!(f[0][0], 1.0); // A
+        assert_eq!(f[3][..20].iter().sum::<f32>(), 0.0); // X
+        assert_eq!(f[2][20], 0.0); // no C-alpha
+        assert_eq!(f[0][21], 0.2); // 2 neighbours within 8 Å, ÷ 10
+        let nb = neighbours(&ch.ca, 3);
+        // Residue 0: 1 (3.8 Å), 3 (5.37 Å), then padding.
+        assert_eq!(&nb.index[0..3], &[1, 3, 0]);
+        assert_eq!(&nb.valid[0..3], &[true, true, false]);
+        // Residue 2 has no C-alpha: no neighbours.
+        assert!(nb.valid[6..9].iter().all(|v| !v));
+    }
+
+    #[test]
+    fn batch_layout() {
+        let ch = toy();
+        let p = PreparedChain {
+            id: ch.id.clone(),
+            labels: ch.labels.clone(),
+            base: base_features(&ch),
+            residue_embedding: Some(vec![1.0; 4 * 2]),
+            neighbours: neighbours(&ch.ca, 2),
+            edge_embedding: Some(vec![2.0; 4 * 2 * 2]),
+            channels: 2,
+        };
+        let b = batch(&[&p, &p], 1, true);
+        assert_eq!(b.rows, 8);
+        assert_eq!(b.node_width, (BASE_FEATURES + 2) * 4);
+        assert_eq!(b.nodes.len(), 8 * b.node_width);
+        // The second chain's neighbour indices are offset by the first chain's length.
+        assert_eq!(b.neighbour[8], 4 + 1);
+        assert_eq!(b.edge_width, DISTANCE_RBF + 2);
+        // Window padding: residue 0's left neighbour is zeros.
+        assert!(b.nodes[..BASE_FEATURES + 2].iter().all(|&v| v == 0.0));
+        let without = batch(&[&p], 1, false);
+        assert_eq!(without.node_width, BASE_FEATURES * 4);
+        assert_eq!(without.edge_width, DISTANCE_RBF);
+    }
+}

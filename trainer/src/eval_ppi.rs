@@ -1,0 +1,448 @@
+//! `foldspace eval-ppi`: interface-site prediction on the GraphPPIS benchmark with and without
+//! the score model's embeddings (see EVALUATION.md).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use foldspace::compute::Compute;
+use foldspace::embed::Embedder;
+use foldspace::ppi::data::{
+    PpiChain, PreparedChain, Standardiser, base_features, neighbours, read_ppi_jsonl,
+};
+use foldspace::ppi::model::PpiModelKind;
+use foldspace::ppi::train::{PpiTrainConfig, predict, train};
+use foldspace::stats::{BinaryMetrics, MeanStd, binary_metrics, mean_std};
+use foldspace::structure::{Chain, ResidueNumber};
+use foldspace::weights::sha256_hex;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::{Backend, compute, weights_path};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModelArg {
+    /// Sequence window + global chain features through an MLP (DeepPPISP-like).
+    Window,
+    /// Message passing over the nearest residues in space, edges carrying the pair embedding.
+    Pair,
+}
+
+#[derive(Args)]
+pub(crate) struct EvalPpiArgs {
+    /// Training chains (Train_335.jsonl.gz).
+    #[arg(long)]
+    train: PathBuf,
+    /// Test files (Test_60.jsonl.gz, Test_315.jsonl.gz); each is reported on its own.
+    #[arg(long, required = true, num_args = 1..)]
+    test: Vec<PathBuf>,
+    /// Score-model weights for the embeddings, or `none` for the same classifier without them.
+    /// Default: the shipped weights.
+    #[arg(long)]
+    weights: Option<String>,
+    /// Classifier.
+    #[arg(long, value_enum, default_value_t = ModelArg::Window)]
+    model: ModelArg,
+    /// Training runs with different seeds (initialisation, validation carve-out, order).
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    /// Noise level of the embeddings (default: the smallest sigma).
+    #[arg(long)]
+    noise_level: Option<usize>,
+    /// Where the score model runs.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+    /// Spatial neighbours per residue (the pair model's edges).
+    #[arg(long, default_value_t = 16)]
+    neighbours: usize,
+    /// Most training epochs (early stopping on the validation carve-out usually ends sooner).
+    #[arg(long, default_value_t = 40)]
+    epochs: usize,
+    /// Embedding cache (computed once per weights, level and data file).
+    /// Default: ~/.cache/foldspace/eval-ppi.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Use only the first N training chains (quick checks).
+    #[arg(long)]
+    max_train_chains: Option<usize>,
+    /// One JSON object on stdout instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+const METRICS: [&str; 7] = ["acc", "precision", "recall", "f1", "mcc", "auroc", "auprc"];
+
+fn metric(m: &BinaryMetrics, name: &str) -> f64 {
+    match name {
+        "acc" => m.acc,
+        "precision" => m.precision,
+        "recall" => m.recall,
+        "f1" => m.f1,
+        "mcc" => m.mcc,
+        "auroc" => m.auroc,
+        _ => m.auprc,
+    }
+}
+
+fn set_name(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    name.trim_end_matches(".gz")
+        .trim_end_matches(".jsonl")
+        .to_string()
+}
+
+fn read_set(path: &Path) -> Result<(Vec<PpiChain>, String)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let chains = read_ppi_jsonl(&bytes).with_context(|| format!("reading {}", path.display()))?;
+    Ok((chains, sha256_hex(&bytes)))
+}
+
+pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    if args.neighbours == 0 {
+        bail!("--neighbours must be at least 1");
+    }
+    let (mut train_chains, train_sha) = read_set(&args.train)?;
+    if let Some(n) = args.max_train_chains {
+        train_chains.truncate(n);
+    }
+    let mut tests = Vec::new();
+    for path in &args.test {
+        let (chains, sha) = read_set(path)?;
+        tests.push((set_name(path), chains, sha));
+    }
+    let use_embeddings = args.weights.as_deref() != Some("none");
+    let embedder = if use_embeddings {
+        let path = weights_path(args.weights.as_deref().map(Path::new))?;
+        let e = Embedder::from_file(&path, compute(args.backend)?)
+            .with_context(|| format!("loading weights {}", path.display()))?;
+        Some((e, path))
+    } else {
+        None
+    };
+    let level = match &embedder {
+        Some((e, _)) => {
+            let level = args.noise_level.unwrap_or(e.default_level());
+            if level >= e.sigmas().len() {
+                bail!(
+                    "--noise-level {level} is out of range: the model has levels 0..={}",
+                    e.sigmas().len() - 1
+                );
+            }
+            Some(level)
+        }
+        None => None,
+    };
+    let cache = args.cache.clone().unwrap_or_else(default_cache);
+    let prepare = |name: &str, chains: &[PpiChain], sha: &str| -> Result<Vec<PreparedChain>> {
+        match (&embedder, level) {
+            (Some((e, _)), Some(level)) => {
+                prepare_with_embeddings(e, level, name, chains, sha, args.neighbours, &cache)
+            }
+            _ => Ok(chains
+                .iter()
+                .map(|c| prepare_plain(c, args.neighbours))
+                .collect()),
+        }
+    };
+    let mut train_set = prepare(&set_name(&args.train), &train_chains, &train_sha)?;
+    let mut test_sets = Vec::new();
+    for (name, chains, sha) in &tests {
+        test_sets.push((name.clone(), prepare(name, chains, sha)?));
+    }
+    if let Some(s) = Standardiser::fit(&train_set) {
+        for c in train_set.iter_mut() {
+            s.apply(c);
+        }
+        for (_, set) in test_sets.iter_mut() {
+            for c in set.iter_mut() {
+                s.apply(c);
+            }
+        }
+    }
+
+    let kind = match args.model {
+        ModelArg::Window => PpiModelKind::Window,
+        ModelArg::Pair => PpiModelKind::Graph,
+    };
+    let cpu = Compute::cpu();
+    let train_device = cpu.autodiff().device;
+    let mut per_test: Vec<Vec<BinaryMetrics>> = vec![Vec::new(); test_sets.len()];
+    let mut runs = Vec::new();
+    for seed in 0..args.seeds {
+        let mut config = PpiTrainConfig::new(kind, use_embeddings, seed);
+        config.max_epochs = args.epochs;
+        let quiet = args.json;
+        let trained = pollster::block_on(train(&train_set, config, &train_device, |e, l, a| {
+            if !quiet {
+                eprintln!("seed {seed} epoch {e}: train loss {l:.4}, validation AUPRC {a:.4}");
+            }
+        }))?;
+        let mut run = json!({
+            "seed": seed,
+            "threshold": trained.threshold,
+            "val_auprc": trained.val_auprc,
+            "best_epoch": trained.best_epoch,
+            "epochs": trained.epochs_run,
+        });
+        for (k, (name, set)) in test_sets.iter().enumerate() {
+            let refs: Vec<&PreparedChain> = set.iter().collect();
+            let probs = pollster::block_on(predict(&trained.net, &config, &refs, &cpu.device))?;
+            let scores: Vec<f32> = probs.concat();
+            let labels: Vec<bool> = set.iter().flat_map(|c| c.labels.iter().copied()).collect();
+            let m = binary_metrics(&scores, &labels, trained.threshold);
+            run[name.as_str()] = serde_json::to_value(m)?;
+            per_test[k].push(m);
+        }
+        runs.push(run);
+    }
+
+    let mut tests_json = serde_json::Map::new();
+    for ((name, set), ms) in test_sets.iter().zip(&per_test) {
+        let mut obj = serde_json::Map::new();
+        for metric_name in METRICS {
+            let values: Vec<f64> = ms.iter().map(|m| metric(m, metric_name)).collect();
+            obj.insert(metric_name.into(), serde_json::to_value(mean_std(&values))?);
+        }
+        obj.insert("chains".into(), json!(set.len()));
+        obj.insert(
+            "residues".into(),
+            json!(set.iter().map(|c| c.len()).sum::<usize>()),
+        );
+        tests_json.insert(name.clone(), Value::Object(obj));
+    }
+    let out = json!({
+        "tests": tests_json,
+        "model": match args.model { ModelArg::Window => "window", ModelArg::Pair => "pair" },
+        "weights": match &embedder {
+            Some((e, path)) => json!({"path": path.display().to_string(), "sha256": e.weights_sha256}),
+            None => Value::Null,
+        },
+        "noise_level": level,
+        "train": {"file": set_name(&args.train), "chains": train_set.len()},
+        "seeds": args.seeds,
+        "runs": runs,
+        "foldspace": foldspace::VERSION,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!(
+            "eval-ppi: model {}, {} (mean ± std over {} seeds; threshold from the validation carve-out)",
+            out["model"].as_str().unwrap_or(""),
+            if use_embeddings {
+                "with structure embeddings"
+            } else {
+                "without structure embeddings"
+            },
+            args.seeds
+        );
+        println!(
+            "{:<12} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
+            "test", "ACC", "precision", "recall", "F1", "MCC", "AUROC", "AUPRC"
+        );
+        for (name, ms) in test_sets.iter().map(|(n, _)| n).zip(&per_test) {
+            let cells: Vec<String> = METRICS
+                .iter()
+                .map(|m| {
+                    let MeanStd { mean, std } =
+                        mean_std(&ms.iter().map(|x| metric(x, m)).collect::<Vec<_>>());
+                    format!("{mean:.3} ± {std:.3}")
+                })
+                .collect();
+            println!(
+                "{:<12} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
+                name, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
+            );
+        }
+    }
+    Ok(())
+}
+
+fn default_cache() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(".cache/foldspace/eval-ppi")
+}
+
+fn prepare_plain(chain: &PpiChain, k: usize) -> PreparedChain {
+    PreparedChain {
+        id: chain.id.clone(),
+        labels: chain.labels.clone(),
+        base: base_features(chain),
+        residue_embedding: None,
+        neighbours: neighbours(&chain.ca, k),
+        edge_embedding: None,
+        channels: 0,
+    }
+}
+
+const CACHE_MAGIC: &[u8; 8] = b"FSPPIE01";
+
+/// Residue and neighbour-pair embeddings of every chain, from the cache or computed (and then
+/// cached as f16).
+fn prepare_with_embeddings(
+    embedder: &Embedder,
+    level: usize,
+    name: &str,
+    chains: &[PpiChain],
+    data_sha: &str,
+    k: usize,
+    cache: &Path,
+) -> Result<Vec<PreparedChain>> {
+    let key = sha256_hex(
+        format!(
+            "{}-{level}-{data_sha}-{k}-{}",
+            embedder.weights_sha256,
+            chains.len()
+        )
+        .as_bytes(),
+    );
+    let file = cache.join(format!("{name}-{}.bin", &key[..16]));
+    let c = embedder.config.hidden_channels;
+    let mut prepared: Vec<PreparedChain> = chains.iter().map(|ch| prepare_plain(ch, k)).collect();
+    if let Ok(data) = std::fs::read(&file) {
+        match read_cache(&data, &mut prepared, c) {
+            Ok(()) => {
+                eprintln!("embeddings of {name} from the cache {}", file.display());
+                return Ok(prepared);
+            }
+            Err(e) => eprintln!("ignoring the cache {} ({e:#})", file.display()),
+        }
+    }
+    let bar = ProgressBar::new(chains.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "embedding {name} {{bar:30}} {{pos}}/{{len}} chains, {{elapsed}} (eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    for (n, (chain, prep)) in chains.iter().zip(prepared.iter_mut()).enumerate() {
+        bar.inc(1);
+        if bar.is_hidden() && n % 50 == 0 {
+            eprintln!(
+                "embedding {name}: {n}/{} chains, {:.0} s",
+                chains.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let present = chain.present();
+        if present.len() < 2 {
+            continue;
+        }
+        let sub = Chain {
+            id: chain.id.clone(),
+            residue_names: vec![String::new(); present.len()],
+            sequence: present
+                .iter()
+                .map(|&i| chain.sequence.as_bytes()[i] as char)
+                .collect(),
+            ca: present.iter().filter_map(|&i| chain.ca[i]).collect(),
+            residue_numbers: present
+                .iter()
+                .map(|&i| ResidueNumber {
+                    number: i as isize + 1,
+                    insertion: None,
+                })
+                .collect(),
+            b_factors: vec![0.0; present.len()],
+        };
+        let e = pollster::block_on(embedder.embed(&sub, level))
+            .with_context(|| format!("embedding {} of {name}", chain.id))?;
+        let l = present.len();
+        let mut position = vec![usize::MAX; chain.len()];
+        for (p, &i) in present.iter().enumerate() {
+            position[i] = p;
+        }
+        let mut residue = vec![0.0f32; chain.len() * c];
+        for (p, &i) in present.iter().enumerate() {
+            residue[i * c..(i + 1) * c].copy_from_slice(&e.residue[p * c..(p + 1) * c]);
+        }
+        let mut edge = vec![0.0f32; chain.len() * k * c];
+        for i in 0..chain.len() {
+            for s in i * k..(i + 1) * k {
+                if !prep.neighbours.valid[s] {
+                    continue;
+                }
+                let (pi, pj) = (position[i], position[prep.neighbours.index[s] as usize]);
+                let at = (pi * l + pj) * c;
+                edge[s * c..(s + 1) * c].copy_from_slice(&e.pair[at..at + c]);
+            }
+        }
+        prep.residue_embedding = Some(residue);
+        prep.edge_embedding = Some(edge);
+        prep.channels = c;
+    }
+    bar.finish_and_clear();
+    // Chains too short to embed get zero embeddings of the right width.
+    for prep in prepared.iter_mut() {
+        if prep.channels == 0 {
+            prep.residue_embedding = Some(vec![0.0; prep.len() * c]);
+            prep.edge_embedding = Some(vec![0.0; prep.len() * k * c]);
+            prep.channels = c;
+        }
+    }
+    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let tmp = file.with_extension("tmp");
+    write_cache(&tmp, &prepared).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+    Ok(prepared)
+}
+
+fn write_cache(path: &Path, prepared: &[PreparedChain]) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    out.write_all(CACHE_MAGIC)?;
+    out.write_all(&(prepared.len() as u32).to_le_bytes())?;
+    for p in prepared {
+        out.write_all(&(p.len() as u32).to_le_bytes())?;
+        for v in p
+            .residue_embedding
+            .iter()
+            .flatten()
+            .chain(p.edge_embedding.iter().flatten())
+        {
+            out.write_all(&half::f16::from_f32(*v).to_le_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn read_cache(data: &[u8], prepared: &mut [PreparedChain], c: usize) -> Result<()> {
+    let mut at = 0usize;
+    let mut bytes = |n: usize| -> Result<&[u8]> {
+        let b = data.get(at..at + n).context("truncated")?;
+        at += n;
+        Ok(b)
+    };
+    if bytes(8)? != CACHE_MAGIC {
+        bail!("not an embedding cache");
+    }
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    if word(bytes(4)?) != prepared.len() {
+        bail!("chain count differs");
+    }
+    let halves = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(2)
+            .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
+            .collect()
+    };
+    for p in prepared.iter_mut() {
+        let (l, k) = (p.len(), p.neighbours.k);
+        if word(bytes(4)?) != l {
+            bail!("chain {} has a different length", p.id);
+        }
+        p.residue_embedding = Some(halves(bytes(l * c * 2)?));
+        p.edge_embedding = Some(halves(bytes(l * k * c * 2)?));
+        p.channels = c;
+    }
+    Ok(())
+}
