@@ -390,6 +390,17 @@ fn prepare_with_embeddings(
             prep.channels = c;
         }
     }
+    // The cache holds f16: round now too, so a cached rerun gives the same numbers.
+    for prep in prepared.iter_mut() {
+        for v in prep
+            .residue_embedding
+            .iter_mut()
+            .flatten()
+            .chain(prep.edge_embedding.iter_mut().flatten())
+        {
+            *v = half::f16::from_f32(*v).to_f32();
+        }
+    }
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
     let tmp = file.with_extension("tmp");
     write_cache(&tmp, &prepared).with_context(|| format!("writing {}", tmp.display()))?;
