@@ -14,6 +14,7 @@
 //! - [`geometry`]: superposition and RMSD.
 //! - [`quality`]: model-vs-reference scores (RMSD, TM-score, GDT_TS/HA, C-alpha lDDT).
 //! - [`ppi`]: the interface-site benchmark, its classifiers and their training.
+//! - [`sequence`]: local alignment identity and a k-mer index (homology checks, nearest sequence).
 //! - [`stats`]: classification metrics and correlations for the evaluations.
 //! - [`data`]: training chains (gap and length filters) and deterministic DSM draws.
 //! - [`training`]: the optimiser step, weight averaging, DSM evaluation per σ band.
@@ -27,6 +28,7 @@ pub mod features;
 pub mod geometry;
 pub mod ppi;
 pub mod quality;
+pub mod sequence;
 pub mod stats;
 pub mod structure;
 

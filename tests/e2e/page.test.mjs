@@ -320,6 +320,13 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.6);
   assert.match(await page.locator(".map .hover").textContent(), /Å/);
   await page.screenshot({ path: path.join(out, "page.png"), fullPage: true });
+  // Plausibility colouring: ‖g_i‖ at σ ≈ 1 Å (one more model run) on a fixed scale.
+  await page.locator(".view3d select").selectOption("plausibility");
+  await page.locator(".view3d .legend-title", { hasText: "implausibility" }).waitFor({ timeout: 180_000 });
+  assert.equal(await waitStatus(page, logs, isReady), "ready", logs.join("\n"));
+  const plausible = pngStats(await page.getByTestId("viewer-3d").screenshot({ path: path.join(out, "viewer-plausibility.png") }));
+  console.log("plausibility colouring", plausible);
+  assert.ok(plausible.colours > 50 && plausible.std > 8, `plausibility view looks blank: ${JSON.stringify(plausible)}`);
   const json = JSON.parse((await download(page, "export-json")).bytes.toString("utf8"));
   assert.equal(json.chain, "A");
   assert.equal(json.length, 70);

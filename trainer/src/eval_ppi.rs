@@ -13,8 +13,9 @@ use foldspace::ppi::data::{
 };
 use foldspace::ppi::model::PpiModelKind;
 use foldspace::ppi::train::{PpiTrainConfig, predict, train};
+use foldspace::sequence::{KmerIndex, nearest};
 use foldspace::stats::{BinaryMetrics, MeanStd, binary_metrics, mean_std};
-use foldspace::structure::{Chain, ResidueNumber};
+use foldspace::structure::{Chain, ResidueNumber, read_chains_jsonl};
 use foldspace::weights::sha256_hex;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -66,6 +67,13 @@ pub(crate) struct EvalPpiArgs {
     /// Use only the first N training chains (quick checks).
     #[arg(long)]
     max_train_chains: Option<usize>,
+    /// Check the test chains against the chains a model was pretrained on (a chains.jsonl.gz:
+    /// its `train` split): local-alignment identity of each test chain's nearest pretraining
+    /// chain (k-mer candidates, Smith–Waterman), counting those at ≥ 30 % identity over ≥ 80 %
+    /// coverage; the file's `ppi_test_like` chains are searched against the test chains too,
+    /// to show the check finds what the split marked.
+    #[arg(long)]
+    pretraining: Option<PathBuf>,
     /// One JSON object on stdout instead of tables.
     #[arg(long)]
     json: bool,
@@ -117,6 +125,10 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
         let (chains, sha) = read_set(path)?;
         tests.push((set_name(path), chains, sha));
     }
+    let overlap = match &args.pretraining {
+        Some(path) => Some(overlap_report(path, &tests)?),
+        None => None,
+    };
     let use_embeddings = args.weights.as_deref() != Some("none");
     let embedder = if use_embeddings {
         let path = weights_path(args.weights.as_deref().map(Path::new))?;
@@ -228,6 +240,7 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
         "train": {"file": set_name(&args.train), "chains": train_set.len()},
         "seeds": args.seeds,
         "runs": runs,
+        "pretraining_overlap": overlap,
         "foldspace": foldspace::VERSION,
     });
     if args.json {
@@ -263,6 +276,77 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Identity of each test chain's nearest `train` chain of a pretraining file, and how many of
+/// the file's `ppi_test_like` chains the same search finds among the test chains.
+fn overlap_report(path: &Path, tests: &[(String, Vec<PpiChain>, String)]) -> Result<Value> {
+    const MIN_IDENTITY: f64 = 0.3;
+    const MIN_COVERAGE: f64 = 0.8;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let chains = read_chains_jsonl(&bytes, 1 << 31)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let seqs = |split: &str| -> Vec<&[u8]> {
+        chains
+            .iter()
+            .filter(|c| c.split == split)
+            .map(|c| c.chain.sequence.as_bytes())
+            .collect()
+    };
+    let (train, marked) = (seqs("train"), seqs("ppi_test_like"));
+    if train.is_empty() {
+        bail!("{} has no chain of split 'train'", path.display());
+    }
+    let index = KmerIndex::new(train.iter().copied(), 3);
+    let test_seqs: Vec<&[u8]> = tests
+        .iter()
+        .flat_map(|(_, c, _)| c.iter().map(|c| c.sequence.as_bytes()))
+        .collect();
+    let mut similar = Vec::new();
+    let mut max_identity = 0.0f64;
+    for (name, chain) in tests
+        .iter()
+        .flat_map(|(name, set, _)| set.iter().map(move |c| (name, c)))
+    {
+        if let Some((id, ident)) =
+            nearest(&index, &train, chain.sequence.as_bytes(), 50, MIN_COVERAGE)
+        {
+            max_identity = max_identity.max(ident.fraction());
+            if ident.fraction() >= MIN_IDENTITY {
+                similar.push(json!({"test": name, "chain": chain.id, "identity": ident.fraction(), "train_index": id}));
+            }
+        }
+    }
+    let test_index = KmerIndex::new(test_seqs.iter().copied(), 3);
+    let found = marked
+        .iter()
+        .filter(|s| {
+            nearest(&test_index, &test_seqs, s, 50, MIN_COVERAGE)
+                .is_some_and(|(_, i)| i.fraction() >= MIN_IDENTITY)
+        })
+        .count();
+    eprintln!(
+        "pretraining overlap: {} of {} test chains have a '{}' train chain at >= {:.0} % identity over >= {:.0} % coverage (highest identity {:.2}); the same search finds {} of the {} chains marked ppi_test_like",
+        similar.len(),
+        test_seqs.len(),
+        path.display(),
+        MIN_IDENTITY * 100.0,
+        MIN_COVERAGE * 100.0,
+        max_identity,
+        found,
+        marked.len()
+    );
+    Ok(json!({
+        "file": path.display().to_string(),
+        "train_chains": train.len(),
+        "test_chains": test_seqs.len(),
+        "min_identity": MIN_IDENTITY,
+        "min_coverage": MIN_COVERAGE,
+        "similar_test_chains": similar,
+        "highest_identity": max_identity,
+        "ppi_test_like_found": found,
+        "ppi_test_like": marked.len(),
+    }))
 }
 
 fn default_cache() -> PathBuf {

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use foldspace::compute::Compute;
 use foldspace::embed::{ARRAY_NAMES, ChainEmbedding, Embedder, Provenance, metadata};
 use foldspace::geometry::superpose;
-use foldspace::refine::{Langevin, Schedule, Step, random_cloud};
+use foldspace::refine::{Langevin, Schedule, Step, coordinate_score, random_cloud};
 use foldspace::structure::{BFactorKind, Chain, ReadOptions, Structure, read_structure};
 use foldspace::weights::sha256_hex;
 use wasm_bindgen::JsCast;
@@ -17,7 +17,7 @@ use web_sys::{DragEvent, Event, HtmlCanvasElement, HtmlInputElement, HtmlSelectE
 use yew::prelude::*;
 
 use crate::browser::{self, BrowserError};
-use crate::logic::{self, ColorMode, Legend, PageOptions};
+use crate::logic::{self, ColorMode, Legend, PLAUSIBILITY_SIGMA, PageOptions};
 use crate::scene::{self, Camera};
 use crate::viewer::{Layer, Viewer};
 
@@ -103,6 +103,7 @@ pub enum Msg {
     SelectChain(usize),
     Distances(u64, Result<Vec<f32>, String>),
     Embedded((u64, usize), Result<ChainEmbedding, String>, f64),
+    Plausibility(u64, Result<Vec<f32>, String>),
     SetLevel(usize),
     SetColor(ColorMode),
     ToggleArrows,
@@ -152,6 +153,9 @@ pub struct App {
     painted: Cell<(u64, u64)>,
     embedding: Option<Rc<ChainEmbedding>>,
     embed_running: Option<(u64, usize)>,
+    /// ‖g_i‖ at σ = 1 Å for the plausibility colouring, computed on demand (chain job, values).
+    plausibility: Option<(u64, Rc<Vec<f32>>)>,
+    plausibility_running: bool,
     embed_ms: Option<f64>,
     file_started_ms: f64,
     first_embedding_ms: Option<f64>,
@@ -249,7 +253,11 @@ impl App {
             return;
         }
         let key = (self.chain_job, self.level);
-        if self.embedding.is_some() || self.embed_running.is_some() {
+        if self.embed_running.is_some() {
+            return;
+        }
+        if self.embedding.is_some() {
+            self.kick_plausibility(ctx);
             return;
         }
         let Some(embedder) = self.embedder.clone() else {
@@ -295,6 +303,52 @@ impl App {
                 .await
                 .map_err(|e| e.to_string());
             Msg::Embedded(key, result, browser::now_ms() - t0)
+        });
+    }
+
+    /// After the embedding: ‖g_i‖ at σ ≈ 1 Å when the plausibility colouring is shown.
+    fn kick_plausibility(&mut self, ctx: &Context<Self>) {
+        if self.color != ColorMode::Plausibility
+            || self.plausibility_running
+            || self
+                .plausibility
+                .as_ref()
+                .is_some_and(|(job, _)| *job == self.chain_job)
+        {
+            return;
+        }
+        let (Some(embedder), Some(chain)) = (self.embedder.clone(), self.chain().cloned()) else {
+            return;
+        };
+        if chain.len() < 2 || chain.len() > self.model_limit() {
+            return;
+        }
+        let sigmas = embedder.sigmas();
+        let Some(level) = (0..sigmas.len()).min_by(|&a, &b| {
+            (sigmas[a].ln() - PLAUSIBILITY_SIGMA.ln())
+                .abs()
+                .total_cmp(&(sigmas[b].ln() - PLAUSIBILITY_SIGMA.ln()).abs())
+        }) else {
+            return;
+        };
+        self.plausibility_running = true;
+        self.status = Status::Busy(format!(
+            "scoring plausibility on {} (σ = {:.2} Å)…",
+            self.backend_name(),
+            sigmas[level]
+        ));
+        let job = self.chain_job;
+        ctx.link().send_future(async move {
+            browser::yield_now().await;
+            let result = coordinate_score(&embedder, &chain.ca, &chain.sequence, level)
+                .await
+                .map(|g| {
+                    g.chunks_exact(3)
+                        .map(|v| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt())
+                        .collect()
+                })
+                .map_err(|e| e.to_string());
+            Msg::Plausibility(job, result)
         });
     }
 
@@ -365,7 +419,14 @@ impl App {
     }
 
     fn residue_colors(&self, chain: &Chain) -> (Vec<[u8; 3]>, Legend) {
-        let norms = self.embedding.as_ref().map(|e| e.gradient_norms());
+        let norms = match self.color {
+            ColorMode::Plausibility => self
+                .plausibility
+                .as_ref()
+                .filter(|(job, _)| *job == self.chain_job)
+                .map(|(_, v)| v.to_vec()),
+            _ => self.embedding.as_ref().map(|e| e.gradient_norms()),
+        };
         let kind = self
             .structure
             .as_ref()
@@ -714,6 +775,8 @@ impl Component for App {
             painted: Cell::new((0, 0)),
             embedding: None,
             embed_running: None,
+            plausibility: None,
+            plausibility_running: false,
             embed_ms: None,
             file_started_ms: 0.0,
             first_embedding_ms: None,
@@ -930,6 +993,22 @@ impl Component for App {
                 }
                 self.kick(ctx);
             }
+            Msg::Plausibility(job, result) => {
+                self.plausibility_running = false;
+                if job == self.chain_job {
+                    match result {
+                        Ok(v) => {
+                            self.plausibility = Some((job, Rc::new(v)));
+                            self.status = Status::Ready;
+                            self.refresh_scene(false);
+                        }
+                        Err(e) => {
+                            self.status = Status::Error(format!("plausibility scoring failed: {e}"))
+                        }
+                    }
+                }
+                self.kick(ctx);
+            }
             Msg::SetLevel(level) => {
                 if level != self.level {
                     self.level = level;
@@ -941,6 +1020,7 @@ impl Component for App {
             Msg::SetColor(mode) => {
                 self.color = mode;
                 self.refresh_scene(false);
+                self.kick(ctx);
             }
             Msg::ToggleArrows => {
                 self.arrows = !self.arrows;
@@ -1340,6 +1420,7 @@ impl App {
                             <option value="chain" selected={self.color == ColorMode::Chain}>{ "colour: chain" }</option>
                             <option value="bfactor" selected={self.color == ColorMode::BFactor}>{ "colour: B-factor / pLDDT" }</option>
                             <option value="score" selected={self.color == ColorMode::Score}>{ "colour: score ‖g‖" }</option>
+                            <option value="plausibility" selected={self.color == ColorMode::Plausibility}>{ "colour: plausibility (σ = 1 Å)" }</option>
                         </select>
                         <label class="check"><input type="checkbox" checked={self.arrows} onchange={link.callback(|_| Msg::ToggleArrows)} />{ " arrows" }</label>
                         <label class="check" title="length of the longest arrows (Å)">

@@ -39,9 +39,17 @@ pub enum ColorMode {
     Chain,
     /// B-factor (temperature factor), or pLDDT bands for predicted models.
     BFactor,
-    /// Per-residue score magnitude ‖g_i‖.
+    /// Per-residue score magnitude ‖g_i‖ at the embedding's noise level.
     Score,
+    /// Per-residue plausibility: ‖g_i‖ at σ = [`PLAUSIBILITY_SIGMA`] on a fixed scale (see
+    /// EVALUATION.md: at this σ the score magnitude tracks local error, lDDT, best).
+    Plausibility,
 }
+
+/// The noise level (σ, Å) at which the page scores plausibility.
+pub const PLAUSIBILITY_SIGMA: f32 = 1.0;
+/// ‖g_i‖ (1/Å) at that σ from which a residue is drawn fully red (EVALUATION.md).
+pub const PLAUSIBILITY_MAX: f32 = 3.0;
 
 impl ColorMode {
     /// From the select box value.
@@ -49,6 +57,7 @@ impl ColorMode {
         match s {
             "bfactor" => Self::BFactor,
             "score" => Self::Score,
+            "plausibility" => Self::Plausibility,
             _ => Self::Chain,
         }
     }
@@ -92,7 +101,8 @@ pub fn robust_range(values: &[f32]) -> (f32, f32) {
 }
 
 /// Per-residue colours (RGB) of a chain and the legend that explains them. `norms` is ‖g_i‖
-/// when the model has run.
+/// for the mode (at the embedding's level for `Score`, at [`PLAUSIBILITY_SIGMA`] for
+/// `Plausibility`) once the model has run.
 pub fn residue_colors(
     mode: ColorMode,
     chain: &Chain,
@@ -122,6 +132,27 @@ pub fn residue_colors(
                     "score magnitude ‖g‖ (1/Å)".into(),
                     format!("{lo:.3}"),
                     format!("{hi:.3}"),
+                    ramp,
+                ),
+            )
+        }
+        (ColorMode::Plausibility, Some(norms)) if norms.len() == n => {
+            // Green where the model finds the residue's surroundings native-like, red where its
+            // score says they are far from it; a fixed scale, comparable across proteins.
+            let t = |v: f32| 1.0 - (v / PLAUSIBILITY_MAX).clamp(0.0, 1.0) as f64;
+            let colors = norms
+                .iter()
+                .map(|&v| gradient(colorous::RED_YELLOW_GREEN, 0.05 + 0.9 * t(v)))
+                .collect();
+            let ramp = (0..=16)
+                .map(|i| gradient(colorous::RED_YELLOW_GREEN, 0.95 - 0.9 * i as f64 / 16.0))
+                .collect();
+            (
+                colors,
+                Legend::Gradient(
+                    format!("implausibility ‖g‖ at σ = {PLAUSIBILITY_SIGMA} Å (1/Å)"),
+                    "0 native-like".into(),
+                    format!("≥ {PLAUSIBILITY_MAX} unlikely"),
                     ramp,
                 ),
             )
