@@ -4,6 +4,7 @@
 //! `data/quality/1crn-ca.pdb` and `best-ca.pdb` are the C-alpha lines of `proteins/1crn.pdb`
 //! (PDB 1CRN) and `proteins/best.pdb` from h3nnn4n/TMscore.py (MIT); its test asserts the
 //! program's output for `TMscore 1crn.pdb best.pdb`.
+#![cfg(not(target_family = "wasm"))]
 
 use foldspace::quality::{Correspondence, compare_chains, compare_same, lddt};
 use foldspace::structure::{ReadOptions, read_structure};

@@ -48,8 +48,10 @@ pub enum ColorMode {
 
 /// The noise level (σ, Å) at which the page scores plausibility.
 pub const PLAUSIBILITY_SIGMA: f32 = 1.0;
-/// ‖g_i‖ (1/Å) at that σ from which a residue is drawn fully red (EVALUATION.md).
-pub const PLAUSIBILITY_MAX: f32 = 3.0;
+/// ‖g_i‖ (1/Å) at that σ from which a residue is drawn fully red: with the published model,
+/// natives average 1.25, copies with 0.5 / 1 / 2 / 4 Å of noise 2.4 / 4.0 / 6.1 / 7.7
+/// (EVALUATION.md), so red means errors of about 2 Å.
+pub const PLAUSIBILITY_MAX: f32 = 6.0;
 
 impl ColorMode {
     /// From the select box value.
