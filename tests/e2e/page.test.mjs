@@ -103,8 +103,10 @@ async function openPage(query = "") {
 async function waitStatus(page, logs, predicate, timeout = SLOW) {
   const status = page.getByTestId("status");
   const start = Date.now();
+  // The page mounts once its 40 MB of wasm is compiled: slow on a busy 2-core machine.
+  await status.waitFor({ state: "attached", timeout });
   for (;;) {
-    const text = (await status.textContent()) ?? "";
+    const text = (await status.textContent({ timeout })) ?? "";
     if (predicate(text)) return text;
     if (Date.now() - start > timeout) {
       throw new Error(`status stayed "${text}"\n${logs.join("\n")}`);

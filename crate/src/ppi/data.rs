@@ -352,8 +352,8 @@ fn rbf(d: f32) -> [f32; DISTANCE_RBF] {
 pub struct Batch {
     /// Residues N.
     pub rows: usize,
-    /// Node input `[N, node_width]`: the window of residue features (base + embedding) around
-    /// each residue, then the chain's mean residue features.
+    /// Node input `[N, node_width]`: the window of base features around each residue, its
+    /// embedding, then the chain's mean base features and embedding.
     pub nodes: Vec<f32>,
     pub node_width: usize,
     /// Neighbour slots `[N * k]`, as row indices into this batch.
@@ -368,20 +368,17 @@ pub struct Batch {
     pub labels: Vec<f32>,
 }
 
-/// Widths of a residue's own features and of an edge's, with or without embeddings.
-pub fn residue_width(channels: usize, embeddings: bool) -> usize {
-    BASE_FEATURES + if embeddings { channels } else { 0 }
-}
-
-/// Build a batch: `window` residues on either side (zero-padded at the ends), with the
-/// embeddings only if `embeddings`.
+/// Build a batch: the base features of `window` residues on either side (zero-padded at the
+/// ends), then — only if `embeddings` — the residue's own embedding (the embedding already
+/// describes its surroundings; a window of them would multiply the inputs by 2·window + 1 for
+/// 335 training chains), then the chain's mean base features (and mean embedding).
 pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batch {
     let c = chains.first().map(|ch| ch.channels).unwrap_or(0);
     let embeddings = embeddings && c > 0;
-    let rw = residue_width(c, embeddings);
-    let node_width = rw * (2 * window + 1) + rw;
+    let ce = if embeddings { c } else { 0 };
+    let node_width = BASE_FEATURES * (2 * window + 1) + ce + BASE_FEATURES + ce;
     let k = chains.first().map(|ch| ch.neighbours.k).unwrap_or(0);
-    let edge_width = DISTANCE_RBF + if embeddings { c } else { 0 };
+    let edge_width = DISTANCE_RBF + ce;
     let rows: usize = chains.iter().map(|ch| ch.len()).sum();
     let mut b = Batch {
         rows,
@@ -397,21 +394,16 @@ pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batc
     let mut offset = 0usize;
     for ch in chains {
         let n = ch.len();
-        let own: Vec<Vec<f32>> = (0..n)
-            .map(|i| {
-                let mut f = ch.base[i].to_vec();
-                if embeddings {
-                    match &ch.residue_embedding {
-                        Some(e) => f.extend_from_slice(&e[i * c..(i + 1) * c]),
-                        None => f.extend(std::iter::repeat_n(0.0, c)),
-                    }
-                }
-                f
-            })
-            .collect();
-        let mut mean = vec![0.0f32; rw];
-        for f in &own {
-            for (m, v) in mean.iter_mut().zip(f) {
+        let zeros = vec![0.0f32; ce];
+        let emb = |i: usize| -> &[f32] {
+            match &ch.residue_embedding {
+                Some(e) if embeddings => &e[i * c..(i + 1) * c],
+                _ => &zeros,
+            }
+        };
+        let mut mean = vec![0.0f32; BASE_FEATURES + ce];
+        for i in 0..n {
+            for (m, v) in mean.iter_mut().zip(ch.base[i].iter().chain(emb(i))) {
                 *m += v / n.max(1) as f32;
             }
         }
@@ -419,11 +411,12 @@ pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batc
             for d in -(window as isize)..=(window as isize) {
                 let j = i as isize + d;
                 if j >= 0 && (j as usize) < n {
-                    b.nodes.extend_from_slice(&own[j as usize]);
+                    b.nodes.extend_from_slice(&ch.base[j as usize]);
                 } else {
-                    b.nodes.extend(std::iter::repeat_n(0.0, rw));
+                    b.nodes.extend([0.0; BASE_FEATURES]);
                 }
             }
+            b.nodes.extend_from_slice(emb(i));
             b.nodes.extend_from_slice(&mean);
             for s in i * k..(i + 1) * k {
                 b.neighbour
@@ -518,13 +511,15 @@ mod tests {
         };
         let b = batch(&[&p, &p], 1, true);
         assert_eq!(b.rows, 8);
-        assert_eq!(b.node_width, (BASE_FEATURES + 2) * 4);
+        assert_eq!(b.node_width, BASE_FEATURES * 3 + 2 + BASE_FEATURES + 2);
         assert_eq!(b.nodes.len(), 8 * b.node_width);
         // The second chain's neighbour indices are offset by the first chain's length.
         assert_eq!(b.neighbour[8], 4 + 1);
         assert_eq!(b.edge_width, DISTANCE_RBF + 2);
-        // Window padding: residue 0's left neighbour is zeros.
-        assert!(b.nodes[..BASE_FEATURES + 2].iter().all(|&v| v == 0.0));
+        // Window padding: residue 0's left neighbour is zeros; its own embedding follows the
+        // window.
+        assert!(b.nodes[..BASE_FEATURES].iter().all(|&v| v == 0.0));
+        assert_eq!(&b.nodes[BASE_FEATURES * 3..BASE_FEATURES * 3 + 2], &[1.0, 1.0]);
         let without = batch(&[&p], 1, false);
         assert_eq!(without.node_width, BASE_FEATURES * 4);
         assert_eq!(without.edge_width, DISTANCE_RBF);
