@@ -519,7 +519,10 @@ mod tests {
         // Window padding: residue 0's left neighbour is zeros; its own embedding follows the
         // window.
         assert!(b.nodes[..BASE_FEATURES].iter().all(|&v| v == 0.0));
-        assert_eq!(&b.nodes[BASE_FEATURES * 3..BASE_FEATURES * 3 + 2], &[1.0, 1.0]);
+        assert_eq!(
+            &b.nodes[BASE_FEATURES * 3..BASE_FEATURES * 3 + 2],
+            &[1.0, 1.0]
+        );
         let without = batch(&[&p], 1, false);
         assert_eq!(without.node_width, BASE_FEATURES * 4);
         assert_eq!(without.edge_width, DISTANCE_RBF);
