@@ -33,6 +33,8 @@ pub mod stats;
 pub mod structure;
 
 #[cfg(feature = "model")]
+pub mod align;
+#[cfg(feature = "model")]
 pub mod compute;
 #[cfg(feature = "model")]
 pub mod data;

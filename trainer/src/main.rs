@@ -1,6 +1,8 @@
 //! `foldspace`: the native command line. Embeds structure files with the score model,
 //! benchmarks it, pretrains it (`pretrain`), evaluates it (`eval-dsm`) and exports its weights.
 
+mod align;
+mod align_cache;
 mod eval_ppi;
 mod pretrain;
 mod quality;
@@ -118,6 +120,9 @@ enum Command {
     /// (or read a directory of decoys), score them with `compare`, and report how well the
     /// model's per-residue score magnitude and its mean rank them (Spearman / Pearson).
     EvalQa(quality::EvalQaArgs),
+    /// Pool the structure tower's inputs (score-network residue embeddings of a central
+    /// 64-residue window, mean and std) for the chains of a chains.jsonl.gz into a resumable cache.
+    PoolStructures(align::PoolArgs),
 }
 
 fn main() -> ExitCode {
@@ -164,6 +169,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::EvalPpi(args) => eval_ppi::eval_ppi(args).map(|()| ExitCode::SUCCESS),
         Command::Compare(args) => quality::compare(args).map(|()| ExitCode::SUCCESS),
         Command::EvalQa(args) => quality::eval_qa(args).map(|()| ExitCode::SUCCESS),
+        Command::PoolStructures(args) => align::pool(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -1,0 +1,244 @@
+//! The tri-modal model: a sequence encoder of our own (dilated 1D CNN), and for each modality a
+//! 2-layer MLP projection head into one shared, L2-normalised space.
+//!
+//! The structure tower (the frozen score network, [`super::structure`]) and the text tower (the
+//! frozen MiniLM, [`crate::text`]) are computed before; their heads take their outputs.
+
+use burn::module::Param;
+use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig, PaddingConfig1d,
+};
+use burn::prelude::*;
+use burn::tensor::activation::gelu;
+use serde::{Deserialize, Serialize};
+
+/// Sequence tokens: 0 padding, 1–20 the standard amino acids, 21 anything else, 22 masked.
+pub const SEQUENCE_VOCAB: usize = 23;
+/// The masked-residue token.
+pub const MASK_TOKEN: i64 = 22;
+const AMINO_ACIDS: &[u8; 20] = b"ACDEFGHIKLMNPQRSTVWY";
+
+/// Token of one residue letter.
+pub fn residue_token(c: u8) -> i64 {
+    match AMINO_ACIDS
+        .iter()
+        .position(|&a| a == c.to_ascii_uppercase())
+    {
+        Some(i) => i as i64 + 1,
+        None => 21,
+    }
+}
+
+/// Tokens of the window `start..start + len` of a sequence.
+pub fn sequence_tokens(sequence: &str, start: usize, len: usize) -> Vec<i64> {
+    sequence
+        .bytes()
+        .skip(start)
+        .take(len)
+        .map(residue_token)
+        .collect()
+}
+
+/// Sizes of the model (stored with the weights).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignConfig {
+    /// Shared space width.
+    pub dim: usize,
+    /// Hidden width of the projection heads.
+    pub head_hidden: usize,
+    /// Residue embedding width of the sequence encoder.
+    pub sequence_embedding: usize,
+    /// Channels of the sequence encoder.
+    pub sequence_channels: usize,
+    /// Kernel width of its convolutions.
+    pub kernel: usize,
+    /// Dilations of its residual convolutions.
+    pub dilations: Vec<usize>,
+    /// Longest sequence window it reads (longer sequences: a window; see `sequence_window`).
+    pub max_sequence: usize,
+    /// Structure tower output width (2 × the score network's channels).
+    pub structure_width: usize,
+    /// Text tower output width (MiniLM: 384).
+    pub text_width: usize,
+    /// Dropout in the heads.
+    pub dropout: f64,
+    /// Initial temperature of the contrastive losses.
+    pub temperature: f64,
+}
+
+impl Default for AlignConfig {
+    fn default() -> Self {
+        Self {
+            dim: 256,
+            head_hidden: 512,
+            sequence_embedding: 32,
+            sequence_channels: 96,
+            kernel: 5,
+            dilations: vec![2, 4, 8],
+            max_sequence: 256,
+            structure_width: 128,
+            text_width: 384,
+            dropout: 0.1,
+            temperature: 0.07,
+        }
+    }
+}
+
+/// The central window of a sequence the model reads (inference).
+pub fn sequence_window(len: usize, max: usize) -> (usize, usize) {
+    let w = len.min(max);
+    ((len - w) / 2, w)
+}
+
+/// Two linear layers with GELU between, after a LayerNorm of the input; output L2-normalised.
+#[derive(Module, Debug)]
+pub struct Projection {
+    norm: LayerNorm,
+    first: Linear,
+    second: Linear,
+    dropout: Dropout,
+}
+
+impl Projection {
+    fn new(input: usize, hidden: usize, output: usize, dropout: f64, device: &Device) -> Self {
+        Self {
+            norm: LayerNormConfig::new(input).init(device),
+            first: LinearConfig::new(input, hidden).init(device),
+            second: LinearConfig::new(hidden, output).init(device),
+            dropout: DropoutConfig::new(dropout).init(),
+        }
+    }
+
+    /// `[B, input]` → `[B, dim]`, unit rows.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let h = self
+            .dropout
+            .forward(gelu(self.first.forward(self.norm.forward(x))));
+        l2_normalise(self.second.forward(h))
+    }
+}
+
+/// Rows divided by their norm.
+pub fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-8);
+    x / norm
+}
+
+/// The sequence encoder: residue embedding, a convolution, residual dilated convolutions, then
+/// the masked mean and max over residues.
+#[derive(Module, Debug)]
+pub struct SequenceEncoder {
+    embedding: Embedding,
+    input: Conv1d,
+    blocks: Vec<Conv1d>,
+}
+
+impl SequenceEncoder {
+    fn new(c: &AlignConfig, device: &Device) -> Self {
+        let pad =
+            |d: usize| PaddingConfig1d::Explicit(d * (c.kernel - 1) / 2, d * (c.kernel - 1) / 2);
+        Self {
+            embedding: EmbeddingConfig::new(SEQUENCE_VOCAB, c.sequence_embedding).init(device),
+            input: Conv1dConfig::new(c.sequence_embedding, c.sequence_channels, c.kernel)
+                .with_padding(pad(1))
+                .init(device),
+            blocks: c
+                .dilations
+                .iter()
+                .map(|&d| {
+                    Conv1dConfig::new(c.sequence_channels, c.sequence_channels, c.kernel)
+                        .with_dilation(d)
+                        .with_padding(pad(d))
+                        .init(device)
+                })
+                .collect(),
+        }
+    }
+
+    /// - `tokens`: `[B, L]` (0 = padding)
+    /// - output: `[B, 2 × channels]` (masked mean, masked max)
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
+        let [b, l] = tokens.dims();
+        let mask = tokens.clone().greater_elem(0).float().reshape([b, 1, l]);
+        let x = self.embedding.forward(tokens).swap_dims(1, 2);
+        let mut h = gelu(self.input.forward(x)) * mask.clone();
+        for block in &self.blocks {
+            h = h.clone() + gelu(block.forward(h)) * mask.clone();
+        }
+        let c = h.dims()[1];
+        let count = mask.clone().sum_dim(2).clamp_min(1.0);
+        let mean = (h.clone().sum_dim(2) / count).reshape([b, c]);
+        // Padding positions cannot win the max.
+        let max = (h + (mask - 1.0) * 1e4).max_dim(2).reshape([b, c]);
+        Tensor::cat(vec![mean, max], 1)
+    }
+}
+
+/// The whole model.
+#[derive(Module, Debug)]
+pub struct AlignModel {
+    /// Sequence tower.
+    pub sequence: SequenceEncoder,
+    /// Heads into the shared space.
+    pub sequence_head: Projection,
+    pub structure_head: Projection,
+    pub text_head: Projection,
+    /// log(1 / temperature), learnt.
+    pub log_scale: Param<Tensor<1>>,
+}
+
+impl AlignConfig {
+    /// A freshly initialised model.
+    pub fn init(&self, device: &Device) -> AlignModel {
+        let h = self.head_hidden;
+        AlignModel {
+            sequence: SequenceEncoder::new(self, device),
+            sequence_head: Projection::new(
+                2 * self.sequence_channels,
+                h,
+                self.dim,
+                self.dropout,
+                device,
+            ),
+            structure_head: Projection::new(
+                self.structure_width,
+                h,
+                self.dim,
+                self.dropout,
+                device,
+            ),
+            text_head: Projection::new(self.text_width, h, self.dim, self.dropout, device),
+            log_scale: Param::from_tensor(Tensor::from_floats(
+                [(1.0 / self.temperature).ln() as f32],
+                device,
+            )),
+        }
+    }
+}
+
+/// Largest logit scale (CLIP's clamp: temperature ≥ 0.01).
+pub const MAX_SCALE: f32 = 100.0;
+
+impl AlignModel {
+    /// Sequence tokens `[B, L]` → shared space `[B, dim]`.
+    pub fn embed_sequence(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
+        self.sequence_head.forward(self.sequence.forward(tokens))
+    }
+
+    /// Structure tower outputs `[B, structure_width]` → `[B, dim]`.
+    pub fn embed_structure(&self, x: Tensor<2>) -> Tensor<2> {
+        self.structure_head.forward(x)
+    }
+
+    /// Text tower outputs `[B, text_width]` → `[B, dim]`.
+    pub fn embed_text(&self, x: Tensor<2>) -> Tensor<2> {
+        self.text_head.forward(x)
+    }
+
+    /// The logit scale 1/τ, `[1]`, clamped to [1, MAX_SCALE].
+    pub fn scale(&self) -> Tensor<1> {
+        self.log_scale.val().exp().clamp(1.0, MAX_SCALE)
+    }
+}

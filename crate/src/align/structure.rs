@@ -1,0 +1,100 @@
+//! The structure tower's input: residue embeddings of the frozen score network, pooled.
+//!
+//! The score network's cost grows with L², so every chain is embedded on one central window of at
+//! most [`STRUCTURE_WINDOW`] residues (the same in training, in the bank and in the page); the
+//! input is the mean and the standard deviation over those residues of the residue embedding
+//! (`2 × C` values, C = 64 for the shipped network), at the embedder's default noise level.
+
+use crate::embed::{EmbedError, Embedder};
+use crate::structure::Chain;
+
+/// Residues of the window the structure tower sees.
+pub const STRUCTURE_WINDOW: usize = 64;
+
+/// The central window of at most `window` residues of a chain of `len`.
+pub fn central_window(len: usize, window: usize) -> std::ops::Range<usize> {
+    let w = len.min(window);
+    let start = (len - w) / 2;
+    start..start + w
+}
+
+/// Mean and standard deviation over residues of a `[L, C]` residue embedding: `[2C]`.
+pub fn pool_residues(residue: &[f32], channels: usize) -> Vec<f32> {
+    let l = if channels == 0 {
+        0
+    } else {
+        residue.len() / channels
+    };
+    let mut mean = vec![0f64; channels];
+    let mut square = vec![0f64; channels];
+    for row in residue.chunks_exact(channels.max(1)) {
+        for (c, &v) in row.iter().enumerate() {
+            mean[c] += v as f64;
+            square[c] += (v as f64) * (v as f64);
+        }
+    }
+    let n = l.max(1) as f64;
+    let mut out = Vec::with_capacity(2 * channels);
+    out.extend(mean.iter().map(|m| (m / n) as f32));
+    out.extend(
+        mean.iter()
+            .zip(&square)
+            .map(|(m, s)| ((s / n - (m / n) * (m / n)).max(0.0)).sqrt() as f32),
+    );
+    out
+}
+
+/// The structure tower's input for a chain (`[2C]`): pooled residue embeddings of its central
+/// window at the default noise level.
+pub async fn structure_features(
+    embedder: &Embedder,
+    chain: &Chain,
+) -> Result<Vec<f32>, EmbedError> {
+    let range = central_window(chain.len(), STRUCTURE_WINDOW);
+    let window = Chain {
+        id: chain.id.clone(),
+        residue_names: chain
+            .residue_names
+            .get(range.clone())
+            .map(<[_]>::to_vec)
+            .unwrap_or_default(),
+        sequence: chain
+            .sequence
+            .chars()
+            .skip(range.start)
+            .take(range.len())
+            .collect(),
+        ca: chain.ca[range.clone()].to_vec(),
+        residue_numbers: chain
+            .residue_numbers
+            .get(range.clone())
+            .map(<[_]>::to_vec)
+            .unwrap_or_default(),
+        b_factors: chain
+            .b_factors
+            .get(range)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default(),
+    };
+    let e = embedder.embed(&window, embedder.default_level()).await?;
+    Ok(pool_residues(&e.residue, e.channels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_is_central_and_bounded() {
+        assert_eq!(central_window(10, 64), 0..10);
+        assert_eq!(central_window(100, 64), 18..82);
+        assert_eq!(central_window(65, 64), 0..64);
+    }
+
+    #[test]
+    fn pooling_is_mean_and_std() {
+        // Two residues, two channels: [1, 2], [3, 6].
+        let p = pool_residues(&[1.0, 2.0, 3.0, 6.0], 2);
+        assert_eq!(p, vec![2.0, 4.0, 1.0, 2.0]);
+    }
+}

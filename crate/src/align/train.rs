@@ -1,0 +1,557 @@
+//! Contrastive training of the tri-modal model on mixed batches: proteins with all three
+//! modalities, sequence–structure pairs (chains without annotations) and sequence–text pairs
+//! (Swiss-Prot entries without a structure). Each step draws some of each; every pairwise loss
+//! uses the items of the batch that have both of its modalities.
+
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use rand::prelude::*;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use super::loss::{info_nce, positive_mask};
+use super::model::{AlignConfig, AlignModel, MASK_TOKEN, sequence_tokens, sequence_window};
+use crate::compute::{ComputeError, read_f32};
+
+/// Why training or embedding failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AlignError {
+    /// The device failed.
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    /// The data cannot train the model.
+    #[error("the alignment data cannot be used: {0}")]
+    Data(String),
+    /// Weights could not be written or read.
+    #[error("the alignment weights cannot be used: {0}")]
+    Weights(String),
+}
+
+/// One protein for training: its sequence and whatever else it has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlignItem {
+    /// Amino-acid letters.
+    pub sequence: String,
+    /// Structure tower output (`[structure_width]`), raw (standardised by the model's config).
+    pub structure: Option<Vec<f32>>,
+    /// Indices into the text-vector table: its phrasings (empty: no text).
+    pub texts: Vec<usize>,
+    /// Items with the same function label are not each other's negatives.
+    pub group: Option<u64>,
+}
+
+/// Training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignTrainConfig {
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Items per step with all three modalities.
+    pub triples: usize,
+    /// Items per step with sequence and structure only.
+    pub sequence_structure: usize,
+    /// Items per step with sequence and text only.
+    pub sequence_text: usize,
+    /// AdamW learning rate and weight decay.
+    pub learning_rate: f64,
+    pub weight_decay: f32,
+    /// Loss weights: sequence–structure, sequence–text, structure–text.
+    pub weight_sequence_structure: f32,
+    pub weight_sequence_text: f32,
+    pub weight_structure_text: f32,
+    /// Intra-modal terms: two phrasings of a text; two noisy views of a structure vector.
+    pub weight_text_views: f32,
+    pub weight_structure_views: f32,
+    /// Two maskings of a sequence (doubles the sequence encoder's cost when > 0).
+    pub weight_sequence_views: f32,
+    /// Fraction of residues masked in training (and for the second view).
+    pub mask_fraction: f64,
+    /// Noise (in standard deviations) of the structure views.
+    pub structure_noise: f32,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl Default for AlignTrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 600,
+            triples: 48,
+            sequence_structure: 24,
+            sequence_text: 24,
+            learning_rate: 1e-3,
+            weight_decay: 1e-4,
+            weight_sequence_structure: 1.0,
+            weight_sequence_text: 1.0,
+            weight_structure_text: 1.0,
+            weight_text_views: 0.2,
+            weight_structure_views: 0.2,
+            weight_sequence_views: 0.0,
+            mask_fraction: 0.1,
+            structure_noise: 0.3,
+            seed: 0,
+        }
+    }
+}
+
+/// Per-feature mean and standard deviation of the structure vectors of `items` (1 where flat).
+pub fn structure_statistics(items: &[AlignItem], width: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut sum = vec![0f64; width];
+    let mut square = vec![0f64; width];
+    let mut n = 0usize;
+    for v in items.iter().filter_map(|i| i.structure.as_ref()) {
+        n += 1;
+        for (k, &x) in v.iter().enumerate().take(width) {
+            sum[k] += x as f64;
+            square[k] += (x as f64) * (x as f64);
+        }
+    }
+    let n = n.max(1) as f64;
+    let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+    let std = sum
+        .iter()
+        .zip(&square)
+        .map(|(s, q)| {
+            let v = (q / n - (s / n) * (s / n)).max(0.0).sqrt() as f32;
+            if v > 1e-6 { v } else { 1.0 }
+        })
+        .collect();
+    (mean, std)
+}
+
+/// The trained model with everything needed to use it.
+#[derive(Debug)]
+pub struct AlignTrained {
+    pub model: AlignModel,
+    pub config: AlignConfig,
+    pub structure_mean: Vec<f32>,
+    pub structure_std: Vec<f32>,
+}
+
+/// What the exported JSON beside the weights says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignManifest {
+    pub config: AlignConfig,
+    pub structure_mean: Vec<f32>,
+    pub structure_std: Vec<f32>,
+    /// SHA-256 of the score-network weights the structure vectors came from.
+    pub structure_weights_sha256: String,
+    /// SHA-256 of the text encoder's source weights.
+    pub text_weights_sha256: String,
+    /// Free-form training record (steps, data counts, …).
+    pub training: serde_json::Value,
+}
+
+impl AlignTrained {
+    /// The weights as safetensors bytes.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>, AlignError> {
+        let mut store = SafetensorsStore::from_bytes(None);
+        self.model
+            .save_into(&mut store)
+            .map_err(|e| AlignError::Weights(e.to_string()))?;
+        store
+            .get_bytes()
+            .map_err(|e| AlignError::Weights(e.to_string()))
+    }
+
+    /// A model from its manifest and safetensors bytes.
+    pub fn from_parts(
+        manifest: &AlignManifest,
+        weights: &[u8],
+        device: &Device,
+    ) -> Result<Self, AlignError> {
+        let mut model = manifest.config.init(device);
+        let mut store = SafetensorsStore::from_bytes(Some(weights.to_vec()));
+        model
+            .load_from(&mut store)
+            .map_err(|e| AlignError::Weights(e.to_string()))?;
+        if manifest.structure_mean.len() != manifest.config.structure_width
+            || manifest.structure_std.len() != manifest.config.structure_width
+        {
+            return Err(AlignError::Weights(
+                "the structure statistics do not match the structure width".into(),
+            ));
+        }
+        Ok(Self {
+            model,
+            config: manifest.config.clone(),
+            structure_mean: manifest.structure_mean.clone(),
+            structure_std: manifest.structure_std.clone(),
+        })
+    }
+
+    fn standardise(&self, v: &[f32]) -> Vec<f32> {
+        v.iter()
+            .zip(self.structure_mean.iter().zip(&self.structure_std))
+            .map(|(x, (m, s))| (x - m) / s)
+            .collect()
+    }
+
+    /// Sequences → unit vectors in the shared space (central window of `max_sequence`).
+    pub async fn embed_sequences(
+        &self,
+        sequences: &[&str],
+        device: &Device,
+    ) -> Result<Vec<Vec<f32>>, AlignError> {
+        let mut out = Vec::with_capacity(sequences.len());
+        // Batches of similar length waste less padding.
+        let mut order: Vec<usize> = (0..sequences.len()).collect();
+        order.sort_by_key(|&i| sequences[i].len());
+        let mut vectors = vec![Vec::new(); sequences.len()];
+        for chunk in order.chunks(64) {
+            let tokens: Vec<Vec<i64>> = chunk
+                .iter()
+                .map(|&i| {
+                    let (start, len) =
+                        sequence_window(sequences[i].len(), self.config.max_sequence);
+                    sequence_tokens(sequences[i], start, len)
+                })
+                .collect();
+            let e = self.model.embed_sequence(token_tensor(&tokens, device));
+            let values = read_f32(e).await?;
+            for (row, &i) in chunk.iter().enumerate() {
+                vectors[i] = values[row * self.config.dim..(row + 1) * self.config.dim].to_vec();
+            }
+        }
+        out.extend(vectors);
+        Ok(out)
+    }
+
+    /// Structure tower outputs → unit vectors.
+    pub async fn embed_structures(
+        &self,
+        inputs: &[&[f32]],
+        device: &Device,
+    ) -> Result<Vec<Vec<f32>>, AlignError> {
+        self.rows(inputs, device, true).await
+    }
+
+    /// Text tower outputs (MiniLM vectors) → unit vectors.
+    pub async fn embed_texts(
+        &self,
+        inputs: &[&[f32]],
+        device: &Device,
+    ) -> Result<Vec<Vec<f32>>, AlignError> {
+        self.rows(inputs, device, false).await
+    }
+
+    async fn rows(
+        &self,
+        inputs: &[&[f32]],
+        device: &Device,
+        structure: bool,
+    ) -> Result<Vec<Vec<f32>>, AlignError> {
+        let width = if structure {
+            self.config.structure_width
+        } else {
+            self.config.text_width
+        };
+        let mut out = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(512) {
+            let mut flat = Vec::with_capacity(chunk.len() * width);
+            for v in chunk {
+                if v.len() != width {
+                    return Err(AlignError::Data(format!(
+                        "an input has {} values; the model expects {width}",
+                        v.len()
+                    )));
+                }
+                if structure {
+                    flat.extend(self.standardise(v));
+                } else {
+                    flat.extend_from_slice(v);
+                }
+            }
+            let x = Tensor::<2>::from_data(TensorData::new(flat, [chunk.len(), width]), device);
+            let e = if structure {
+                self.model.embed_structure(x)
+            } else {
+                self.model.embed_text(x)
+            };
+            let values = read_f32(e).await?;
+            out.extend(values.chunks_exact(self.config.dim).map(<[f32]>::to_vec));
+        }
+        Ok(out)
+    }
+}
+
+/// Token rows (right-padded with 0) → `[B, L]`.
+fn token_tensor(rows: &[Vec<i64>], device: &Device) -> Tensor<2, Int> {
+    let l = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let mut flat = vec![0i64; rows.len() * l];
+    for (r, row) in rows.iter().enumerate() {
+        flat[r * l..r * l + row.len()].copy_from_slice(row);
+    }
+    Tensor::from_data(TensorData::new(flat, [rows.len(), l]), device)
+}
+
+/// A random window of at most `max` residues, with `fraction` of them masked.
+fn training_tokens(sequence: &str, max: usize, fraction: f64, rng: &mut StdRng) -> Vec<i64> {
+    let len = sequence.len();
+    let w = len.min(max);
+    let start = if len > w {
+        rng.random_range(0..=len - w)
+    } else {
+        0
+    };
+    let mut t = sequence_tokens(sequence, start, w);
+    for x in &mut t {
+        if rng.random_bool(fraction) {
+            *x = MASK_TOKEN;
+        }
+    }
+    t
+}
+
+fn draw<'a>(pool: &[&'a AlignItem], n: usize, rng: &mut StdRng) -> Vec<&'a AlignItem> {
+    if pool.is_empty() {
+        return Vec::new();
+    }
+    (0..n)
+        .map(|_| pool[rng.random_range(0..pool.len())])
+        .collect()
+}
+
+/// Train the heads and the sequence encoder (the structure and text towers are frozen: their
+/// outputs are inputs here). `texts` holds the text tower's vectors the items point into.
+/// `progress(step, losses)` is called after every step with
+/// `[total, seq–str, seq–text, str–text, views]`.
+pub async fn train(
+    items: &[AlignItem],
+    texts: &[Vec<f32>],
+    model_config: AlignConfig,
+    config: &AlignTrainConfig,
+    device: &Device,
+    mut progress: impl FnMut(usize, [f64; 5]),
+) -> Result<AlignTrained, AlignError> {
+    let triples: Vec<&AlignItem> = items
+        .iter()
+        .filter(|i| i.structure.is_some() && !i.texts.is_empty())
+        .collect();
+    let seq_str: Vec<&AlignItem> = items
+        .iter()
+        .filter(|i| i.structure.is_some() && i.texts.is_empty())
+        .collect();
+    let seq_text: Vec<&AlignItem> = items
+        .iter()
+        .filter(|i| i.structure.is_none() && !i.texts.is_empty())
+        .collect();
+    if triples.len() < 2 && (seq_str.len() < 2 || seq_text.len() < 2) {
+        return Err(AlignError::Data(format!(
+            "too few items: {} with all three modalities, {} sequence–structure, {} sequence–text",
+            triples.len(),
+            seq_str.len(),
+            seq_text.len()
+        )));
+    }
+    if let Some(bad) = texts.iter().find(|t| t.len() != model_config.text_width) {
+        return Err(AlignError::Data(format!(
+            "a text vector has {} values, not {}",
+            bad.len(),
+            model_config.text_width
+        )));
+    }
+    let (mean, std) = structure_statistics(items, model_config.structure_width);
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    device.seed(config.seed);
+    let mut model = model_config.init(device);
+    let mut optimizer = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay)
+        .init();
+    let width = model_config.structure_width;
+    for step in 1..=config.steps {
+        let mut batch = draw(&triples, config.triples, &mut rng);
+        batch.extend(draw(&seq_str, config.sequence_structure, &mut rng));
+        batch.extend(draw(&seq_text, config.sequence_text, &mut rng));
+        let tokens: Vec<Vec<i64>> = batch
+            .iter()
+            .map(|i| {
+                training_tokens(
+                    &i.sequence,
+                    model_config.max_sequence,
+                    config.mask_fraction,
+                    &mut rng,
+                )
+            })
+            .collect();
+        let seq = model.embed_sequence(token_tensor(&tokens, device));
+        let scale = model.scale();
+        let with_structure: Vec<usize> = (0..batch.len())
+            .filter(|&k| batch[k].structure.is_some())
+            .collect();
+        let with_text: Vec<usize> = (0..batch.len())
+            .filter(|&k| !batch[k].texts.is_empty())
+            .collect();
+        let both: Vec<usize> = with_structure
+            .iter()
+            .copied()
+            .filter(|k| with_text.contains(k))
+            .collect();
+        let index = |rows: &[usize]| {
+            Tensor::<1, Int>::from_data(
+                TensorData::new(
+                    rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
+                    [rows.len()],
+                ),
+                device,
+            )
+        };
+        let mask = |rows: &[usize], by_group: bool| {
+            let groups: Vec<Option<u64>> = rows
+                .iter()
+                .map(|&r| if by_group { batch[r].group } else { None })
+                .collect();
+            Tensor::<2>::from_data(
+                TensorData::new(positive_mask(&groups), [rows.len(), rows.len()]),
+                device,
+            )
+        };
+        // Structure vectors (standardised), and a noisy second view for the intra-modal term.
+        let structure_rows = |noise: f32, rng: &mut StdRng| {
+            let mut flat = Vec::with_capacity(with_structure.len() * width);
+            for &k in &with_structure {
+                if let Some(v) = &batch[k].structure {
+                    for (c, &x) in v.iter().enumerate() {
+                        let z = (x - mean[c]) / std[c];
+                        let e: f32 = if noise > 0.0 {
+                            rng.sample::<f32, _>(rand_distr::StandardNormal) * noise
+                        } else {
+                            0.0
+                        };
+                        flat.push(z + e);
+                    }
+                }
+            }
+            Tensor::<2>::from_data(TensorData::new(flat, [with_structure.len(), width]), device)
+        };
+        let text_rows = |view: usize, rng: &mut StdRng| {
+            let mut flat = Vec::with_capacity(with_text.len() * model_config.text_width);
+            for &k in &with_text {
+                let t = &batch[k].texts;
+                let pick = if view == 0 {
+                    t[rng.random_range(0..t.len())]
+                } else {
+                    t[(rng.random_range(0..t.len()) + 1) % t.len()]
+                };
+                flat.extend_from_slice(&texts[pick]);
+            }
+            Tensor::<2>::from_data(
+                TensorData::new(flat, [with_text.len(), model_config.text_width]),
+                device,
+            )
+        };
+        let mut terms: [Option<Tensor<1>>; 4] = [None, None, None, None];
+        let mut structure_embedded = None;
+        if with_structure.len() >= 2 {
+            let s = model.embed_structure(structure_rows(0.0, &mut rng));
+            let loss = info_nce(
+                seq.clone().select(0, index(&with_structure)),
+                s.clone(),
+                scale.clone(),
+                mask(&with_structure, false),
+            );
+            terms[0] = Some(loss.mul_scalar(config.weight_sequence_structure));
+            if config.weight_structure_views > 0.0 {
+                let s2 = model.embed_structure(structure_rows(config.structure_noise, &mut rng));
+                let s1 = model.embed_structure(structure_rows(config.structure_noise, &mut rng));
+                terms[3] = Some(
+                    info_nce(s1, s2, scale.clone(), mask(&with_structure, false))
+                        .mul_scalar(config.weight_structure_views),
+                );
+            }
+            structure_embedded = Some(s);
+        }
+        if with_text.len() >= 2 {
+            let t = model.embed_text(text_rows(0, &mut rng));
+            let loss = info_nce(
+                seq.clone().select(0, index(&with_text)),
+                t.clone(),
+                scale.clone(),
+                mask(&with_text, true),
+            );
+            terms[1] = Some(loss.mul_scalar(config.weight_sequence_text));
+            if config.weight_text_views > 0.0 {
+                let t2 = model.embed_text(text_rows(1, &mut rng));
+                let v = info_nce(t.clone(), t2, scale.clone(), mask(&with_text, true))
+                    .mul_scalar(config.weight_text_views);
+                terms[3] = Some(match terms[3].take() {
+                    Some(x) => x + v,
+                    None => v,
+                });
+            }
+            if both.len() >= 2
+                && let Some(s) = &structure_embedded
+            {
+                let pos_s: Vec<usize> = both
+                    .iter()
+                    .filter_map(|k| with_structure.iter().position(|x| x == k))
+                    .collect();
+                let pos_t: Vec<usize> = both
+                    .iter()
+                    .filter_map(|k| with_text.iter().position(|x| x == k))
+                    .collect();
+                let loss = info_nce(
+                    s.clone().select(0, index(&pos_s)),
+                    t.select(0, index(&pos_t)),
+                    scale.clone(),
+                    mask(&both, true),
+                );
+                terms[2] = Some(loss.mul_scalar(config.weight_structure_text));
+            }
+        }
+        if config.weight_sequence_views > 0.0 {
+            let second: Vec<Vec<i64>> = batch
+                .iter()
+                .map(|i| {
+                    training_tokens(
+                        &i.sequence,
+                        model_config.max_sequence,
+                        config.mask_fraction,
+                        &mut rng,
+                    )
+                })
+                .collect();
+            let seq2 = model.embed_sequence(token_tensor(&second, device));
+            let all: Vec<usize> = (0..batch.len()).collect();
+            let v = info_nce(seq.clone(), seq2, scale.clone(), mask(&all, false))
+                .mul_scalar(config.weight_sequence_views);
+            terms[3] = Some(match terms[3].take() {
+                Some(x) => x + v,
+                None => v,
+            });
+        }
+        let mut losses = [0f64; 5];
+        let mut total: Option<Tensor<1>> = None;
+        for (k, t) in terms.into_iter().enumerate() {
+            if let Some(t) = t {
+                losses[k + 1] = read_f32(t.clone())
+                    .await?
+                    .first()
+                    .copied()
+                    .unwrap_or(f32::NAN) as f64;
+                total = Some(match total {
+                    Some(x) => x + t,
+                    None => t,
+                });
+            }
+        }
+        let Some(total) = total else {
+            return Err(AlignError::Data("a batch had no pair of modalities".into()));
+        };
+        losses[0] = losses[1..].iter().sum();
+        if !losses[0].is_finite() {
+            return Err(AlignError::Data(format!(
+                "the loss is not finite at step {step}"
+            )));
+        }
+        let grads = GradientsParams::from_grads(total.backward(), &model);
+        model = optimizer.step(config.learning_rate, model, grads);
+        progress(step, losses);
+    }
+    Ok(AlignTrained {
+        model: model.valid(),
+        config: model_config,
+        structure_mean: mean,
+        structure_std: std,
+    })
+}
