@@ -1,15 +1,32 @@
 //! `foldspace pool-structures`, `align`, `bank`, `search`, `eval-retrieval`: the tri-modal model.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use burn::prelude::Device;
 use clap::Args;
-use foldspace::align::data::read_function_jsonl;
+use foldspace::align::data::{Annotation, Ontology, read_function_jsonl, read_swissprot_tsv};
+use foldspace::align::metrics::{Retrieval, fmax, retrieval};
+use foldspace::align::model::AlignConfig;
+use foldspace::align::search::{Bank, BankEntry, TermEntry, fuse, normalise};
+use foldspace::align::structure::structure_features;
+use foldspace::align::text::{phrasings, query_text, term_names};
+use foldspace::align::train::{AlignItem, AlignManifest, AlignTrainConfig, AlignTrained, train};
+use foldspace::compute::Compute;
 use foldspace::embed::Embedder;
-use foldspace::structure::{JsonChain, read_chains_jsonl};
+use foldspace::sequence::{KmerIndex, local_identity};
+use foldspace::structure::{JsonChain, ReadOptions, read_chains_jsonl, read_structure};
+use foldspace::text::TextEncoder;
+use foldspace::weights::sha256_hex;
+use rand::prelude::*;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 
-use crate::align_cache::StructureCache;
+use crate::align_cache::{StructureCache, TextCache};
 use crate::{Backend, compute, weights_path};
 
 /// Default cache of structure vectors, under ~/.cache/foldspace/align/.
@@ -104,5 +121,1097 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
     );
     cache.fill(&embedder, &chosen)?;
     println!("{}", cache_path.display());
+    Ok(())
+}
+
+/// Everything the alignment commands read.
+pub(crate) struct Corpus {
+    pub chains: Vec<JsonChain>,
+    pub by_name: HashMap<String, usize>,
+    pub function: Vec<Annotation>,
+    pub ontology: Ontology,
+}
+
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+impl Corpus {
+    pub fn read(
+        structures: &Path,
+        function: &Path,
+        go_terms: &Path,
+        go_parents: Option<&Path>,
+    ) -> Result<Self> {
+        let chains = read_chains(structures)?;
+        let by_name = chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        let function = read_function_jsonl(&read_bytes(function)?)
+            .with_context(|| format!("reading {}", function.display()))?;
+        let parents = go_parents.map(read_bytes).transpose()?;
+        let ontology = Ontology::read(&read_bytes(go_terms)?, parents.as_deref())
+            .with_context(|| format!("reading {}", go_terms.display()))?;
+        Ok(Self {
+            chains,
+            by_name,
+            function,
+            ontology,
+        })
+    }
+
+    pub fn chain(&self, name: &str) -> Option<&JsonChain> {
+        self.by_name.get(name).map(|&i| &self.chains[i])
+    }
+}
+
+/// A label for "same molecular-function set" (None: no informative term).
+pub(crate) fn function_group(ontology: &Ontology, function: &[String]) -> Option<u64> {
+    let text = query_text(ontology, function);
+    if text.is_empty() {
+        return None;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    Some(h.finish())
+}
+
+pub(crate) fn cache_dir() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".cache/foldspace/align")
+}
+
+/// The text encoder and its vector cache.
+pub(crate) fn text_tower(
+    model: Option<&Path>,
+    backend: Backend,
+    cache: Option<&Path>,
+) -> Result<(TextEncoder, TextCache)> {
+    let path = crate::text::model_path(model, false)?;
+    let encoder = TextEncoder::new(&crate::text::load(&path)?, compute(backend)?)?;
+    let cache_path = cache.map(Path::to_path_buf).unwrap_or_else(|| {
+        cache_dir().join(format!(
+            "text-{}.jsonl",
+            &encoder.source_sha256[..16.min(encoder.source_sha256.len())]
+        ))
+    });
+    let cache = TextCache::open(&cache_path)?;
+    Ok((encoder, cache))
+}
+
+#[derive(Args)]
+pub(crate) struct AlignArgs {
+    /// Chains (`chains.jsonl.gz`): sequences, structures and splits.
+    #[arg(long)]
+    structures: PathBuf,
+    /// Function annotations of chains (`chain_function.jsonl.gz`).
+    #[arg(long)]
+    function: PathBuf,
+    /// GO terms (`go_terms.tsv.gz`).
+    #[arg(long)]
+    go_terms: PathBuf,
+    /// Swiss-Prot sequence–GO pairs (`swissprot50_go.tsv.gz`): sequence–text pairs.
+    #[arg(long)]
+    swissprot: Option<PathBuf>,
+    /// Swiss-Prot entries to use at most (a seeded random subset).
+    #[arg(long, default_value_t = 12000)]
+    max_swissprot: usize,
+    /// Phrasings per protein (the canonical text and templated variants).
+    #[arg(long, default_value_t = 3)]
+    phrasings: usize,
+    /// Weights of the score network whose pooled embeddings are the structure tower (default:
+    /// the shipped ones); their vectors come from `pool-structures`'s cache.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Structure-vector cache (default: as `pool-structures` writes it).
+    #[arg(long)]
+    structure_cache: Option<PathBuf>,
+    /// The text model (as for `embed-text --model`).
+    #[arg(long)]
+    text_model: Option<PathBuf>,
+    /// Text-vector cache (default: ~/.cache/foldspace/align/text-<model>.jsonl).
+    #[arg(long)]
+    text_cache: Option<PathBuf>,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 600)]
+    steps: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f64,
+    /// Weight of the sequence-masking intra-modal term (0: off; it doubles the sequence cost).
+    #[arg(long, default_value_t = 0.0)]
+    sequence_views: f32,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+    /// Output directory: align.safetensors, align.json, metrics.csv.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Train the alignment model (stage 1: the structure and text towers frozen).
+pub(crate) fn align(args: AlignArgs) -> Result<()> {
+    let corpus = Corpus::read(&args.structures, &args.function, &args.go_terms, None)?;
+    let o = &corpus.ontology;
+    let score = Embedder::from_file(&weights_path(args.weights.as_deref())?, Compute::cpu())?;
+    let structure_path = args
+        .structure_cache
+        .clone()
+        .unwrap_or_else(|| default_structure_cache(&score));
+    let structures = StructureCache::open(&structure_path)?;
+    let annotated: HashMap<&str, &Annotation> = corpus
+        .function
+        .iter()
+        .map(|a| (a.name.as_str(), a))
+        .collect();
+    let mut texts: Vec<String> = Vec::new();
+    let mut text_index: HashMap<String, usize> = HashMap::new();
+    let mut intern = |t: String| -> usize {
+        if let Some(&i) = text_index.get(&t) {
+            return i;
+        }
+        texts.push(t.clone());
+        text_index.insert(t, texts.len() - 1);
+        texts.len() - 1
+    };
+    let mut items = Vec::new();
+    let (mut n_triples, mut n_seq_str, mut n_text_only, mut missing_structure) = (0, 0, 0, 0);
+    for c in corpus.chains.iter().filter(|c| c.split == "train") {
+        let structure = structures.vectors.get(&c.name).cloned();
+        let (phr, group) = match annotated.get(c.name.as_str()) {
+            Some(a) => (
+                phrasings(o, a, args.phrasings),
+                function_group(o, &a.function),
+            ),
+            None => (Vec::new(), None),
+        };
+        if structure.is_none() {
+            missing_structure += 1;
+        }
+        match (&structure, phr.is_empty()) {
+            (Some(_), false) => n_triples += 1,
+            (Some(_), true) => n_seq_str += 1,
+            (None, false) => n_text_only += 1,
+            (None, true) => continue,
+        }
+        items.push(AlignItem {
+            sequence: c.chain.sequence.clone(),
+            structure,
+            texts: phr.into_iter().map(&mut intern).collect(),
+            group,
+        });
+    }
+    // Swiss-Prot: never an entry of a val chain, nor a sequence equal to one.
+    let mut n_swissprot = 0;
+    if let Some(path) = &args.swissprot {
+        let val_names: HashSet<&str> = corpus
+            .chains
+            .iter()
+            .filter(|c| c.split == "val")
+            .map(|c| c.name.as_str())
+            .collect();
+        let val_accessions: HashSet<&str> = corpus
+            .function
+            .iter()
+            .filter(|a| val_names.contains(a.name.as_str()))
+            .flat_map(|a| a.uniprot.iter().map(String::as_str))
+            .collect();
+        let val_sequences: HashSet<&str> = corpus
+            .chains
+            .iter()
+            .filter(|c| c.split == "val")
+            .map(|c| c.chain.sequence.as_str())
+            .collect();
+        let mut entries = read_swissprot_tsv(&read_bytes(path)?)
+            .with_context(|| format!("reading {}", path.display()))?;
+        entries.retain(|e| {
+            !e.uniprot
+                .iter()
+                .any(|u| val_accessions.contains(u.as_str()))
+                && !e
+                    .sequence
+                    .as_deref()
+                    .is_some_and(|s| val_sequences.contains(s))
+                && !phrasings(o, e, 1).is_empty()
+        });
+        let mut rng = StdRng::seed_from_u64(args.seed);
+        entries.shuffle(&mut rng);
+        entries.truncate(args.max_swissprot);
+        for e in &entries {
+            let Some(sequence) = &e.sequence else {
+                continue;
+            };
+            if sequence.is_empty() {
+                continue;
+            }
+            items.push(AlignItem {
+                sequence: sequence.clone(),
+                structure: None,
+                texts: phrasings(o, e, args.phrasings.min(2))
+                    .into_iter()
+                    .map(&mut intern)
+                    .collect(),
+                group: function_group(o, &e.function),
+            });
+            n_swissprot += 1;
+        }
+    }
+    eprintln!(
+        "items: {n_triples} train chains with all three modalities, {n_seq_str} sequence–structure, \
+         {n_text_only} sequence–text chains (no cached structure vector: {missing_structure} train chains), \
+         {n_swissprot} Swiss-Prot sequence–text; {} distinct texts",
+        texts.len()
+    );
+    let (encoder, mut text_cache) = text_tower(
+        args.text_model.as_deref(),
+        args.backend,
+        args.text_cache.as_deref(),
+    )?;
+    text_cache.fill(&encoder, &texts)?;
+    let table: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| {
+            text_cache
+                .vectors
+                .get(t)
+                .cloned()
+                .ok_or_else(|| anyhow!("no vector for a text"))
+        })
+        .collect::<Result<_>>()?;
+    let model_config = AlignConfig {
+        structure_width: structures
+            .vectors
+            .values()
+            .next()
+            .map(Vec::len)
+            .unwrap_or(128),
+        text_width: encoder.dim(),
+        ..AlignConfig::default()
+    };
+    let config = AlignTrainConfig {
+        steps: args.steps,
+        learning_rate: args.learning_rate,
+        weight_sequence_views: args.sequence_views,
+        seed: args.seed,
+        ..AlignTrainConfig::default()
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut metrics = std::fs::File::create(args.out.join("metrics.csv"))?;
+    writeln!(
+        metrics,
+        "step,loss,sequence_structure,sequence_text,structure_text,views,step_s"
+    )?;
+    let device = compute(args.backend)?.device.autodiff();
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let mut write_error = None;
+    let trained = pollster::block_on(train(
+        &items,
+        &table,
+        model_config,
+        &config,
+        &device,
+        |step, l| {
+            let dt = last.elapsed().as_secs_f64();
+            last = Instant::now();
+            if let Err(e) = writeln!(
+                metrics,
+                "{step},{:.5},{:.5},{:.5},{:.5},{:.5},{dt:.3}",
+                l[0], l[1], l[2], l[3], l[4]
+            ) {
+                write_error.get_or_insert(e);
+            }
+            if step % 20 == 0 || step == 1 {
+                eprintln!(
+                    "step {step}: loss {:.4} (seq–str {:.3}, seq–text {:.3}, str–text {:.3}, views {:.3}) {:.1} s/step",
+                    l[0], l[1], l[2], l[3], l[4], dt
+                );
+            }
+        },
+    ))?;
+    if let Some(e) = write_error {
+        return Err(e).context("writing metrics.csv");
+    }
+    let weights = trained.to_safetensors()?;
+    std::fs::write(args.out.join("align.safetensors"), &weights)?;
+    let manifest = AlignManifest {
+        config: trained.config.clone(),
+        structure_mean: trained.structure_mean.clone(),
+        structure_std: trained.structure_std.clone(),
+        structure_weights_sha256: score.weights_sha256.clone(),
+        text_weights_sha256: encoder.source_sha256.clone(),
+        training: serde_json::json!({
+            "stage": 1,
+            "frozen": ["structure tower (score network)", "text tower (MiniLM)"],
+            "train": config,
+            "items": {
+                "triples": n_triples,
+                "sequence_structure": n_seq_str,
+                "sequence_text_chains": n_text_only,
+                "swissprot": n_swissprot,
+                "texts": texts.len(),
+            },
+            "seconds": started.elapsed().as_secs_f64(),
+            "weights_sha256": sha256_hex(&weights),
+        }),
+    };
+    std::fs::write(
+        args.out.join("align.json"),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
+    eprintln!(
+        "wrote {} ({:.0} s)",
+        args.out.join("align.safetensors").display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The shipped alignment model.
+const DEFAULT_ALIGN: &str = "assets/align";
+
+/// Load `align.json` + `align.safetensors` from a directory (default: the shipped model).
+pub(crate) fn load_align(
+    dir: Option<&Path>,
+    device: &Device,
+) -> Result<(AlignTrained, AlignManifest)> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => [PathBuf::from(DEFAULT_ALIGN), PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(DEFAULT_ALIGN)]
+            .into_iter()
+            .find(|p| p.join("align.json").is_file())
+            .ok_or_else(|| anyhow!("the shipped alignment model {DEFAULT_ALIGN}/align.json was not found; pass --model (a directory written by `foldspace align`)"))?,
+    };
+    let manifest: AlignManifest = serde_json::from_slice(&read_bytes(&dir.join("align.json"))?)
+        .with_context(|| format!("reading {}", dir.join("align.json").display()))?;
+    let weights = read_bytes(&dir.join("align.safetensors"))?;
+    let model = AlignTrained::from_parts(&manifest, &weights, device)
+        .with_context(|| format!("loading {}", dir.join("align.safetensors").display()))?;
+    Ok((model, manifest))
+}
+
+#[derive(Args)]
+pub(crate) struct EvalRetrievalArgs {
+    /// Function annotations (`chain_function.jsonl.gz`).
+    #[arg(long)]
+    function: PathBuf,
+    /// Chains (`chains.jsonl.gz`).
+    #[arg(long)]
+    structures: PathBuf,
+    /// GO terms (default: go_terms.tsv.gz beside --function).
+    #[arg(long)]
+    go_terms: Option<PathBuf>,
+    /// GO graph for propagation (default: go_parents.tsv.gz beside --function).
+    #[arg(long)]
+    go_parents: Option<PathBuf>,
+    /// Evaluate only chains of this split (e.g. val); default: every split.
+    #[arg(long)]
+    split: Option<String>,
+    /// The alignment model directory (default: the shipped one).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Score-network weights for structure vectors not in the cache (default: the shipped ones).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Structure-vector cache (default: as `pool-structures` writes it).
+    #[arg(long)]
+    structure_cache: Option<PathBuf>,
+    /// The text model (as for `embed-text --model`).
+    #[arg(long)]
+    text_model: Option<PathBuf>,
+    /// Text-vector cache.
+    #[arg(long)]
+    text_cache: Option<PathBuf>,
+    /// GO terms each protein predicts before propagation (Fmax).
+    #[arg(long, default_value_t = 50)]
+    terms_per_protein: usize,
+    /// Seed of the random baseline.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the models run.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn sibling(of: &Path, name: &str) -> PathBuf {
+    of.parent().unwrap_or(Path::new(".")).join(name)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Keep the `k` best-scored terms, then give every ancestor the best score below it.
+fn propagate_scores(o: &Ontology, scores: Vec<(String, f32)>, k: usize) -> HashMap<String, f32> {
+    let mut top = scores;
+    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.truncate(k);
+    let mut out: HashMap<String, f32> = HashMap::new();
+    for (term, s) in top {
+        for t in o.propagate(std::iter::once(&term)) {
+            let e = out.entry(t).or_insert(s);
+            *e = e.max(s);
+        }
+    }
+    out.remove(MF_ROOT);
+    out
+}
+
+const MF_ROOT: &str = "GO:0003674";
+
+/// `foldspace eval-retrieval`: cross-modal retrieval and zero-shot GO-MF prediction with baselines.
+pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
+    let go_terms = args
+        .go_terms
+        .clone()
+        .unwrap_or_else(|| sibling(&args.function, "go_terms.tsv.gz"));
+    let go_parents = args
+        .go_parents
+        .clone()
+        .unwrap_or_else(|| sibling(&args.function, "go_parents.tsv.gz"));
+    let corpus = Corpus::read(
+        &args.structures,
+        &args.function,
+        &go_terms,
+        Some(&go_parents),
+    )?;
+    let o = &corpus.ontology;
+    let device = compute(args.backend)?.device;
+    let (model, manifest) = load_align(args.model.as_deref(), &device)?;
+    let score = Embedder::from_file(
+        &weights_path(args.weights.as_deref())?,
+        compute(args.backend)?,
+    )?;
+    if score.weights_sha256 != manifest.structure_weights_sha256 {
+        bail!(
+            "the alignment model was trained on structure vectors of the score weights {}, not of {} (pass --weights)",
+            manifest.structure_weights_sha256,
+            score.weights_sha256
+        );
+    }
+    let mf_set = |a: &Annotation| -> Vec<String> {
+        a.function
+            .iter()
+            .filter(|t| t.as_str() != MF_ROOT)
+            .cloned()
+            .collect()
+    };
+    // The evaluated proteins: in both files, in the split, with an informative MF set.
+    let proteins: Vec<(&Annotation, &JsonChain)> = corpus
+        .function
+        .iter()
+        .filter_map(|a| Some((a, corpus.chain(&a.name)?)))
+        .filter(|(a, c)| {
+            args.split.as_deref().is_none_or(|s| c.split == s)
+                && !query_text(o, &a.function).is_empty()
+                && c.chain.len() >= 2
+        })
+        .collect();
+    let n = proteins.len();
+    if n < 2 {
+        bail!(
+            "only {n} chains are in both files{} with a molecular-function term",
+            args.split
+                .as_deref()
+                .map(|s| format!(" (split {s})"))
+                .unwrap_or_default()
+        );
+    }
+    let quiet = args.json;
+    let log = |m: String| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    };
+    log(format!("{n} proteins"));
+    let structure_path = args
+        .structure_cache
+        .clone()
+        .unwrap_or_else(|| default_structure_cache(&score));
+    let mut structures = StructureCache::open(&structure_path)?;
+    let chains: Vec<&JsonChain> = proteins.iter().map(|(_, c)| *c).collect();
+    structures.fill(&score, &chains)?;
+    let (encoder, mut text_cache) = text_tower(
+        args.text_model.as_deref(),
+        args.backend,
+        args.text_cache.as_deref(),
+    )?;
+    // Candidate GO terms: the MF terms of the training chains, propagated.
+    let train_sets: Vec<(&JsonChain, BTreeSet<String>)> = corpus
+        .function
+        .iter()
+        .filter_map(|a| Some((corpus.chain(&a.name)?, a)))
+        .filter(|(c, a)| c.split == "train" && !mf_set(a).is_empty())
+        .map(|(c, a)| {
+            let mut p = o.propagate(&a.function);
+            p.remove(MF_ROOT);
+            (c, p)
+        })
+        .collect();
+    let mut frequency: HashMap<String, f64> = HashMap::new();
+    for (_, set) in &train_sets {
+        for t in set {
+            *frequency.entry(t.clone()).or_default() += 1.0;
+        }
+    }
+    let mut terms: Vec<String> = frequency.keys().cloned().collect();
+    terms.sort();
+    let term_names: Vec<String> = terms.iter().map(|t| o.name(t).to_string()).collect();
+    let queries: Vec<String> = proteins
+        .iter()
+        .map(|(a, _)| query_text(o, &a.function))
+        .collect();
+    let mut all_texts = queries.clone();
+    all_texts.extend(term_names.iter().cloned());
+    text_cache.fill(&encoder, &all_texts)?;
+    let minilm = |t: &String| {
+        text_cache
+            .vectors
+            .get(t)
+            .map(Vec::as_slice)
+            .ok_or_else(|| anyhow!("no text vector"))
+    };
+    let query_inputs: Vec<&[f32]> = queries.iter().map(minilm).collect::<Result<_>>()?;
+    let term_inputs: Vec<&[f32]> = term_names.iter().map(minilm).collect::<Result<_>>()?;
+    let text_vectors = pollster::block_on(model.embed_texts(&query_inputs, &device))?;
+    let term_vectors = pollster::block_on(model.embed_texts(&term_inputs, &device))?;
+    let sequences: Vec<&str> = chains.iter().map(|c| c.chain.sequence.as_str()).collect();
+    let sequence_vectors = pollster::block_on(model.embed_sequences(&sequences, &device))?;
+    let structure_inputs: Vec<&[f32]> = chains
+        .iter()
+        .map(|c| {
+            structures
+                .vectors
+                .get(&c.name)
+                .map(Vec::as_slice)
+                .ok_or_else(|| anyhow!("no structure vector for {}", c.name))
+        })
+        .collect::<Result<_>>()?;
+    let structure_vectors = pollster::block_on(model.embed_structures(&structure_inputs, &device))?;
+    let protein_vectors: Vec<Vec<f32>> = sequence_vectors
+        .iter()
+        .zip(&structure_vectors)
+        .map(|(s, t)| fuse(s, t))
+        .collect();
+    let sets: Vec<Vec<String>> = proteins.iter().map(|(a, _)| mf_set(a)).collect();
+    let hit = |q: usize, c: usize| q == c || sets[q] == sets[c];
+    let retrieve = |p: &[Vec<f32>]| -> (Retrieval, Retrieval) {
+        let t2p = retrieval(
+            n,
+            |q| p.iter().map(|v| dot(v, &text_vectors[q])).collect(),
+            hit,
+        );
+        let p2t = retrieval(
+            n,
+            |q| text_vectors.iter().map(|t| dot(t, &p[q])).collect(),
+            hit,
+        );
+        (t2p, p2t)
+    };
+    let (t2p, p2t) = retrieve(&protein_vectors);
+    let (t2p_seq, p2t_seq) = retrieve(&sequence_vectors);
+    let (t2p_str, p2t_str) = retrieve(&structure_vectors);
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let random_scores: Vec<Vec<f32>> = (0..n)
+        .map(|_| (0..n).map(|_| rng.random::<f32>()).collect())
+        .collect();
+    let t2p_random = retrieval(n, |q| random_scores[q].clone(), hit);
+    // Fmax.
+    let truth: Vec<BTreeSet<String>> = proteins
+        .iter()
+        .map(|(a, _)| {
+            let mut p = o.propagate(&a.function);
+            p.remove(MF_ROOT);
+            p
+        })
+        .collect();
+    let k = args.terms_per_protein;
+    let zero_shot = |vectors: &[Vec<f32>]| -> f64 {
+        let predictions: Vec<HashMap<String, f32>> = vectors
+            .iter()
+            .map(|v| {
+                let scores = terms
+                    .iter()
+                    .zip(&term_vectors)
+                    .map(|(t, tv)| (t.clone(), (dot(v, tv) + 1.0) / 2.0))
+                    .collect();
+                propagate_scores(o, scores, k)
+            })
+            .collect();
+        fmax(&predictions, &truth)
+    };
+    let fmax_model = zero_shot(&protein_vectors);
+    let fmax_sequence = zero_shot(&sequence_vectors);
+    let fmax_structure = zero_shot(&structure_vectors);
+    let random_predictions: Vec<HashMap<String, f32>> = (0..n)
+        .map(|_| {
+            propagate_scores(
+                o,
+                terms
+                    .iter()
+                    .map(|t| (t.clone(), rng.random::<f32>()))
+                    .collect(),
+                k,
+            )
+        })
+        .collect();
+    let fmax_random = fmax(&random_predictions, &truth);
+    let train_count = train_sets.len().max(1) as f64;
+    let naive: HashMap<String, f32> = frequency
+        .iter()
+        .map(|(t, c)| (t.clone(), (c / train_count) as f32))
+        .collect();
+    let fmax_naive = fmax(&vec![naive; n], &truth);
+    // Nearest training chain by Smith–Waterman identity (itself excluded).
+    let train_sequences: Vec<&[u8]> = train_sets
+        .iter()
+        .map(|(c, _)| c.chain.sequence.as_bytes())
+        .collect();
+    let index = KmerIndex::new(train_sequences.iter().copied(), 3);
+    let nearest_predictions: Vec<HashMap<String, f32>> = chains
+        .iter()
+        .map(|c| {
+            let best = index
+                .candidates(c.chain.sequence.as_bytes(), 20)
+                .into_iter()
+                .filter(|(id, _)| train_sets[*id].0.name != c.name)
+                .map(|(id, _)| {
+                    (
+                        id,
+                        local_identity(c.chain.sequence.as_bytes(), train_sequences[id]).fraction(),
+                    )
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            match best {
+                Some((id, identity)) => train_sets[id]
+                    .1
+                    .iter()
+                    .map(|t| (t.clone(), identity as f32))
+                    .collect(),
+                None => HashMap::new(),
+            }
+        })
+        .collect();
+    let fmax_nearest = fmax(&nearest_predictions, &truth);
+    let r = |x: Retrieval| serde_json::json!({"r1": x.r1, "r10": x.r10, "map": x.map});
+    let out = serde_json::json!({
+        "n": n,
+        "split": args.split.clone().unwrap_or_else(|| "all".into()),
+        "text_to_protein": r(t2p),
+        "protein_to_text": r(p2t),
+        "go_mf_fmax": fmax_model,
+        "towers": {
+            "sequence": {"text_to_protein": r(t2p_seq), "protein_to_text": r(p2t_seq), "go_mf_fmax": fmax_sequence},
+            "structure": {"text_to_protein": r(t2p_str), "protein_to_text": r(p2t_str), "go_mf_fmax": fmax_structure},
+        },
+        "baselines": {
+            "random": {"text_to_protein": r(t2p_random), "go_mf_fmax": fmax_random},
+            "naive": {"go_mf_fmax": fmax_naive},
+            "nearest_sequence": {"go_mf_fmax": fmax_nearest},
+        },
+        "candidate_terms": terms.len(),
+        "train_chains_for_baselines": train_sets.len(),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!(
+            "{n} proteins{}; {} candidate GO-MF terms",
+            args.split
+                .as_deref()
+                .map(|s| format!(" (split {s})"))
+                .unwrap_or_default(),
+            terms.len()
+        );
+        println!("{:<28} {:>6} {:>6} {:>6}", "", "R@1", "R@10", "MAP");
+        for (name, x) in [
+            ("text→protein", t2p),
+            ("protein→text", p2t),
+            ("text→protein (sequence)", t2p_seq),
+            ("text→protein (structure)", t2p_str),
+            ("text→protein (random)", t2p_random),
+        ] {
+            println!("{name:<28} {:>6.3} {:>6.3} {:>6.3}", x.r1, x.r10, x.map);
+        }
+        println!(
+            "GO-MF Fmax: model {fmax_model:.3} (sequence {fmax_sequence:.3}, structure {fmax_structure:.3}); random {fmax_random:.3}, naive {fmax_naive:.3}, nearest sequence {fmax_nearest:.3}"
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct BankArgs {
+    /// Chains (`chains.jsonl.gz`).
+    #[arg(long)]
+    structures: PathBuf,
+    /// Function annotations (`chain_function.jsonl.gz`): the GO names shown with each hit.
+    #[arg(long)]
+    function: PathBuf,
+    /// GO terms (default: go_terms.tsv.gz beside --function).
+    #[arg(long)]
+    go_terms: Option<PathBuf>,
+    /// GO graph (default: go_parents.tsv.gz beside --function).
+    #[arg(long)]
+    go_parents: Option<PathBuf>,
+    /// Splits to put in the bank.
+    #[arg(long, default_value = "train,val")]
+    splits: String,
+    /// The alignment model directory (default: the shipped one).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Score-network weights (default: the shipped ones).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Structure-vector cache (default: as `pool-structures` writes it).
+    #[arg(long)]
+    structure_cache: Option<PathBuf>,
+    /// The text model (as for `embed-text --model`).
+    #[arg(long)]
+    text_model: Option<PathBuf>,
+    /// Text-vector cache.
+    #[arg(long)]
+    text_cache: Option<PathBuf>,
+    /// Instead of real chains: this many random unit vectors (for timing search).
+    #[arg(long)]
+    synthetic: Option<usize>,
+    /// Where the models run.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+    /// Output file.
+    #[arg(long, default_value = "assets/align/bank.safetensors")]
+    out: PathBuf,
+}
+
+/// `foldspace bank`: embed chains into a search bank.
+pub(crate) fn bank(args: BankArgs) -> Result<()> {
+    let go_terms = args
+        .go_terms
+        .clone()
+        .unwrap_or_else(|| sibling(&args.function, "go_terms.tsv.gz"));
+    let go_parents = args
+        .go_parents
+        .clone()
+        .unwrap_or_else(|| sibling(&args.function, "go_parents.tsv.gz"));
+    let corpus = Corpus::read(
+        &args.structures,
+        &args.function,
+        &go_terms,
+        Some(&go_parents),
+    )?;
+    let o = &corpus.ontology;
+    let device = compute(args.backend)?.device;
+    let (model, manifest) = load_align(args.model.as_deref(), &device)?;
+    let dim = model.config.dim;
+    let mut info = BTreeMap::new();
+    info.insert(
+        "model_weights_sha256".to_string(),
+        manifest
+            .training
+            .get("weights_sha256")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string(),
+    );
+    info.insert(
+        "structure_weights_sha256".to_string(),
+        manifest.structure_weights_sha256.clone(),
+    );
+    info.insert(
+        "text_weights_sha256".to_string(),
+        manifest.text_weights_sha256.clone(),
+    );
+    info.insert("foldspace".to_string(), foldspace::VERSION.to_string());
+    let annotated: HashMap<&str, &Annotation> = corpus
+        .function
+        .iter()
+        .map(|a| (a.name.as_str(), a))
+        .collect();
+    // "Likely function" candidates: the MF terms of the training chains, propagated.
+    let mut candidate: BTreeSet<String> = BTreeSet::new();
+    for c in corpus.chains.iter().filter(|c| c.split == "train") {
+        if let Some(a) = annotated.get(c.name.as_str()) {
+            candidate.extend(o.propagate(&a.function));
+        }
+    }
+    candidate.remove(MF_ROOT);
+    let terms: Vec<TermEntry> = candidate
+        .iter()
+        .map(|t| TermEntry {
+            id: t.clone(),
+            name: o.name(t).to_string(),
+        })
+        .collect();
+    let (encoder, mut text_cache) = text_tower(
+        args.text_model.as_deref(),
+        args.backend,
+        args.text_cache.as_deref(),
+    )?;
+    let names: Vec<String> = terms.iter().map(|t| t.name.clone()).collect();
+    text_cache.fill(&encoder, &names)?;
+    let inputs: Vec<&[f32]> = names
+        .iter()
+        .map(|t| {
+            text_cache
+                .vectors
+                .get(t)
+                .map(Vec::as_slice)
+                .ok_or_else(|| anyhow!("no text vector"))
+        })
+        .collect::<Result<_>>()?;
+    let term_vectors: Vec<f32> = pollster::block_on(model.embed_texts(&inputs, &device))?.concat();
+    let (entries, vectors) = if let Some(n) = args.synthetic {
+        let mut rng = StdRng::seed_from_u64(n as u64);
+        let mut vectors = Vec::with_capacity(n * dim);
+        let mut entries = Vec::with_capacity(n);
+        for i in 0..n {
+            let v: Vec<f32> = (0..dim)
+                .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
+                .collect();
+            vectors.extend(normalise(&v));
+            entries.push(BankEntry {
+                name: format!("SYN{i:06}_A_1"),
+                pdb_id: format!("S{:03}", i % 1000),
+                chain: "A".into(),
+                length: 100 + i % 300,
+                go: Vec::new(),
+                split: "synthetic".into(),
+            });
+        }
+        info.insert("synthetic".to_string(), n.to_string());
+        (entries, vectors)
+    } else {
+        let score = Embedder::from_file(
+            &weights_path(args.weights.as_deref())?,
+            compute(args.backend)?,
+        )?;
+        if score.weights_sha256 != manifest.structure_weights_sha256 {
+            bail!(
+                "the alignment model was trained on structure vectors of other score weights ({}); pass --weights",
+                manifest.structure_weights_sha256
+            );
+        }
+        let splits: HashSet<&str> = args.splits.split(',').collect();
+        let chains: Vec<&JsonChain> = corpus
+            .chains
+            .iter()
+            .filter(|c| splits.contains(c.split.as_str()) && c.chain.len() >= 2)
+            .collect();
+        if chains.is_empty() {
+            bail!(
+                "no chain of {} is in the splits {}",
+                args.structures.display(),
+                args.splits
+            );
+        }
+        let structure_path = args
+            .structure_cache
+            .clone()
+            .unwrap_or_else(|| default_structure_cache(&score));
+        let mut structures = StructureCache::open(&structure_path)?;
+        structures.fill(&score, &chains)?;
+        let sequences: Vec<&str> = chains.iter().map(|c| c.chain.sequence.as_str()).collect();
+        let seq = pollster::block_on(model.embed_sequences(&sequences, &device))?;
+        let inputs: Vec<&[f32]> = chains
+            .iter()
+            .map(|c| {
+                structures
+                    .vectors
+                    .get(&c.name)
+                    .map(Vec::as_slice)
+                    .ok_or_else(|| anyhow!("no structure vector for {}", c.name))
+            })
+            .collect::<Result<_>>()?;
+        let st = pollster::block_on(model.embed_structures(&inputs, &device))?;
+        let vectors: Vec<f32> = seq.iter().zip(&st).flat_map(|(a, b)| fuse(a, b)).collect();
+        let entries = chains
+            .iter()
+            .map(|c| BankEntry {
+                name: c.name.clone(),
+                pdb_id: c.pdb_id.clone(),
+                chain: c.chain.id.clone(),
+                length: c.chain.len(),
+                go: annotated
+                    .get(c.name.as_str())
+                    .map(|a| term_names(o, &a.function))
+                    .unwrap_or_default(),
+                split: c.split.clone(),
+            })
+            .collect();
+        info.insert("splits".to_string(), args.splits.clone());
+        (entries, vectors)
+    };
+    let bank = Bank {
+        dim,
+        vectors,
+        entries,
+        term_vectors,
+        terms,
+        info,
+    };
+    let bytes = bank.to_bytes()?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!(
+        "{}: {} proteins, {} GO terms, {} bytes",
+        args.out.display(),
+        bank.entries.len(),
+        bank.terms.len(),
+        bytes.len()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct SearchArgs {
+    /// The bank (`foldspace bank`).
+    #[arg(long, default_value = "assets/align/bank.safetensors")]
+    bank: PathBuf,
+    /// Free function text.
+    #[arg(long, group = "query")]
+    text: Option<String>,
+    /// A structure file (PDB / mmCIF, optionally .gz): its first chain, or --chain.
+    #[arg(long, group = "query")]
+    structure: Option<PathBuf>,
+    /// A protein sequence (one-letter codes).
+    #[arg(long, group = "query")]
+    sequence: Option<String>,
+    /// The chain of --structure.
+    #[arg(long)]
+    chain: Option<String>,
+    /// Hits to show.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// The alignment model directory (default: the shipped one).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Score-network weights (default: the shipped ones).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// The text model (as for `embed-text --model`).
+    #[arg(long)]
+    text_model: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `foldspace search`.
+pub(crate) fn search(args: SearchArgs) -> Result<()> {
+    let bank = Bank::from_bytes(&read_bytes(&args.bank)?)
+        .with_context(|| format!("reading {}", args.bank.display()))?;
+    let device = Compute::cpu().device;
+    let (model, _) = load_align(args.model.as_deref(), &device)?;
+    let (query, what) = if let Some(text) = &args.text {
+        if text.trim().is_empty() {
+            bail!("the text query is empty");
+        }
+        let path = crate::text::model_path(args.text_model.as_deref(), false)?;
+        let encoder = TextEncoder::new(&crate::text::load(&path)?, Compute::cpu())?;
+        let t = pollster::block_on(encoder.embed(&[text.as_str()]))?;
+        let v = t.vectors.first().ok_or_else(|| anyhow!("no text vector"))?;
+        (
+            pollster::block_on(model.embed_texts(&[v.as_slice()], &device))?.remove(0),
+            "text",
+        )
+    } else if let Some(seq) = &args.sequence {
+        let seq = seq.trim().to_ascii_uppercase();
+        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_alphabetic()) {
+            bail!("the sequence must be one-letter amino-acid codes");
+        }
+        (
+            pollster::block_on(model.embed_sequences(&[seq.as_str()], &device))?.remove(0),
+            "sequence",
+        )
+    } else if let Some(file) = &args.structure {
+        let bytes = read_bytes(file)?;
+        let name = file.file_name().and_then(|n| n.to_str());
+        let parsed = read_structure(&bytes, name, &ReadOptions::default())
+            .with_context(|| format!("reading {}", file.display()))?;
+        let chains = parsed.structure.first_model_chains();
+        let chain = match &args.chain {
+            Some(id) => chains
+                .iter()
+                .find(|c| &c.id == id)
+                .ok_or_else(|| anyhow!("no chain {id} in {}", file.display()))?,
+            None => chains
+                .first()
+                .ok_or_else(|| anyhow!("no protein chain in {}", file.display()))?,
+        };
+        if chain.len() < 2 {
+            bail!("chain {} has {} residue(s)", chain.id, chain.len());
+        }
+        let score = Embedder::from_file(&weights_path(args.weights.as_deref())?, Compute::cpu())?;
+        let input = pollster::block_on(structure_features(&score, chain))?;
+        let s = pollster::block_on(model.embed_structures(&[input.as_slice()], &device))?.remove(0);
+        let q = pollster::block_on(model.embed_sequences(&[chain.sequence.as_str()], &device))?
+            .remove(0);
+        (fuse(&q, &s), "structure")
+    } else {
+        bail!("give one query: --text, --sequence or --structure");
+    };
+    let started = Instant::now();
+    let hits = bank.search(&query, args.top)?;
+    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    let terms = if what == "text" {
+        Vec::new()
+    } else {
+        bank.likely_terms(&query, 5)?
+    };
+    if args.json {
+        let out = serde_json::json!({
+            "query": what,
+            "hits": hits.iter().map(|h| {
+                let e = &bank.entries[h.index];
+                serde_json::json!({"score": h.score, "name": e.name, "pdb_id": e.pdb_id, "chain": e.chain, "length": e.length, "go": e.go})
+            }).collect::<Vec<_>>(),
+            "likely_function": terms.iter().map(|h| serde_json::json!({"id": bank.terms[h.index].id, "name": bank.terms[h.index].name, "score": h.score})).collect::<Vec<_>>(),
+            "search_ms": elapsed,
+            "bank_size": bank.entries.len(),
+        });
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!(
+            "{:>4} {:>6}  {:<14} {:>5}  GO molecular function",
+            "rank", "score", "chain", "L"
+        );
+        for (rank, h) in hits.iter().enumerate() {
+            let e = &bank.entries[h.index];
+            println!(
+                "{:>4} {:>6.3}  {:<14} {:>5}  {}",
+                rank + 1,
+                h.score,
+                e.name,
+                e.length,
+                e.go.join("; ")
+            );
+        }
+        if !terms.is_empty() {
+            println!("likely function:");
+            for h in &terms {
+                println!(
+                    "  {:.3} {} ({})",
+                    h.score, bank.terms[h.index].name, bank.terms[h.index].id
+                );
+            }
+        }
+        eprintln!(
+            "searched {} proteins in {elapsed:.2} ms",
+            bank.entries.len()
+        );
+    }
     Ok(())
 }

@@ -104,3 +104,78 @@ impl StructureCache {
         Ok(())
     }
 }
+
+#[derive(Serialize, Deserialize)]
+struct TextLine {
+    t: String,
+    v: Vec<f32>,
+}
+
+/// Text-tower vectors (MiniLM) by text, cached in a JSON-lines file like [`StructureCache`].
+pub(crate) struct TextCache {
+    path: PathBuf,
+    /// The vectors read or computed so far.
+    pub vectors: HashMap<String, Vec<f32>>,
+}
+
+impl TextCache {
+    /// Open (or start) a cache file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut vectors = HashMap::new();
+        if path.is_file() {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            for line in std::io::BufReader::new(file).lines() {
+                let line = line.with_context(|| format!("reading {}", path.display()))?;
+                if let Ok(l) = serde_json::from_str::<TextLine>(&line) {
+                    vectors.insert(l.t, l.v);
+                }
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            vectors,
+        })
+    }
+
+    /// Embed the texts not yet cached (in chunks, appending each chunk to the file).
+    pub fn fill(&mut self, encoder: &foldspace::text::TextEncoder, texts: &[String]) -> Result<()> {
+        let mut todo: Vec<&String> = texts
+            .iter()
+            .filter(|t| !self.vectors.contains_key(*t))
+            .collect();
+        todo.sort();
+        todo.dedup();
+        if todo.is_empty() {
+            return Ok(());
+        }
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("opening {}", self.path.display()))?;
+        let started = std::time::Instant::now();
+        let total = todo.len();
+        for (k, chunk) in todo.chunks(512).enumerate() {
+            let out = pollster::block_on(encoder.embed(chunk))?;
+            for (t, v) in chunk.iter().zip(out.vectors) {
+                let line = serde_json::to_string(&TextLine {
+                    t: (*t).clone(),
+                    v: v.iter().map(|x| (x * 1e5).round() / 1e5).collect(),
+                })?;
+                writeln!(file, "{line}")
+                    .with_context(|| format!("writing {}", self.path.display()))?;
+                self.vectors.insert((*t).clone(), v);
+            }
+            eprintln!(
+                "text vectors: {}/{total} ({:.0} s)",
+                ((k + 1) * 512).min(total),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+}

@@ -95,7 +95,7 @@ fn cache_dir() -> Option<PathBuf> {
 
 /// The model package to read: the one given, else the first that exists of
 /// `$FOLDSPACE_MINILM`, the fetched wheel and (unless `original_only`) the exported f16 file.
-fn model_path(given: Option<&Path>, original_only: bool) -> Result<PathBuf> {
+pub(crate) fn model_path(given: Option<&Path>, original_only: bool) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.to_path_buf());
     }
@@ -124,7 +124,7 @@ fn model_path(given: Option<&Path>, original_only: bool) -> Result<PathBuf> {
         })
 }
 
-fn load(path: &Path) -> Result<TextModelFiles> {
+pub(crate) fn load(path: &Path) -> Result<TextModelFiles> {
     TextModelFiles::from_path(path).with_context(|| format!("reading {}", path.display()))
 }
 

@@ -46,6 +46,8 @@ pub struct Annotation {
     pub component: Vec<String>,
     /// EC numbers.
     pub ec: Vec<String>,
+    /// UniProt accessions (chains: those mapped to it; Swiss-Prot: its own).
+    pub uniprot: Vec<String>,
     /// The sequence, where the source has it (Swiss-Prot).
     pub sequence: Option<String>,
 }
@@ -57,6 +59,8 @@ struct FunctionLine {
     go: HashMap<String, Vec<String>>,
     #[serde(default)]
     ec: Vec<String>,
+    #[serde(default)]
+    uniprot: Vec<String>,
 }
 
 fn text(bytes: &[u8], what: &str) -> Result<String, ReadError> {
@@ -90,6 +94,7 @@ pub fn read_function_jsonl(bytes: &[u8]) -> Result<Vec<Annotation>, ReadError> {
             component: take("cellular_component"),
             name: line.name,
             ec: line.ec,
+            uniprot: line.uniprot,
             sequence: None,
         });
     }
@@ -146,6 +151,7 @@ pub fn read_swissprot_tsv(bytes: &[u8]) -> Result<Vec<Annotation>, ReadError> {
             process: ids(f[2]),
             component: ids(f[3]),
             ec: Vec::new(),
+            uniprot: vec![f[0].to_string()],
             sequence: Some(f[4].to_string()),
         });
     }

