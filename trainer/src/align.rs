@@ -14,7 +14,7 @@ use foldspace::align::metrics::{Retrieval, fmax, retrieval};
 use foldspace::align::model::AlignConfig;
 use foldspace::align::search::{Bank, BankEntry, TermEntry, fuse, normalise};
 use foldspace::align::structure::structure_features;
-use foldspace::align::text::{phrasings, query_text, term_names};
+use foldspace::align::text::{Phrasing, facts as all_facts, phrasings, query_text, term_names};
 use foldspace::align::train::{AlignItem, AlignManifest, AlignTrainConfig, AlignTrained, train};
 use foldspace::compute::Compute;
 use foldspace::embed::Embedder;
@@ -256,6 +256,48 @@ pub(crate) struct AlignArgs {
     out: PathBuf,
 }
 
+/// Interned facts (GO ids, EC numbers).
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    /// The sorted ids of some facts (new facts get new ids).
+    fn of(&mut self, f: &[String]) -> Vec<u32> {
+        let mut v: Vec<u32> = f
+            .iter()
+            .map(|x| {
+                let next = self.ids.len() as u32;
+                *self.ids.entry(x.clone()).or_insert(next)
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Distinct training texts and the facts each states.
+#[derive(Default)]
+struct TextTable {
+    texts: Vec<String>,
+    facts: Vec<Vec<u32>>,
+    index: HashMap<String, usize>,
+}
+
+impl TextTable {
+    fn add(&mut self, p: Phrasing, facts: &mut Interner) -> usize {
+        if let Some(&i) = self.index.get(&p.text) {
+            return i;
+        }
+        self.texts.push(p.text.clone());
+        self.facts.push(facts.of(&p.facts));
+        self.index.insert(p.text, self.texts.len() - 1);
+        self.texts.len() - 1
+    }
+}
+
 /// Train the alignment model (stage 1: the structure and text towers frozen).
 pub(crate) fn align(args: AlignArgs) -> Result<()> {
     let corpus = Corpus::read(&args.structures, &args.function, &args.go_terms, None)?;
@@ -271,16 +313,8 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         .iter()
         .map(|a| (a.name.as_str(), a))
         .collect();
-    let mut texts: Vec<String> = Vec::new();
-    let mut text_index: HashMap<String, usize> = HashMap::new();
-    let mut intern = |t: String| -> usize {
-        if let Some(&i) = text_index.get(&t) {
-            return i;
-        }
-        texts.push(t.clone());
-        text_index.insert(t, texts.len() - 1);
-        texts.len() - 1
-    };
+    let mut facts = Interner::default();
+    let mut table = TextTable::default();
     let mut items = Vec::new();
     let (mut n_triples, mut n_seq_str, mut n_text_only, mut missing_structure) = (0, 0, 0, 0);
     for c in corpus.chains.iter().filter(|c| c.split == "train") {
@@ -304,8 +338,12 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         items.push(AlignItem {
             sequence: c.chain.sequence.clone(),
             structure,
-            texts: phr.into_iter().map(&mut intern).collect(),
+            texts: phr.into_iter().map(|p| table.add(p, &mut facts)).collect(),
             group,
+            facts: annotated
+                .get(c.name.as_str())
+                .map(|a| facts.of(&all_facts(a)))
+                .unwrap_or_default(),
         });
     }
     // Swiss-Prot: never an entry of a val chain, nor a sequence equal to one.
@@ -356,9 +394,10 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
                 structure: None,
                 texts: phrasings(o, e, args.phrasings.min(2))
                     .into_iter()
-                    .map(&mut intern)
+                    .map(|p| table.add(p, &mut facts))
                     .collect(),
                 group: function_group(o, &e.function),
+                facts: facts.of(&all_facts(e)),
             });
             n_swissprot += 1;
         }
@@ -367,15 +406,16 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         "items: {n_triples} train chains with all three modalities, {n_seq_str} sequence–structure, \
          {n_text_only} sequence–text chains (no cached structure vector: {missing_structure} train chains), \
          {n_swissprot} Swiss-Prot sequence–text; {} distinct texts",
-        texts.len()
+        table.texts.len()
     );
+    let texts = &table.texts;
     let (encoder, mut text_cache) = text_tower(
         args.text_model.as_deref(),
         args.backend,
         args.text_cache.as_deref(),
     )?;
-    text_cache.fill(&encoder, &texts)?;
-    let table: Vec<Vec<f32>> = texts
+    text_cache.fill(&encoder, texts)?;
+    let vectors: Vec<Vec<f32>> = texts
         .iter()
         .map(|t| {
             text_cache
@@ -415,7 +455,8 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     let mut write_error = None;
     let trained = pollster::block_on(train(
         &items,
-        &table,
+        &vectors,
+        &table.facts,
         model_config,
         &config,
         &device,

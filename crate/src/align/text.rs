@@ -48,76 +48,134 @@ fn fnv(s: &str, salt: u64) -> u64 {
     h
 }
 
-/// Up to `n` distinct descriptions of a protein for training: the canonical text first, then
-/// templated sentences (function, process, EC numbers, one GO definition). Empty when the
-/// protein has no informative molecular-function or process term.
-pub fn phrasings(ontology: &Ontology, a: &Annotation, n: usize) -> Vec<String> {
+/// A training description and the facts it states (GO ids, `EC:` numbers): a protein is
+/// described by it when it has all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phrasing {
+    pub text: String,
+    pub facts: Vec<String>,
+}
+
+/// Every fact a protein has: its GO terms (all namespaces) and `EC:` numbers, sorted.
+pub fn facts(a: &Annotation) -> Vec<String> {
+    let mut f: Vec<String> = a
+        .function
+        .iter()
+        .chain(&a.process)
+        .chain(&a.component)
+        .cloned()
+        .chain(a.ec.iter().map(|e| format!("EC:{e}")))
+        .collect();
+    f.sort();
+    f.dedup();
+    f
+}
+
+fn informative(ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .filter(|id| !ROOTS.contains(&id.as_str()))
+        .take(MAX_TERMS)
+        .cloned()
+        .collect()
+}
+
+/// Up to `n` distinct descriptions of a protein for training: the canonical text first, one of
+/// its function terms alone (as zero-shot term prediction asks), then templated sentences
+/// (function, process, EC numbers, one GO definition). Empty when the protein has no informative
+/// molecular-function or process term.
+pub fn phrasings(ontology: &Ontology, a: &Annotation, n: usize) -> Vec<Phrasing> {
+    let mf_ids = informative(&a.function);
+    let bp_ids = informative(&a.process);
+    let cc_ids = informative(&a.component);
     let mf = term_names(ontology, &a.function);
     let bp = term_names(ontology, &a.process);
     let cc = term_names(ontology, &a.component);
     if mf.is_empty() && bp.is_empty() {
         return Vec::new();
     }
-    let mut out: Vec<String> = Vec::new();
-    if !mf.is_empty() {
-        out.push(mf.join("; "));
-    }
+    let ec: Vec<String> = a.ec.iter().map(|e| format!("EC:{e}")).collect();
+    let cat = |parts: &[&[String]]| parts.concat();
+    let mut out: Vec<Phrasing> = Vec::new();
     let salt = fnv(&a.name, 0);
-    let mut candidates: Vec<String> = Vec::new();
+    if !mf.is_empty() {
+        out.push(Phrasing {
+            text: mf.join("; "),
+            facts: mf_ids.clone(),
+        });
+        // One function term alone (what zero-shot term prediction compares with).
+        let k = (salt as usize) % mf.len();
+        if mf.len() > 1 {
+            out.push(Phrasing {
+                text: mf[k].clone(),
+                facts: vec![mf_ids[k].clone()],
+            });
+        }
+    }
+    let mut candidates: Vec<Phrasing> = Vec::new();
+    let mut add = |text: String, facts: Vec<String>| candidates.push(Phrasing { text, facts });
     if !mf.is_empty() {
         let m = join_names(&mf);
-        candidates.push(format!("A protein with {m}."));
-        candidates.push(format!("Molecular function: {m}."));
-        candidates.push(format!("This protein has {m}."));
+        add(format!("A protein with {m}."), mf_ids.clone());
+        add(format!("Molecular function: {m}."), mf_ids.clone());
+        add(format!("This protein has {m}."), mf_ids.clone());
         if !bp.is_empty() {
-            candidates.push(format!(
-                "A protein with {m}, involved in {}.",
-                join_names(&bp[..bp.len().min(3)])
-            ));
+            let b = bp.len().min(3);
+            add(
+                format!("A protein with {m}, involved in {}.", join_names(&bp[..b])),
+                cat(&[&mf_ids, &bp_ids[..b]]),
+            );
         }
-        if let Some(def) = a
-            .function
+        if let Some((id, def)) = mf_ids
             .iter()
-            .filter(|id| !ROOTS.contains(&id.as_str()))
-            .filter_map(|id| ontology.terms.get(id))
-            .find(|t| !t.definition.is_empty())
+            .filter_map(|id| Some((id, ontology.terms.get(id)?)))
+            .find(|(_, t)| !t.definition.is_empty())
         {
-            candidates.push(format!("{}: {}", t_name(&def.name), def.definition));
+            add(
+                format!("{}: {}", capitalise(&def.name), def.definition),
+                vec![id.clone()],
+            );
         }
     }
     if !bp.is_empty() {
-        candidates.push(format!("Involved in {}.", join_names(&bp)));
+        add(format!("Involved in {}.", join_names(&bp)), bp_ids.clone());
     }
     if !a.ec.is_empty() {
-        let ec = a.ec.join(", ");
-        candidates.push(match mf.first() {
-            Some(f) => format!("An enzyme (EC {ec}) with {f}."),
-            None => format!("An enzyme, EC {ec}."),
-        });
+        let e = a.ec.join(", ");
+        match (mf.first(), mf_ids.first()) {
+            (Some(f), Some(id)) => add(
+                format!("An enzyme (EC {e}) with {f}."),
+                cat(&[&ec, std::slice::from_ref(id)]),
+            ),
+            _ => add(format!("An enzyme, EC {e}."), ec.clone()),
+        }
     }
     if !cc.is_empty() && !mf.is_empty() {
-        candidates.push(format!(
-            "{} Found in the {}.",
-            capitalise(&join_names(&mf)),
-            join_names(&cc[..cc.len().min(2)])
-        ));
+        let c = cc.len().min(2);
+        add(
+            format!(
+                "{} Found in the {}.",
+                capitalise(&join_names(&mf)),
+                join_names(&cc[..c])
+            ),
+            cat(&[&mf_ids, &cc_ids[..c]]),
+        );
     }
     // A reproducible order per protein, so that different proteins use different templates.
-    candidates.sort_by_key(|c| fnv(c, salt));
+    candidates.sort_by_key(|c| fnv(&c.text, salt));
     for c in candidates {
         if out.len() >= n {
             break;
         }
-        if !out.contains(&c) {
+        if !out.iter().any(|o| o.text == c.text) {
             out.push(c);
         }
     }
     out.truncate(n);
+    for p in &mut out {
+        p.facts.sort();
+        p.facts.dedup();
+    }
     out
-}
-
-fn t_name(s: &str) -> String {
-    capitalise(s)
 }
 
 fn capitalise(s: &str) -> String {
@@ -162,11 +220,19 @@ mod tests {
         };
         let p = phrasings(&o, &a, 4);
         assert_eq!(p.len(), 4);
-        assert_eq!(p[0], "DNA binding; metal ion binding");
-        let mut unique = p.clone();
+        assert_eq!(p[0].text, "DNA binding; metal ion binding");
+        assert_eq!(p[0].facts, vec!["GO:0003677", "GO:0046872"]);
+        let mut unique: Vec<&str> = p.iter().map(|x| x.text.as_str()).collect();
+        unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), 4);
         assert_eq!(p, phrasings(&o, &a, 4));
+        // Every fact a text states is one the protein has.
+        let all = facts(&a);
+        for x in phrasings(&o, &a, 20) {
+            assert!(x.facts.iter().all(|f| all.contains(f)), "{x:?}");
+        }
+        assert!(all.contains(&"EC:3.1.21.1".to_string()));
         assert!(phrasings(&o, &Annotation::default(), 3).is_empty());
         assert_eq!(
             join_names(&["a".into(), "b".into(), "c".into()]),

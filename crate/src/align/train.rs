@@ -37,8 +37,31 @@ pub struct AlignItem {
     pub structure: Option<Vec<f32>>,
     /// Indices into the text-vector table: its phrasings (empty: no text).
     pub texts: Vec<usize>,
-    /// Items with the same function label are not each other's negatives.
+    /// Items with the same function label: their texts are not each other's negatives.
     pub group: Option<u64>,
+    /// What the item is known to be (interned GO ids and EC numbers), sorted: a text is a
+    /// positive for it when the item has every fact the text states.
+    pub facts: Vec<u32>,
+}
+
+/// Whether every element of sorted `small` is in sorted `large`.
+pub fn is_subset(small: &[u32], large: &[u32]) -> bool {
+    small.iter().all(|x| large.binary_search(x).is_ok())
+}
+
+/// The positive mask between items (rows) and the texts chosen for the same items (columns):
+/// the diagonal, and every item that has all the facts a column's text states. `[B, B]`.
+pub fn describes_mask(item_facts: &[&[u32]], text_facts: &[&[u32]]) -> Vec<f32> {
+    let n = item_facts.len();
+    let mut m = vec![0f32; n * n];
+    for r in 0..n {
+        for c in 0..n {
+            let yes =
+                r == c || (!text_facts[c].is_empty() && is_subset(text_facts[c], item_facts[r]));
+            m[r * n + c] = if yes { 1.0 } else { 0.0 };
+        }
+    }
+    m
 }
 
 /// Training settings.
@@ -313,12 +336,14 @@ fn draw<'a>(pool: &[&'a AlignItem], n: usize, rng: &mut StdRng) -> Vec<&'a Align
 }
 
 /// Train the heads and the sequence encoder (the structure and text towers are frozen: their
-/// outputs are inputs here). `texts` holds the text tower's vectors the items point into.
+/// outputs are inputs here). `texts` holds the text tower's vectors the items point into and
+/// `text_facts` what each states (sorted).
 /// `progress(step, losses)` is called after every step with
 /// `[total, seq–str, seq–text, str–text, views]`.
 pub async fn train(
     items: &[AlignItem],
     texts: &[Vec<f32>],
+    text_facts: &[Vec<u32>],
     model_config: AlignConfig,
     config: &AlignTrainConfig,
     device: &Device,
@@ -343,6 +368,9 @@ pub async fn train(
             seq_str.len(),
             seq_text.len()
         )));
+    }
+    if text_facts.len() != texts.len() {
+        return Err(AlignError::Data("one fact list per text is needed".into()));
     }
     if let Some(bad) = texts.iter().find(|t| t.len() != model_config.text_width) {
         return Err(AlignError::Data(format!(
@@ -424,19 +452,36 @@ pub async fn train(
             }
             Tensor::<2>::from_data(TensorData::new(flat, [with_structure.len(), width]), device)
         };
-        let text_rows = |view: usize, rng: &mut StdRng| {
-            let mut flat = Vec::with_capacity(with_text.len() * model_config.text_width);
-            for &k in &with_text {
+        // Two different phrasings per item where it has two.
+        let picks: Vec<(usize, usize)> = with_text
+            .iter()
+            .map(|&k| {
                 let t = &batch[k].texts;
-                let pick = if view == 0 {
-                    t[rng.random_range(0..t.len())]
-                } else {
-                    t[(rng.random_range(0..t.len()) + 1) % t.len()]
-                };
-                flat.extend_from_slice(&texts[pick]);
+                let a = rng.random_range(0..t.len());
+                (t[a], t[(a + 1) % t.len()])
+            })
+            .collect();
+        let text_rows = |view: usize| {
+            let mut flat = Vec::with_capacity(with_text.len() * model_config.text_width);
+            for p in &picks {
+                flat.extend_from_slice(&texts[if view == 0 { p.0 } else { p.1 }]);
             }
             Tensor::<2>::from_data(
                 TensorData::new(flat, [with_text.len(), model_config.text_width]),
+                device,
+            )
+        };
+        let describes = |rows: &[usize]| {
+            let items: Vec<&[u32]> = rows.iter().map(|&k| batch[k].facts.as_slice()).collect();
+            let stated: Vec<&[u32]> = rows
+                .iter()
+                .map(|k| {
+                    let at = with_text.iter().position(|x| x == k).unwrap_or(0);
+                    text_facts[picks[at].0].as_slice()
+                })
+                .collect();
+            Tensor::<2>::from_data(
+                TensorData::new(describes_mask(&items, &stated), [rows.len(), rows.len()]),
                 device,
             )
         };
@@ -462,16 +507,16 @@ pub async fn train(
             structure_embedded = Some(s);
         }
         if with_text.len() >= 2 {
-            let t = model.embed_text(text_rows(0, &mut rng));
+            let t = model.embed_text(text_rows(0));
             let loss = info_nce(
                 seq.clone().select(0, index(&with_text)),
                 t.clone(),
                 scale.clone(),
-                mask(&with_text, true),
+                describes(&with_text),
             );
             terms[1] = Some(loss.mul_scalar(config.weight_sequence_text));
             if config.weight_text_views > 0.0 {
-                let t2 = model.embed_text(text_rows(1, &mut rng));
+                let t2 = model.embed_text(text_rows(1));
                 let v = info_nce(t.clone(), t2, scale.clone(), mask(&with_text, true))
                     .mul_scalar(config.weight_text_views);
                 terms[3] = Some(match terms[3].take() {
@@ -494,7 +539,7 @@ pub async fn train(
                     s.clone().select(0, index(&pos_s)),
                     t.select(0, index(&pos_t)),
                     scale.clone(),
-                    mask(&both, true),
+                    describes(&both),
                 );
                 terms[2] = Some(loss.mul_scalar(config.weight_structure_text));
             }
@@ -554,4 +599,30 @@ pub async fn train(
         structure_mean: mean,
         structure_std: std,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_describes_every_item_with_its_facts() {
+        assert!(is_subset(&[2, 5], &[1, 2, 3, 5]));
+        assert!(!is_subset(&[2, 4], &[1, 2, 3, 5]));
+        assert!(is_subset(&[], &[1]));
+        // Items: {1, 2}, {1}, {3}; texts chosen for them state {1, 2}, {1}, {3}.
+        let items: [&[u32]; 3] = [&[1, 2], &[1], &[3]];
+        let texts: [&[u32]; 3] = [&[1, 2], &[1], &[3]];
+        // Text 1 ("1") describes item 0 too; text 0 ("1 and 2") does not describe item 1.
+        assert_eq!(
+            describes_mask(&items, &texts),
+            vec![1., 1., 0., 0., 1., 0., 0., 0., 1.]
+        );
+        // A text that states nothing describes only its own item.
+        let empty: [&[u32]; 3] = [&[], &[], &[]];
+        assert_eq!(
+            describes_mask(&items, &empty),
+            vec![1., 0., 0., 0., 1., 0., 0., 0., 1.]
+        );
+    }
 }
