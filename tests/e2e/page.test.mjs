@@ -329,6 +329,20 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   const plausible = pngStats(await page.getByTestId("viewer-3d").screenshot({ path: path.join(out, "viewer-plausibility.png") }));
   console.log("plausibility colouring", plausible);
   assert.ok(plausible.colours > 50 && plausible.std > 8, `plausibility view looks blank: ${JSON.stringify(plausible)}`);
+  // Similar proteins in the bank and likely function (the alignment model and bank, assets/align).
+  const rows = page.getByTestId("similar-table").locator("tbody tr");
+  await Promise.race([
+    rows.first().waitFor({ timeout: 240_000 }),
+    page.getByTestId("similar-error").waitFor({ timeout: 240_000 }).then(async () => {
+      throw new Error(`similar proteins: ${await page.getByTestId("similar-error").textContent()}`);
+    }),
+  ]);
+  assert.equal(await rows.count(), 10);
+  assert.match(await rows.first().locator("a").getAttribute("href"), /^https:\/\/www\.rcsb\.org\/structure\/[0-9A-Z]{4}$/);
+  const cosines = (await rows.locator("td:nth-child(2)").allTextContents()).map(Number);
+  assert.ok(cosines.every((c, i) => c >= -1 && c <= 1.0001 && (i === 0 || c <= cosines[i - 1])), cosines.join(" "));
+  assert.equal(await page.getByTestId("likely-function").locator("li").count(), 5);
+  await page.getByTestId("similar").screenshot({ path: path.join(out, "similar.png") });
   const json = JSON.parse((await download(page, "export-json")).bytes.toString("utf8"));
   assert.equal(json.chain, "A");
   assert.equal(json.length, 70);

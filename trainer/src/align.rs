@@ -124,6 +124,15 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
     Ok(())
 }
 
+/// Write a file and `<file>.sha256` (`<hex>  <name>`, as sha256sum writes it; the page checks it).
+fn write_with_sha256(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let sha = path.with_file_name(format!("{name}.sha256"));
+    std::fs::write(&sha, format!("{}  {name}\n", sha256_hex(bytes)))
+        .with_context(|| format!("writing {}", sha.display()))
+}
+
 /// Everything the alignment commands read.
 pub(crate) struct Corpus {
     pub chains: Vec<JsonChain>,
@@ -482,7 +491,7 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         return Err(e).context("writing metrics.csv");
     }
     let weights = trained.to_safetensors()?;
-    std::fs::write(args.out.join("align.safetensors"), &weights)?;
+    write_with_sha256(&args.out.join("align.safetensors"), &weights)?;
     let manifest = AlignManifest {
         config: trained.config.clone(),
         structure_mean: trained.structure_mean.clone(),
@@ -504,9 +513,9 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
             "weights_sha256": sha256_hex(&weights),
         }),
     };
-    std::fs::write(
-        args.out.join("align.json"),
-        serde_json::to_string_pretty(&manifest)?,
+    write_with_sha256(
+        &args.out.join("align.json"),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
     )?;
     eprintln!(
         "wrote {} ({:.0} s)",
@@ -1105,7 +1114,7 @@ pub(crate) fn bank(args: BankArgs) -> Result<()> {
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
+    write_with_sha256(&args.out, &bytes)?;
     eprintln!(
         "{}: {} proteins, {} GO terms, {} bytes",
         args.out.display(),
@@ -1252,6 +1261,57 @@ pub(crate) fn search(args: SearchArgs) -> Result<()> {
         eprintln!(
             "searched {} proteins in {elapsed:.2} ms",
             bank.entries.len()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct BenchSearchArgs {
+    /// Banks to time (e.g. the shipped one and `bank --synthetic 100000` ones).
+    #[arg(required = true)]
+    banks: Vec<PathBuf>,
+    /// Random unit queries per bank.
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Hits per query.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+}
+
+/// `foldspace bench-search`: load time and exact top-k latency of banks (CPU, one thread).
+pub(crate) fn bench_search(args: BenchSearchArgs) -> Result<()> {
+    for path in &args.banks {
+        let bytes = read_bytes(path)?;
+        let started = Instant::now();
+        let bank =
+            Bank::from_bytes(&bytes).with_context(|| format!("reading {}", path.display()))?;
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut times = Vec::with_capacity(args.queries);
+        for _ in 0..args.queries.max(1) {
+            let q: Vec<f32> = (0..bank.dim)
+                .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
+                .collect();
+            let q = normalise(&q);
+            let t = Instant::now();
+            let hits = bank.search(&q, args.top)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(hits);
+        }
+        times.sort_by(f64::total_cmp);
+        let pick = |f: f64| times[((times.len() - 1) as f64 * f).round() as usize];
+        println!(
+            "{}: {} proteins × {} dims, {:.1} MB; load {load_ms:.0} ms; top-{} search median {:.2} ms, p95 {:.2} ms, max {:.2} ms over {} queries",
+            path.display(),
+            bank.entries.len(),
+            bank.dim,
+            bytes.len() as f64 / 1e6,
+            args.top,
+            pick(0.5),
+            pick(0.95),
+            pick(1.0),
+            times.len()
         );
     }
     Ok(())

@@ -135,6 +135,8 @@ enum Command {
     Bank(align::BankArgs),
     /// Search a bank by free text, a sequence or a structure file.
     Search(align::SearchArgs),
+    /// Time bank loading and exact top-k search (see BENCHMARKS.md).
+    BenchSearch(align::BenchSearchArgs),
 }
 
 fn main() -> ExitCode {
@@ -186,6 +188,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::EvalRetrieval(args) => align::eval_retrieval(args).map(|()| ExitCode::SUCCESS),
         Command::Bank(args) => align::bank(args).map(|()| ExitCode::SUCCESS),
         Command::Search(args) => align::search(args).map(|()| ExitCode::SUCCESS),
+        Command::BenchSearch(args) => align::bench_search(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

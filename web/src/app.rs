@@ -6,6 +6,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use foldspace::align::search::{Bank, BankEntry, TermEntry, fuse};
+use foldspace::align::structure::structure_features;
+use foldspace::align::train::{AlignManifest, AlignTrained};
 use foldspace::compute::Compute;
 use foldspace::embed::{ARRAY_NAMES, ChainEmbedding, Embedder, Provenance, metadata};
 use foldspace::geometry::superpose;
@@ -38,6 +41,33 @@ const EXAMPLES: [(&str, &str); 6] = [
     ),
     ("1orc.pdb", "Cro repressor · insertion codes"),
 ];
+
+/// The tri-modal alignment model and the search bank (`foldspace align`, `foldspace bank`).
+const ALIGN_DIR: &str = "assets/align";
+
+/// The alignment model and the bank, on the page's device.
+pub struct AlignAssets {
+    model: AlignTrained,
+    bank: Bank,
+}
+
+/// What the bank says about the current chain.
+pub struct Similar {
+    hits: Vec<(BankEntry, f32)>,
+    terms: Vec<(TermEntry, f32)>,
+    /// Embedding into the shared space and searching, in all.
+    ms: f64,
+    /// The exact search over the bank alone.
+    search_ms: f64,
+}
+
+/// Loading state of the alignment assets.
+#[derive(Debug, Clone, PartialEq)]
+enum AlignLoad {
+    NotStarted,
+    Loading,
+    Failed(String),
+}
 
 /// Colour slots after the residues: arrows, then highlighted residues.
 const ARROW_COLOR: [u8; 3] = [0xe6, 0xf0, 0xff];
@@ -104,6 +134,8 @@ pub enum Msg {
     Distances(u64, Result<Vec<f32>, String>),
     Embedded((u64, usize), Result<ChainEmbedding, String>, f64),
     Plausibility(u64, Result<Vec<f32>, String>),
+    AlignLoaded(Result<Rc<AlignAssets>, String>),
+    Similar(u64, Result<Rc<Similar>, String>),
     SetLevel(usize),
     SetColor(ColorMode),
     ToggleArrows,
@@ -130,6 +162,10 @@ pub enum Msg {
 }
 
 pub struct App {
+    align: Option<Rc<AlignAssets>>,
+    align_load: AlignLoad,
+    similar: Option<(u64, Rc<Similar>)>,
+    similar_running: bool,
     options: PageOptions,
     option_error: Option<String>,
     compute: Option<Compute>,
@@ -258,6 +294,7 @@ impl App {
         }
         if self.embedding.is_some() {
             self.kick_plausibility(ctx);
+            self.kick_similar(ctx);
             return;
         }
         let Some(embedder) = self.embedder.clone() else {
@@ -349,6 +386,52 @@ impl App {
                 })
                 .map_err(|e| e.to_string());
             Msg::Plausibility(job, result)
+        });
+    }
+
+    /// Similar proteins in the bank and likely function, once per chain (after its embedding;
+    /// loads the alignment model and the bank the first time).
+    fn kick_similar(&mut self, ctx: &Context<Self>) {
+        if self.similar_running
+            || self
+                .similar
+                .as_ref()
+                .is_some_and(|(job, _)| *job == self.chain_job)
+        {
+            return;
+        }
+        let Some(compute) = self.compute.clone() else {
+            return;
+        };
+        let Some(assets) = self.align.clone() else {
+            if self.align_load == AlignLoad::NotStarted {
+                self.align_load = AlignLoad::Loading;
+                ctx.link().send_future(async move {
+                    Msg::AlignLoaded(load_align(compute).await.map(Rc::new))
+                });
+            }
+            return;
+        };
+        let (Some(embedder), Some(chain)) = (self.embedder.clone(), self.chain().cloned()) else {
+            return;
+        };
+        if chain.len() < 2 || chain.len() > self.model_limit() {
+            return;
+        }
+        self.similar_running = true;
+        let job = self.chain_job;
+        ctx.link().send_future(async move {
+            browser::yield_now().await;
+            let started = browser::now_ms();
+            let result = similar(&assets, &embedder, &chain, &compute).await;
+            let ms = browser::now_ms() - started;
+            Msg::Similar(
+                job,
+                result.map(|mut s| {
+                    s.ms = ms;
+                    Rc::new(s)
+                }),
+            )
         });
     }
 
@@ -753,6 +836,10 @@ impl Component for App {
         });
         let level = options.level.unwrap_or(usize::MAX);
         Self {
+            align: None,
+            align_load: AlignLoad::NotStarted,
+            similar: None,
+            similar_running: false,
             weights_label: String::new(),
             options,
             option_error,
@@ -993,6 +1080,28 @@ impl Component for App {
                 }
                 self.kick(ctx);
             }
+            Msg::AlignLoaded(result) => {
+                match result {
+                    Ok(a) => {
+                        self.align = Some(a);
+                        self.align_load = AlignLoad::NotStarted;
+                    }
+                    Err(e) => self.align_load = AlignLoad::Failed(e),
+                }
+                self.kick(ctx);
+            }
+            Msg::Similar(job, result) => {
+                self.similar_running = false;
+                if job == self.chain_job {
+                    match result {
+                        Ok(s) => self.similar = Some((job, s)),
+                        Err(e) => {
+                            self.align_load = AlignLoad::Failed(format!("the search failed: {e}"))
+                        }
+                    }
+                }
+                self.kick(ctx);
+            }
             Msg::Plausibility(job, result) => {
                 self.plausibility_running = false;
                 if job == self.chain_job {
@@ -1208,6 +1317,7 @@ impl Component for App {
                     { self.view_map(ctx) }
                     { self.view_model(ctx) }
                     { self.view_embeddings(ctx) }
+                    { self.view_similar() }
                 </main>
                 <footer>
                     { "Score model: Guo et al., AAAI 2022 (denoising score matching on C-alpha distance maps). " }
@@ -1638,6 +1748,65 @@ impl App {
         }
     }
 
+    fn view_similar(&self) -> Html {
+        let current = self
+            .similar
+            .as_ref()
+            .filter(|(job, _)| *job == self.chain_job)
+            .map(|(_, s)| s.clone());
+        let body = match (&self.align_load, current) {
+            (AlignLoad::Failed(e), _) => {
+                html! { <p class="error" data-testid="similar-error">{ e.clone() }</p> }
+            }
+            (_, Some(s)) => {
+                let bank_size = self
+                    .align
+                    .as_ref()
+                    .map(|a| a.bank.entries.len())
+                    .unwrap_or(0);
+                html! {
+                    <>
+                        <table class="hits" data-testid="similar-table">
+                            <thead><tr><th>{ "#" }</th><th>{ "cosine" }</th><th>{ "chain" }</th><th>{ "length" }</th><th>{ "GO molecular function" }</th></tr></thead>
+                            <tbody>
+                                { for s.hits.iter().enumerate().map(|(i, (e, score))| html! {
+                                    <tr>
+                                        <td>{ i + 1 }</td>
+                                        <td>{ format!("{score:.3}") }</td>
+                                        <td><a href={format!("https://www.rcsb.org/structure/{}", e.pdb_id)} target="_blank" rel="noopener"
+                                               title={format!("{} chain {} on RCSB PDB", e.pdb_id, e.chain)}>{ e.name.clone() }</a></td>
+                                        <td>{ e.length }</td>
+                                        <td class="go">{ if e.go.is_empty() { "—".to_string() } else { e.go.join("; ") } }</td>
+                                    </tr>
+                                }) }
+                            </tbody>
+                        </table>
+                        <h3>{ "Likely function (GO molecular function, zero-shot)" }</h3>
+                        <ol class="terms" data-testid="likely-function">
+                            { for s.terms.iter().map(|(t, score)| html! {
+                                <li>{ format!("{} ", t.name) }<span class="muted small">{ format!("{} · {score:.3}", t.id) }</span></li>
+                            }) }
+                        </ol>
+                        <p class="muted small">{ format!("Bank of {bank_size} PDB chains (foldspace align, stage 1: sequence + pooled structure embedding). Into the shared space and searched in {:.0} ms on this device (the search itself {:.1} ms). Scores are cosines in the shared space; TRAINING.md says how well they rank.", s.ms, s.search_ms) }</p>
+                    </>
+                }
+            }
+            (AlignLoad::Loading, None) => {
+                html! { <p class="muted">{ "loading the alignment model and the search bank…" }</p> }
+            }
+            _ if self.similar_running => html! { <p class="muted">{ "searching the bank…" }</p> },
+            _ => {
+                html! { <p class="muted">{ "Proteins of the bank closest to this chain, and the functions its embedding points to, appear here after the embeddings." }</p> }
+            }
+        };
+        html! {
+            <section class="panel similar" data-testid="similar">
+                <h2>{ "Similar proteins in the bank" }</h2>
+                { body }
+            </section>
+        }
+    }
+
     fn view_embeddings(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let ready = self.embedding.is_some();
@@ -1685,6 +1854,95 @@ fn device_ratio() -> f32 {
         .map(|w| w.device_pixel_ratio() as f32)
         .unwrap_or(1.0)
         .min(2.0)
+}
+
+/// Fetch a file of the site, checked against `<url>.sha256` when the site has one.
+async fn fetch_checked(url: &str) -> Result<Vec<u8>, String> {
+    let bytes = browser::fetch_bytes(url, |_, _| {})
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{url} was not found on this site"))?;
+    if let Some(expected) = browser::fetch_text(&format!("{url}.sha256"))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let expected = expected
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let actual = sha256_hex(&bytes);
+        if !expected.is_empty() && expected != actual {
+            return Err(format!(
+                "{url} does not match its checksum (SHA-256 {actual}, expected {expected}): a damaged or stale download"
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+/// The alignment model and the bank from `assets/align/`.
+async fn load_align(compute: Compute) -> Result<AlignAssets, String> {
+    let manifest = fetch_checked(&format!("{ALIGN_DIR}/align.json")).await?;
+    let manifest: AlignManifest = serde_json::from_slice(&manifest)
+        .map_err(|e| format!("{ALIGN_DIR}/align.json is not an alignment manifest ({e})"))?;
+    let weights = fetch_checked(&format!("{ALIGN_DIR}/align.safetensors")).await?;
+    let bank = fetch_checked(&format!("{ALIGN_DIR}/bank.safetensors")).await?;
+    browser::yield_now().await;
+    let model = AlignTrained::from_parts(&manifest, &weights, &compute.device)
+        .map_err(|e| e.to_string())?;
+    let bank = Bank::from_bytes(&bank).map_err(|e| e.to_string())?;
+    if bank.dim != model.config.dim {
+        return Err(format!(
+            "the bank's vectors have {} dimensions, the model's space {}",
+            bank.dim, model.config.dim
+        ));
+    }
+    Ok(AlignAssets { model, bank })
+}
+
+/// Embed a chain into the shared space and search the bank.
+async fn similar(
+    assets: &AlignAssets,
+    embedder: &Embedder,
+    chain: &Chain,
+    compute: &Compute,
+) -> Result<Similar, String> {
+    let input = structure_features(embedder, chain)
+        .await
+        .map_err(|e| e.to_string())?;
+    let device = &compute.device;
+    let structure = assets
+        .model
+        .embed_structures(&[input.as_slice()], device)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sequence = assets
+        .model
+        .embed_sequences(&[chain.sequence.as_str()], device)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (Some(st), Some(sq)) = (structure.first(), sequence.first()) else {
+        return Err("the model returned no vector".into());
+    };
+    let query = fuse(sq, st);
+    let bank = &assets.bank;
+    let started = browser::now_ms();
+    let hits = bank.search(&query, 10).map_err(|e| e.to_string())?;
+    let terms = bank.likely_terms(&query, 5).map_err(|e| e.to_string())?;
+    let search_ms = browser::now_ms() - started;
+    Ok(Similar {
+        search_ms,
+        hits: hits
+            .iter()
+            .map(|h| (bank.entries[h.index].clone(), h.score))
+            .collect(),
+        terms: terms
+            .iter()
+            .map(|h| (bank.terms[h.index].clone(), h.score))
+            .collect(),
+        ms: 0.0,
+    })
 }
 
 /// Fetch weights, check them against `<url>.sha256` when the site has one, and load them.
