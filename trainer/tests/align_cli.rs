@@ -275,21 +275,12 @@ fn align_train_evaluate_bank_and_search() {
         args.extend_from_slice(query);
         serde_json::from_str(&ok(&foldspace(&args))).expect("one JSON object")
     };
+    let example = p(&repo("assets/examples/1a8o.pdb"));
     for query in [
         vec!["--text", "DNA binding"],
         vec!["--sequence", "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"],
-        vec!["--structure", "../assets/examples/1a8o.pdb"],
+        vec!["--structure", example.as_str()],
     ] {
-        let query: Vec<&str> = query
-            .iter()
-            .map(|s| {
-                if s.starts_with("../") {
-                    Box::leak(p(&repo(&s[3..])).into_boxed_str()) as &str
-                } else {
-                    s
-                }
-            })
-            .collect();
         let v = search(&query);
         let hits = v["hits"].as_array().expect("hits");
         assert_eq!(hits.len(), 5, "{v}");

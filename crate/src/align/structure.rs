@@ -20,11 +20,7 @@ pub fn central_window(len: usize, window: usize) -> std::ops::Range<usize> {
 
 /// Mean and standard deviation over residues of a `[L, C]` residue embedding: `[2C]`.
 pub fn pool_residues(residue: &[f32], channels: usize) -> Vec<f32> {
-    let l = if channels == 0 {
-        0
-    } else {
-        residue.len() / channels
-    };
+    let l = residue.len().checked_div(channels).unwrap_or(0);
     let mut mean = vec![0f64; channels];
     let mut square = vec![0f64; channels];
     for row in residue.chunks_exact(channels.max(1)) {
