@@ -109,7 +109,7 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
     if let Some(m) = args.max_chains {
         chosen.truncate(m);
     }
-    let mut cache = StructureCache::open(&cache_path)?;
+    let mut cache = StructureCache::open(&cache_path, "structure vectors")?;
     eprintln!(
         "pooling {} chains into {} ({} cached)",
         chosen.len(),
@@ -119,7 +119,7 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
             .filter(|c| cache.vectors.contains_key(&c.name))
             .count()
     );
-    cache.fill(&embedder, &chosen)?;
+    cache.fill_structures(&embedder, &chosen)?;
     println!("{}", cache_path.display());
     Ok(())
 }
@@ -208,7 +208,7 @@ pub(crate) fn text_tower(
             &encoder.source_sha256[..16.min(encoder.source_sha256.len())]
         ))
     });
-    let cache = TextCache::open(&cache_path)?;
+    let cache = TextCache::open(&cache_path, "text vectors")?;
     Ok((encoder, cache))
 }
 
@@ -316,7 +316,7 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         .structure_cache
         .clone()
         .unwrap_or_else(|| default_structure_cache(&score));
-    let structures = StructureCache::open(&structure_path)?;
+    let structures = StructureCache::open(&structure_path, "structure vectors")?;
     let annotated: HashMap<&str, &Annotation> = corpus
         .function
         .iter()
@@ -423,7 +423,7 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         args.backend,
         args.text_cache.as_deref(),
     )?;
-    text_cache.fill(&encoder, texts)?;
+    text_cache.fill_texts(&encoder, texts)?;
     let vectors: Vec<Vec<f32>> = texts
         .iter()
         .map(|t| {
@@ -548,23 +548,45 @@ pub(crate) fn load_align(
     Ok((model, manifest))
 }
 
+/// The data files of `eval-retrieval` and `bank`.
 #[derive(Args)]
-pub(crate) struct EvalRetrievalArgs {
-    /// Function annotations (`chain_function.jsonl.gz`).
-    #[arg(long)]
-    function: PathBuf,
+pub(crate) struct FunctionInputs {
     /// Chains (`chains.jsonl.gz`).
     #[arg(long)]
     structures: PathBuf,
+    /// Function annotations (`chain_function.jsonl.gz`).
+    #[arg(long)]
+    function: PathBuf,
     /// GO terms (default: go_terms.tsv.gz beside --function).
     #[arg(long)]
     go_terms: Option<PathBuf>,
     /// GO graph for propagation (default: go_parents.tsv.gz beside --function).
     #[arg(long)]
     go_parents: Option<PathBuf>,
-    /// Evaluate only chains of this split (e.g. val); default: every split.
-    #[arg(long)]
-    split: Option<String>,
+}
+
+impl FunctionInputs {
+    fn read(&self) -> Result<Corpus> {
+        let go_terms = self
+            .go_terms
+            .clone()
+            .unwrap_or_else(|| sibling(&self.function, "go_terms.tsv.gz"));
+        let go_parents = self
+            .go_parents
+            .clone()
+            .unwrap_or_else(|| sibling(&self.function, "go_parents.tsv.gz"));
+        Corpus::read(
+            &self.structures,
+            &self.function,
+            &go_terms,
+            Some(&go_parents),
+        )
+    }
+}
+
+/// The trained model and the towers feeding it, with their caches.
+#[derive(Args)]
+pub(crate) struct Towers {
     /// The alignment model directory (default: the shipped one).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -577,18 +599,66 @@ pub(crate) struct EvalRetrievalArgs {
     /// The text model (as for `embed-text --model`).
     #[arg(long)]
     text_model: Option<PathBuf>,
-    /// Text-vector cache.
+    /// Text-vector cache (default: ~/.cache/foldspace/align/text-<model>.jsonl).
     #[arg(long)]
     text_cache: Option<PathBuf>,
+    /// Where the models run.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+}
+
+impl Towers {
+    /// The alignment model, and the score network whose pooled embeddings it was trained on.
+    fn open(&self, device: &Device) -> Result<(AlignTrained, AlignManifest, Embedder)> {
+        let (model, manifest) = load_align(self.model.as_deref(), device)?;
+        let score = Embedder::from_file(
+            &weights_path(self.weights.as_deref())?,
+            compute(self.backend)?,
+        )?;
+        if score.weights_sha256 != manifest.structure_weights_sha256 {
+            bail!(
+                "the alignment model was trained on structure vectors of the score weights {}, not of {} (pass --weights)",
+                manifest.structure_weights_sha256,
+                score.weights_sha256
+            );
+        }
+        Ok((model, manifest, score))
+    }
+
+    fn structure_cache(&self, score: &Embedder) -> Result<StructureCache> {
+        StructureCache::open(
+            &self
+                .structure_cache
+                .clone()
+                .unwrap_or_else(|| default_structure_cache(score)),
+            "structure vectors",
+        )
+    }
+
+    fn text(&self) -> Result<(TextEncoder, TextCache)> {
+        text_tower(
+            self.text_model.as_deref(),
+            self.backend,
+            self.text_cache.as_deref(),
+        )
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct EvalRetrievalArgs {
+    #[command(flatten)]
+    inputs: FunctionInputs,
+    #[command(flatten)]
+    towers: Towers,
+    /// Evaluate only chains of this split (e.g. val); default: every split.
+    #[arg(long)]
+    split: Option<String>,
     /// GO terms each protein predicts before propagation (Fmax).
     #[arg(long, default_value_t = 50)]
     terms_per_protein: usize,
     /// Seed of the random baseline.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Where the models run.
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-    backend: Backend,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -622,34 +692,10 @@ const MF_ROOT: &str = "GO:0003674";
 
 /// `foldspace eval-retrieval`: cross-modal retrieval and zero-shot GO-MF prediction with baselines.
 pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
-    let go_terms = args
-        .go_terms
-        .clone()
-        .unwrap_or_else(|| sibling(&args.function, "go_terms.tsv.gz"));
-    let go_parents = args
-        .go_parents
-        .clone()
-        .unwrap_or_else(|| sibling(&args.function, "go_parents.tsv.gz"));
-    let corpus = Corpus::read(
-        &args.structures,
-        &args.function,
-        &go_terms,
-        Some(&go_parents),
-    )?;
+    let corpus = args.inputs.read()?;
     let o = &corpus.ontology;
-    let device = compute(args.backend)?.device;
-    let (model, manifest) = load_align(args.model.as_deref(), &device)?;
-    let score = Embedder::from_file(
-        &weights_path(args.weights.as_deref())?,
-        compute(args.backend)?,
-    )?;
-    if score.weights_sha256 != manifest.structure_weights_sha256 {
-        bail!(
-            "the alignment model was trained on structure vectors of the score weights {}, not of {} (pass --weights)",
-            manifest.structure_weights_sha256,
-            score.weights_sha256
-        );
-    }
+    let device = compute(args.towers.backend)?.device;
+    let (model, _, score) = args.towers.open(&device)?;
     let mf_set = |a: &Annotation| -> Vec<String> {
         a.function
             .iter()
@@ -685,18 +731,10 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         }
     };
     log(format!("{n} proteins"));
-    let structure_path = args
-        .structure_cache
-        .clone()
-        .unwrap_or_else(|| default_structure_cache(&score));
-    let mut structures = StructureCache::open(&structure_path)?;
+    let mut structures = args.towers.structure_cache(&score)?;
     let chains: Vec<&JsonChain> = proteins.iter().map(|(_, c)| *c).collect();
-    structures.fill(&score, &chains)?;
-    let (encoder, mut text_cache) = text_tower(
-        args.text_model.as_deref(),
-        args.backend,
-        args.text_cache.as_deref(),
-    )?;
+    structures.fill_structures(&score, &chains)?;
+    let (encoder, mut text_cache) = args.towers.text()?;
     // Candidate GO terms: the MF terms of the training chains, propagated.
     let train_sets: Vec<(&JsonChain, BTreeSet<String>)> = corpus
         .function
@@ -724,7 +762,7 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         .collect();
     let mut all_texts = queries.clone();
     all_texts.extend(term_names.iter().cloned());
-    text_cache.fill(&encoder, &all_texts)?;
+    text_cache.fill_texts(&encoder, &all_texts)?;
     let minilm = |t: &String| {
         text_cache
             .vectors
@@ -903,42 +941,16 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
 
 #[derive(Args)]
 pub(crate) struct BankArgs {
-    /// Chains (`chains.jsonl.gz`).
-    #[arg(long)]
-    structures: PathBuf,
-    /// Function annotations (`chain_function.jsonl.gz`): the GO names shown with each hit.
-    #[arg(long)]
-    function: PathBuf,
-    /// GO terms (default: go_terms.tsv.gz beside --function).
-    #[arg(long)]
-    go_terms: Option<PathBuf>,
-    /// GO graph (default: go_parents.tsv.gz beside --function).
-    #[arg(long)]
-    go_parents: Option<PathBuf>,
+    #[command(flatten)]
+    inputs: FunctionInputs,
+    #[command(flatten)]
+    towers: Towers,
     /// Splits to put in the bank.
     #[arg(long, default_value = "train,val")]
     splits: String,
-    /// The alignment model directory (default: the shipped one).
-    #[arg(long)]
-    model: Option<PathBuf>,
-    /// Score-network weights (default: the shipped ones).
-    #[arg(long)]
-    weights: Option<PathBuf>,
-    /// Structure-vector cache (default: as `pool-structures` writes it).
-    #[arg(long)]
-    structure_cache: Option<PathBuf>,
-    /// The text model (as for `embed-text --model`).
-    #[arg(long)]
-    text_model: Option<PathBuf>,
-    /// Text-vector cache.
-    #[arg(long)]
-    text_cache: Option<PathBuf>,
     /// Instead of real chains: this many random unit vectors (for timing search).
     #[arg(long)]
     synthetic: Option<usize>,
-    /// Where the models run.
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-    backend: Backend,
     /// Output file.
     #[arg(long, default_value = "assets/align/bank.safetensors")]
     out: PathBuf,
@@ -946,23 +958,10 @@ pub(crate) struct BankArgs {
 
 /// `foldspace bank`: embed chains into a search bank.
 pub(crate) fn bank(args: BankArgs) -> Result<()> {
-    let go_terms = args
-        .go_terms
-        .clone()
-        .unwrap_or_else(|| sibling(&args.function, "go_terms.tsv.gz"));
-    let go_parents = args
-        .go_parents
-        .clone()
-        .unwrap_or_else(|| sibling(&args.function, "go_parents.tsv.gz"));
-    let corpus = Corpus::read(
-        &args.structures,
-        &args.function,
-        &go_terms,
-        Some(&go_parents),
-    )?;
+    let corpus = args.inputs.read()?;
     let o = &corpus.ontology;
-    let device = compute(args.backend)?.device;
-    let (model, manifest) = load_align(args.model.as_deref(), &device)?;
+    let device = compute(args.towers.backend)?.device;
+    let (model, manifest, score) = args.towers.open(&device)?;
     let dim = model.config.dim;
     let mut info = BTreeMap::new();
     info.insert(
@@ -1003,13 +1002,9 @@ pub(crate) fn bank(args: BankArgs) -> Result<()> {
             name: o.name(t).to_string(),
         })
         .collect();
-    let (encoder, mut text_cache) = text_tower(
-        args.text_model.as_deref(),
-        args.backend,
-        args.text_cache.as_deref(),
-    )?;
+    let (encoder, mut text_cache) = args.towers.text()?;
     let names: Vec<String> = terms.iter().map(|t| t.name.clone()).collect();
-    text_cache.fill(&encoder, &names)?;
+    text_cache.fill_texts(&encoder, &names)?;
     let inputs: Vec<&[f32]> = names
         .iter()
         .map(|t| {
@@ -1042,16 +1037,6 @@ pub(crate) fn bank(args: BankArgs) -> Result<()> {
         info.insert("synthetic".to_string(), n.to_string());
         (entries, vectors)
     } else {
-        let score = Embedder::from_file(
-            &weights_path(args.weights.as_deref())?,
-            compute(args.backend)?,
-        )?;
-        if score.weights_sha256 != manifest.structure_weights_sha256 {
-            bail!(
-                "the alignment model was trained on structure vectors of other score weights ({}); pass --weights",
-                manifest.structure_weights_sha256
-            );
-        }
         let splits: HashSet<&str> = args.splits.split(',').collect();
         let chains: Vec<&JsonChain> = corpus
             .chains
@@ -1061,16 +1046,12 @@ pub(crate) fn bank(args: BankArgs) -> Result<()> {
         if chains.is_empty() {
             bail!(
                 "no chain of {} is in the splits {}",
-                args.structures.display(),
+                args.inputs.structures.display(),
                 args.splits
             );
         }
-        let structure_path = args
-            .structure_cache
-            .clone()
-            .unwrap_or_else(|| default_structure_cache(&score));
-        let mut structures = StructureCache::open(&structure_path)?;
-        structures.fill(&score, &chains)?;
+        let mut structures = args.towers.structure_cache(&score)?;
+        structures.fill_structures(&score, &chains)?;
         let sequences: Vec<&str> = chains.iter().map(|c| c.chain.sequence.as_str()).collect();
         let seq = pollster::block_on(model.embed_sequences(&sequences, &device))?;
         let inputs: Vec<&[f32]> = chains

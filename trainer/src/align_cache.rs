@@ -1,5 +1,6 @@
-//! Cached structure-tower inputs: one JSON line per chain, `{"name": …, "v": [2C floats]}`,
-//! appended as they are computed so that a long run can stop and resume.
+//! Cached tower outputs: one JSON line per key, `{"k": …, "v": [floats]}`, appended as they are
+//! computed so that a long run can stop and resume. Structure vectors are keyed by chain name,
+//! text vectors by the text itself.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -9,142 +10,75 @@ use anyhow::{Context, Result, bail};
 use foldspace::align::structure::structure_features;
 use foldspace::embed::Embedder;
 use foldspace::structure::JsonChain;
-use indicatif::{ProgressBar, ProgressStyle};
+use foldspace::text::TextEncoder;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
 struct Line {
-    name: String,
+    /// (Older files wrote `name` for chains and `t` for texts.)
+    #[serde(alias = "name", alias = "t")]
+    k: String,
     v: Vec<f32>,
 }
 
-/// Structure vectors by chain name.
-pub(crate) struct StructureCache {
+/// Vectors by key, backed by a JSON-lines file.
+pub(crate) struct VectorCache {
     path: PathBuf,
+    what: &'static str,
     /// The vectors read or computed so far.
     pub vectors: HashMap<String, Vec<f32>>,
 }
 
-impl StructureCache {
-    /// Open (or start) a cache file; a truncated last line (an interrupted run) is dropped.
-    pub fn open(path: &Path) -> Result<Self> {
+/// Structure-tower inputs by chain name.
+pub(crate) type StructureCache = VectorCache;
+/// Text-tower outputs by text.
+pub(crate) type TextCache = VectorCache;
+
+impl VectorCache {
+    /// Open (or start) a cache file; an unreadable line (an interrupted run) is computed again.
+    pub fn open(path: &Path, what: &'static str) -> Result<Self> {
         let mut vectors = HashMap::new();
         if path.is_file() {
             let file =
                 std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let mut bad = 0usize;
+            for line in std::io::BufReader::new(file).lines() {
                 let line = line.with_context(|| format!("reading {}", path.display()))?;
                 match serde_json::from_str::<Line>(&line) {
                     Ok(l) => {
-                        vectors.insert(l.name, l.v);
+                        vectors.insert(l.k, l.v);
                     }
-                    Err(e) => eprintln!(
-                        "warning: {} line {}: {e}; that chain will be computed again",
-                        path.display(),
-                        i + 1
-                    ),
+                    Err(_) => bad += 1,
                 }
             }
-        }
-        Ok(Self {
-            path: path.to_path_buf(),
-            vectors,
-        })
-    }
-
-    /// Compute the vectors of the chains not yet in the cache, appending each to the file.
-    pub fn fill(&mut self, embedder: &Embedder, chains: &[&JsonChain]) -> Result<()> {
-        let todo: Vec<&&JsonChain> = chains
-            .iter()
-            .filter(|c| !self.vectors.contains_key(&c.name))
-            .collect();
-        if todo.is_empty() {
-            return Ok(());
-        }
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .with_context(|| format!("opening {}", self.path.display()))?;
-        let bar = ProgressBar::new(todo.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("structure vectors {bar:30} {pos}/{len} {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let started = std::time::Instant::now();
-        for (i, c) in todo.iter().enumerate() {
-            if c.chain.len() < 2 {
-                bail!("chain {} has {} residue(s)", c.name, c.chain.len());
-            }
-            let v = pollster::block_on(structure_features(embedder, &c.chain))
-                .with_context(|| format!("chain {}", c.name))?;
-            let line = serde_json::to_string(&Line {
-                name: c.name.clone(),
-                v: v.iter().map(|x| (x * 1e5).round() / 1e5).collect(),
-            })?;
-            writeln!(file, "{line}").with_context(|| format!("writing {}", self.path.display()))?;
-            self.vectors.insert(c.name.clone(), v);
-            bar.inc(1);
-            if !bar.is_hidden() {
-                continue;
-            }
-            if (i + 1) % 500 == 0 {
+            if bad > 0 {
                 eprintln!(
-                    "structure vectors: {}/{} ({:.0} s)",
-                    i + 1,
-                    todo.len(),
-                    started.elapsed().as_secs_f64()
+                    "warning: {}: {bad} unreadable line(s) (an interrupted run?); those {what} will be computed again",
+                    path.display()
                 );
             }
         }
-        bar.finish_and_clear();
-        Ok(())
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct TextLine {
-    t: String,
-    v: Vec<f32>,
-}
-
-/// Text-tower vectors (MiniLM) by text, cached in a JSON-lines file like [`StructureCache`].
-pub(crate) struct TextCache {
-    path: PathBuf,
-    /// The vectors read or computed so far.
-    pub vectors: HashMap<String, Vec<f32>>,
-}
-
-impl TextCache {
-    /// Open (or start) a cache file.
-    pub fn open(path: &Path) -> Result<Self> {
-        let mut vectors = HashMap::new();
-        if path.is_file() {
-            let file =
-                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            for line in std::io::BufReader::new(file).lines() {
-                let line = line.with_context(|| format!("reading {}", path.display()))?;
-                if let Ok(l) = serde_json::from_str::<TextLine>(&line) {
-                    vectors.insert(l.t, l.v);
-                }
-            }
-        }
         Ok(Self {
             path: path.to_path_buf(),
+            what,
             vectors,
         })
     }
 
-    /// Embed the texts not yet cached (in chunks, appending each chunk to the file).
-    pub fn fill(&mut self, encoder: &foldspace::text::TextEncoder, texts: &[String]) -> Result<()> {
-        let mut todo: Vec<&String> = texts
+    /// Compute the vectors of the keys not yet cached, `chunk` keys a call, appending each
+    /// result to the file and reporting progress on stderr.
+    pub fn fill_with(
+        &mut self,
+        keys: &[&str],
+        chunk: usize,
+        mut compute: impl FnMut(&[&str]) -> Result<Vec<Vec<f32>>>,
+    ) -> Result<()> {
+        let mut todo: Vec<&str> = keys
             .iter()
-            .filter(|t| !self.vectors.contains_key(*t))
+            .copied()
+            .filter(|k| !self.vectors.contains_key(*k))
             .collect();
-        todo.sort();
+        todo.sort_unstable();
         todo.dedup();
         if todo.is_empty() {
             return Ok(());
@@ -158,24 +92,58 @@ impl TextCache {
             .open(&self.path)
             .with_context(|| format!("opening {}", self.path.display()))?;
         let started = std::time::Instant::now();
-        let total = todo.len();
-        for (k, chunk) in todo.chunks(512).enumerate() {
-            let out = pollster::block_on(encoder.embed(chunk))?;
-            for (t, v) in chunk.iter().zip(out.vectors) {
-                let line = serde_json::to_string(&TextLine {
-                    t: (*t).clone(),
+        let (total, mut done, mut reported) = (todo.len(), 0usize, 0usize);
+        for part in todo.chunks(chunk.max(1)) {
+            let vectors = compute(part)?;
+            if vectors.len() != part.len() {
+                bail!("{} vectors for {} {}", vectors.len(), part.len(), self.what);
+            }
+            for (k, v) in part.iter().zip(vectors) {
+                let line = serde_json::to_string(&Line {
+                    k: k.to_string(),
                     v: v.iter().map(|x| (x * 1e5).round() / 1e5).collect(),
                 })?;
                 writeln!(file, "{line}")
                     .with_context(|| format!("writing {}", self.path.display()))?;
-                self.vectors.insert((*t).clone(), v);
+                self.vectors.insert(k.to_string(), v);
             }
-            eprintln!(
-                "text vectors: {}/{total} ({:.0} s)",
-                ((k + 1) * 512).min(total),
-                started.elapsed().as_secs_f64()
-            );
+            done += part.len();
+            if done - reported >= 500 || done == total {
+                reported = done;
+                eprintln!(
+                    "{}: {done}/{total} ({:.0} s)",
+                    self.what,
+                    started.elapsed().as_secs_f64()
+                );
+            }
         }
         Ok(())
+    }
+
+    /// Structure vectors of chains (the score network on each central window).
+    pub fn fill_structures(&mut self, embedder: &Embedder, chains: &[&JsonChain]) -> Result<()> {
+        let by_name: HashMap<&str, &JsonChain> =
+            chains.iter().map(|c| (c.name.as_str(), *c)).collect();
+        let names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
+        self.fill_with(&names, 1, |part| {
+            part.iter()
+                .map(|name| {
+                    let c = by_name[name];
+                    if c.chain.len() < 2 {
+                        bail!("chain {name} has {} residue(s)", c.chain.len());
+                    }
+                    pollster::block_on(structure_features(embedder, &c.chain))
+                        .with_context(|| format!("chain {name}"))
+                })
+                .collect()
+        })
+    }
+
+    /// Text vectors (MiniLM), 512 texts a batch.
+    pub fn fill_texts(&mut self, encoder: &TextEncoder, texts: &[String]) -> Result<()> {
+        let keys: Vec<&str> = texts.iter().map(String::as_str).collect();
+        self.fill_with(&keys, 512, |part| {
+            Ok(pollster::block_on(encoder.embed(part))?.vectors)
+        })
     }
 }

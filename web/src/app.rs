@@ -1857,8 +1857,11 @@ fn device_ratio() -> f32 {
 }
 
 /// Fetch a file of the site, checked against `<url>.sha256` when the site has one.
-async fn fetch_checked(url: &str) -> Result<Vec<u8>, String> {
-    let bytes = browser::fetch_bytes(url, |_, _| {})
+async fn fetch_checked(
+    url: &str,
+    progress: impl FnMut(u64, Option<u64>),
+) -> Result<Vec<u8>, String> {
+    let bytes = browser::fetch_bytes(url, progress)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{url} was not found on this site"))?;
@@ -1883,11 +1886,11 @@ async fn fetch_checked(url: &str) -> Result<Vec<u8>, String> {
 
 /// The alignment model and the bank from `assets/align/`.
 async fn load_align(compute: Compute) -> Result<AlignAssets, String> {
-    let manifest = fetch_checked(&format!("{ALIGN_DIR}/align.json")).await?;
+    let manifest = fetch_checked(&format!("{ALIGN_DIR}/align.json"), |_, _| {}).await?;
     let manifest: AlignManifest = serde_json::from_slice(&manifest)
         .map_err(|e| format!("{ALIGN_DIR}/align.json is not an alignment manifest ({e})"))?;
-    let weights = fetch_checked(&format!("{ALIGN_DIR}/align.safetensors")).await?;
-    let bank = fetch_checked(&format!("{ALIGN_DIR}/bank.safetensors")).await?;
+    let weights = fetch_checked(&format!("{ALIGN_DIR}/align.safetensors"), |_, _| {}).await?;
+    let bank = fetch_checked(&format!("{ALIGN_DIR}/bank.safetensors"), |_, _| {}).await?;
     browser::yield_now().await;
     let model = AlignTrained::from_parts(&manifest, &weights, &compute.device)
         .map_err(|e| e.to_string())?;
@@ -1951,26 +1954,7 @@ async fn load_weights(
     compute: Compute,
     progress: impl FnMut(u64, Option<u64>),
 ) -> Result<Rc<Embedder>, String> {
-    let bytes = browser::fetch_bytes(url, progress)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{url} was not found on this site"))?;
-    let actual = sha256_hex(&bytes);
-    if let Some(expected) = browser::fetch_text(&format!("{url}.sha256"))
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        let expected = expected
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if !expected.is_empty() && expected != actual {
-            return Err(format!(
-                "{url} does not match its checksum (SHA-256 {actual}, expected {expected}): a damaged or stale download"
-            ));
-        }
-    }
+    let bytes = fetch_checked(url, progress).await?;
     browser::yield_now().await;
     Embedder::from_bytes(&bytes, compute)
         .map(Rc::new)

@@ -298,6 +298,14 @@ impl AlignTrained {
     }
 }
 
+/// `slot += value`, where an empty slot is zero.
+fn accumulate(slot: &mut Option<Tensor<1>>, value: Tensor<1>) {
+    *slot = Some(match slot.take() {
+        Some(x) => x + value,
+        None => value,
+    });
+}
+
 /// Token rows (right-padded with 0) → `[B, L]`.
 fn token_tensor(rows: &[Vec<i64>], device: &Device) -> Tensor<2, Int> {
     let l = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
@@ -519,10 +527,7 @@ pub async fn train(
                 let t2 = model.embed_text(text_rows(1));
                 let v = info_nce(t.clone(), t2, scale.clone(), mask(&with_text, true))
                     .mul_scalar(config.weight_text_views);
-                terms[3] = Some(match terms[3].take() {
-                    Some(x) => x + v,
-                    None => v,
-                });
+                accumulate(&mut terms[3], v);
             }
             if both.len() >= 2
                 && let Some(s) = &structure_embedded
@@ -560,10 +565,7 @@ pub async fn train(
             let all: Vec<usize> = (0..batch.len()).collect();
             let v = info_nce(seq.clone(), seq2, scale.clone(), mask(&all, false))
                 .mul_scalar(config.weight_sequence_views);
-            terms[3] = Some(match terms[3].take() {
-                Some(x) => x + v,
-                None => v,
-            });
+            accumulate(&mut terms[3], v);
         }
         let mut losses = [0f64; 5];
         let mut total: Option<Tensor<1>> = None;
@@ -574,10 +576,7 @@ pub async fn train(
                     .first()
                     .copied()
                     .unwrap_or(f32::NAN) as f64;
-                total = Some(match total {
-                    Some(x) => x + t,
-                    None => t,
-                });
+                accumulate(&mut total, t);
             }
         }
         let Some(total) = total else {
