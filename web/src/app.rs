@@ -311,7 +311,15 @@ impl App {
                 Msg::Distances(job, result)
             });
         }
-        if self.weights_error.is_some() || self.refinement.as_ref().is_some_and(|r| r.running) {
+        // Weights that failed to load: once the distance map is done, the status says why the
+        // model cannot run (the map's "computing…" must not stay as the last word).
+        if let Some(e) = self.weights_error.clone() {
+            if !self.distances_running {
+                self.status = Status::Error(e);
+            }
+            return;
+        }
+        if self.refinement.as_ref().is_some_and(|r| r.running) {
             return;
         }
         let key = (self.chain_job, self.level);
