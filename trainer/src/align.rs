@@ -424,16 +424,11 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         args.text_cache.as_deref(),
     )?;
     text_cache.fill_texts(&encoder, texts)?;
-    let vectors: Vec<Vec<f32>> = texts
-        .iter()
-        .map(|t| {
-            text_cache
-                .vectors
-                .get(t)
-                .cloned()
-                .ok_or_else(|| anyhow!("no vector for a text"))
-        })
-        .collect::<Result<_>>()?;
+    let vectors: Vec<Vec<f32>> = text_cache
+        .get_all(texts.iter().map(String::as_str))?
+        .into_iter()
+        .map(<[f32]>::to_vec)
+        .collect();
     let model_config = AlignConfig {
         structure_width: structures
             .vectors
@@ -763,29 +758,13 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     let mut all_texts = queries.clone();
     all_texts.extend(term_names.iter().cloned());
     text_cache.fill_texts(&encoder, &all_texts)?;
-    let minilm = |t: &String| {
-        text_cache
-            .vectors
-            .get(t)
-            .map(Vec::as_slice)
-            .ok_or_else(|| anyhow!("no text vector"))
-    };
-    let query_inputs: Vec<&[f32]> = queries.iter().map(minilm).collect::<Result<_>>()?;
-    let term_inputs: Vec<&[f32]> = term_names.iter().map(minilm).collect::<Result<_>>()?;
+    let query_inputs = text_cache.get_all(queries.iter().map(String::as_str))?;
+    let term_inputs = text_cache.get_all(term_names.iter().map(String::as_str))?;
     let text_vectors = pollster::block_on(model.embed_texts(&query_inputs, &device))?;
     let term_vectors = pollster::block_on(model.embed_texts(&term_inputs, &device))?;
     let sequences: Vec<&str> = chains.iter().map(|c| c.chain.sequence.as_str()).collect();
     let sequence_vectors = pollster::block_on(model.embed_sequences(&sequences, &device))?;
-    let structure_inputs: Vec<&[f32]> = chains
-        .iter()
-        .map(|c| {
-            structures
-                .vectors
-                .get(&c.name)
-                .map(Vec::as_slice)
-                .ok_or_else(|| anyhow!("no structure vector for {}", c.name))
-        })
-        .collect::<Result<_>>()?;
+    let structure_inputs = structures.get_all(chains.iter().map(|c| c.name.as_str()))?;
     let structure_vectors = pollster::block_on(model.embed_structures(&structure_inputs, &device))?;
     let protein_vectors: Vec<Vec<f32>> = sequence_vectors
         .iter()
@@ -1005,16 +984,7 @@ pub(crate) fn bank(args: BankArgs) -> Result<()> {
     let (encoder, mut text_cache) = args.towers.text()?;
     let names: Vec<String> = terms.iter().map(|t| t.name.clone()).collect();
     text_cache.fill_texts(&encoder, &names)?;
-    let inputs: Vec<&[f32]> = names
-        .iter()
-        .map(|t| {
-            text_cache
-                .vectors
-                .get(t)
-                .map(Vec::as_slice)
-                .ok_or_else(|| anyhow!("no text vector"))
-        })
-        .collect::<Result<_>>()?;
+    let inputs = text_cache.get_all(names.iter().map(String::as_str))?;
     let term_vectors: Vec<f32> = pollster::block_on(model.embed_texts(&inputs, &device))?.concat();
     let (entries, vectors) = if let Some(n) = args.synthetic {
         let mut rng = StdRng::seed_from_u64(n as u64);
@@ -1054,16 +1024,7 @@ pub(crate) fn bank(args: BankArgs) -> Result<()> {
         structures.fill_structures(&score, &chains)?;
         let sequences: Vec<&str> = chains.iter().map(|c| c.chain.sequence.as_str()).collect();
         let seq = pollster::block_on(model.embed_sequences(&sequences, &device))?;
-        let inputs: Vec<&[f32]> = chains
-            .iter()
-            .map(|c| {
-                structures
-                    .vectors
-                    .get(&c.name)
-                    .map(Vec::as_slice)
-                    .ok_or_else(|| anyhow!("no structure vector for {}", c.name))
-            })
-            .collect::<Result<_>>()?;
+        let inputs = structures.get_all(chains.iter().map(|c| c.name.as_str()))?;
         let st = pollster::block_on(model.embed_structures(&inputs, &device))?;
         let vectors: Vec<f32> = seq.iter().zip(&st).flat_map(|(a, b)| fuse(a, b)).collect();
         let entries = chains

@@ -120,6 +120,18 @@ impl VectorCache {
         Ok(())
     }
 
+    /// The cached vectors of some keys, in order; a missing key is an error naming it.
+    pub fn get_all<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Result<Vec<&[f32]>> {
+        keys.into_iter()
+            .map(|k| {
+                self.vectors
+                    .get(k)
+                    .map(Vec::as_slice)
+                    .ok_or_else(|| anyhow::anyhow!("no cached {} for {k:?}", self.what))
+            })
+            .collect()
+    }
+
     /// Structure vectors of chains (the score network on each central window).
     pub fn fill_structures(&mut self, embedder: &Embedder, chains: &[&JsonChain]) -> Result<()> {
         let by_name: HashMap<&str, &JsonChain> =
