@@ -14,6 +14,7 @@
 //! - [`geometry`]: superposition and RMSD.
 //! - [`quality`]: model-vs-reference scores (RMSD, TM-score, GDT_TS/HA, C-alpha lDDT).
 //! - [`ppi`]: the interface-site benchmark, its classifiers and their training.
+//! - [`profile`]: sequence profiles from a local homology search (PSI-BLAST-like).
 //! - [`sequence`]: local alignment identity and a k-mer index (homology checks, nearest sequence).
 //! - [`stats`]: classification metrics and correlations for the evaluations.
 //! - [`data`]: training chains (gap and length filters) and deterministic DSM draws.
@@ -27,6 +28,7 @@ pub mod export;
 pub mod features;
 pub mod geometry;
 pub mod ppi;
+pub mod profile;
 pub mod quality;
 pub mod sequence;
 pub mod stats;

@@ -106,36 +106,109 @@ pub const BLOSUM_ORDER: &[u8; 20] = b"ARNDCQEGHILKMFPSTWYV";
 const GAP_OPEN: i32 = 11;
 const GAP_EXTEND: i32 = 1;
 
+/// Residue codes: 0..20 in [`BLOSUM_ORDER`], [`OTHER`] for X and any other letter.
+pub const OTHER: u8 = 20;
+
 fn code(aa: u8) -> Option<usize> {
     BLOSUM_ORDER
         .iter()
         .position(|&c| c == aa.to_ascii_uppercase())
 }
 
-fn blosum(a: Option<usize>, b: Option<usize>) -> i32 {
-    match (a, b) {
-        (Some(a), Some(b)) => BLOSUM62[a][b] as i32,
-        _ => -1, // X and other letters
+/// A sequence as residue codes (see [`OTHER`]).
+pub fn encode(seq: &[u8]) -> Vec<u8> {
+    seq.iter()
+        .map(|&x| code(x).map_or(OTHER, |c| c as u8))
+        .collect()
+}
+
+/// BLOSUM62 score of two residue codes (−1 with X or any other letter, as BLAST's X column
+/// mostly is).
+pub fn blosum(a: u8, b: u8) -> i32 {
+    match (BLOSUM62.get(a as usize), b < OTHER) {
+        (Some(row), true) => row[b as usize] as i32,
+        _ => -1,
     }
 }
 
-/// Smith–Waterman with BLOSUM62 and affine gaps (open 11, extend 1, as BLAST); the best local
-/// alignment's identity.
-pub fn local_identity(a: &[u8], b: &[u8]) -> Identity {
-    let (n, m) = (a.len(), b.len());
-    let empty = Identity {
-        matches: 0,
-        columns: 0,
-        query_span: 0,
-        target_span: 0,
-    };
-    if n == 0 || m == 0 {
-        return empty;
+/// The BLOSUM62 score of two residue codes in half-bit units, as a table including [`OTHER`].
+fn score_table() -> [[i32; 21]; 21] {
+    let mut t = [[-1i32; 21]; 21];
+    for (a, row) in t.iter_mut().enumerate() {
+        for (b, v) in row.iter_mut().enumerate() {
+            *v = blosum(a as u8, b as u8);
+        }
     }
-    let (ca, cb): (Vec<Option<usize>>, Vec<Option<usize>>) = (
-        a.iter().map(|&x| code(x)).collect(),
-        b.iter().map(|&x| code(x)).collect(),
-    );
+    t
+}
+
+/// Position-specific scores of a query: for each query position, the score of each residue
+/// code (including [`OTHER`]) aligned to it, in BLOSUM62's half-bit units.
+pub type Pssm = [[i32; 21]];
+
+/// The query's BLOSUM62 rows: plain sequence-to-sequence scoring as a [`Pssm`].
+pub fn blosum_pssm(a: &[u8]) -> Vec<[i32; 21]> {
+    let table = score_table();
+    a.iter().map(|&x| table[(x as usize).min(20)]).collect()
+}
+
+/// The best local alignment score (Smith–Waterman, BLOSUM62, gaps open 11 / extend 1) of two
+/// encoded sequences, in linear memory; 0 when nothing aligns.
+pub fn local_score(a: &[u8], b: &[u8]) -> i32 {
+    local_score_pssm(&blosum_pssm(a), b)
+}
+
+/// [`local_score`] with position-specific scores for the query.
+pub fn local_score_pssm(pssm: &Pssm, b: &[u8]) -> i32 {
+    let m = b.len();
+    const NEG: i32 = i32::MIN / 4;
+    let mut h = vec![0i32; m + 1];
+    let mut f = vec![NEG; m + 1];
+    let mut best = 0;
+    for row in pssm {
+        let (mut diag, mut e) = (0i32, NEG);
+        for j in 1..=m {
+            e = (h[j - 1] - GAP_OPEN).max(e - GAP_EXTEND);
+            f[j] = (h[j] - GAP_OPEN).max(f[j] - GAP_EXTEND);
+            let v = (diag + row[(b[j - 1] as usize).min(20)])
+                .max(e)
+                .max(f[j])
+                .max(0);
+            diag = h[j];
+            h[j] = v;
+            best = best.max(v);
+        }
+    }
+    best
+}
+
+/// A local alignment of two sequences.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalAlignment {
+    /// Raw score (half bits).
+    pub score: i32,
+    /// Aligned residue pairs (query index, target index), in order; gaps are not listed.
+    pub pairs: Vec<(usize, usize)>,
+    /// Aligned columns, gaps included.
+    pub columns: usize,
+    /// First aligned residue of the query and of the target (inclusive) and one past the last.
+    pub query_range: (usize, usize),
+    pub target_range: (usize, usize),
+}
+
+/// The best local alignment (Smith–Waterman, BLOSUM62, gaps open 11 / extend 1, as BLAST) of
+/// two encoded sequences, with its trace; `None` when nothing aligns (score 0).
+pub fn local_alignment(a: &[u8], b: &[u8]) -> Option<LocalAlignment> {
+    local_alignment_pssm(&blosum_pssm(a), b)
+}
+
+/// [`local_alignment`] with position-specific scores for the query.
+pub fn local_alignment_pssm(pssm: &Pssm, b: &[u8]) -> Option<LocalAlignment> {
+    let (n, m) = (pssm.len(), b.len());
+    if n == 0 || m == 0 {
+        return None;
+    }
+    let s = |i: usize, j: usize| pssm[i][(b[j] as usize).min(20)];
     const NEG: i32 = i32::MIN / 4;
     let w = m + 1;
     // H: best ending here; E: ending in a gap in a (horizontal); F: gap in b (vertical).
@@ -148,8 +221,7 @@ pub fn local_identity(a: &[u8], b: &[u8]) -> Identity {
             let k = i * w + j;
             e[k] = (h[k - 1] - GAP_OPEN).max(e[k - 1] - GAP_EXTEND);
             f[k] = (h[k - w] - GAP_OPEN).max(f[k - w] - GAP_EXTEND);
-            let diag = h[k - w - 1] + blosum(ca[i - 1], cb[j - 1]);
-            let v = diag.max(e[k]).max(f[k]).max(0);
+            let v = (h[k - w - 1] + s(i - 1, j - 1)).max(e[k]).max(f[k]).max(0);
             h[k] = v;
             if v > best {
                 best = v;
@@ -158,11 +230,12 @@ pub fn local_identity(a: &[u8], b: &[u8]) -> Identity {
         }
     }
     if best == 0 {
-        return empty;
+        return None;
     }
     // Trace back through the three matrices.
     let (mut i, mut j) = at;
-    let (mut matches, mut columns) = (0, 0);
+    let mut pairs = Vec::new();
+    let mut columns = 0;
     let mut state = 0u8; // 0 = H, 1 = E, 2 = F
     while i > 0 && j > 0 {
         let k = i * w + j;
@@ -171,11 +244,9 @@ pub fn local_identity(a: &[u8], b: &[u8]) -> Identity {
                 if h[k] == 0 {
                     break;
                 }
-                if h[k] == h[k - w - 1] + blosum(ca[i - 1], cb[j - 1]) {
+                if h[k] == h[k - w - 1] + s(i - 1, j - 1) {
                     columns += 1;
-                    if a[i - 1] == b[j - 1] && ca[i - 1].is_some() {
-                        matches += 1;
-                    }
+                    pairs.push((i - 1, j - 1));
                     i -= 1;
                     j -= 1;
                 } else if h[k] == e[k] {
@@ -196,11 +267,37 @@ pub fn local_identity(a: &[u8], b: &[u8]) -> Identity {
             }
         }
     }
-    Identity {
-        matches,
+    pairs.reverse();
+    Some(LocalAlignment {
+        score: best,
+        pairs,
         columns,
-        query_span: at.0 - i,
-        target_span: at.1 - j,
+        query_range: (i, at.0),
+        target_range: (j, at.1),
+    })
+}
+
+/// Smith–Waterman with BLOSUM62 and affine gaps (open 11, extend 1, as BLAST); the best local
+/// alignment's identity.
+pub fn local_identity(a: &[u8], b: &[u8]) -> Identity {
+    let (ca, cb) = (encode(a), encode(b));
+    match local_alignment(&ca, &cb) {
+        None => Identity {
+            matches: 0,
+            columns: 0,
+            query_span: 0,
+            target_span: 0,
+        },
+        Some(al) => Identity {
+            matches: al
+                .pairs
+                .iter()
+                .filter(|&&(i, j)| ca[i] == cb[j] && ca[i] != OTHER)
+                .count(),
+            columns: al.columns,
+            query_span: al.query_range.1 - al.query_range.0,
+            target_span: al.target_range.1 - al.target_range.0,
+        },
     }
 }
 

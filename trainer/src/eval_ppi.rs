@@ -13,6 +13,9 @@ use foldspace::ppi::data::{
 };
 use foldspace::ppi::model::PpiModelKind;
 use foldspace::ppi::train::{PpiTrainConfig, predict, train};
+use foldspace::profile::{
+    PROFILE_FEATURES, SearchConfig, SequenceDb, profile, read_sequences, search,
+};
 use foldspace::sequence::{KmerIndex, nearest};
 use foldspace::stats::{BinaryMetrics, MeanStd, binary_metrics, mean_std};
 use foldspace::structure::{Chain, ResidueNumber, read_chains_jsonl};
@@ -74,6 +77,12 @@ pub(crate) struct EvalPpiArgs {
     /// to show the check finds what the split marked.
     #[arg(long)]
     pretraining: Option<PathBuf>,
+    /// Sequence databases for evolutionary profiles (a Swiss-Prot TSV with a `sequence`
+    /// column, a chains.jsonl.gz; plain or gzip): each chain is searched against them and its
+    /// profile (PSI-BLAST-like, see `foldspace::profile`) joins the per-residue features.
+    /// Computed once per databases and data file, then cached.
+    #[arg(long, num_args = 1..)]
+    profiles: Vec<PathBuf>,
     /// One JSON object on stdout instead of tables.
     #[arg(long)]
     json: bool,
@@ -168,6 +177,27 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
     for (name, chains, sha) in &tests {
         test_sets.push((name.clone(), prepare(name, chains, sha)?));
     }
+    let profiles = if args.profiles.is_empty() {
+        None
+    } else {
+        let db = ProfileDatabase::read(&args.profiles)?;
+        let mut report = serde_json::Map::new();
+        let train_name = set_name(&args.train);
+        let sets = std::iter::once((&train_name, &train_chains, &train_sha, &mut train_set)).chain(
+            tests
+                .iter()
+                .zip(test_sets.iter_mut())
+                .map(|((name, chains, sha), (_, set))| (name, chains, sha, set)),
+        );
+        for (name, chains, sha, set) in sets {
+            let (profiles, hits) = db.profiles(name, chains, sha, &cache)?;
+            for (prep, p) in set.iter_mut().zip(profiles) {
+                prep.profile = Some(p);
+            }
+            report.insert(name.clone(), hit_summary(&hits));
+        }
+        Some(json!({"databases": db.describe(), "hits": report}))
+    };
     if let Some(s) = Standardiser::fit(&train_set) {
         for c in train_set.iter_mut() {
             s.apply(c);
@@ -241,18 +271,24 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
         "seeds": args.seeds,
         "runs": runs,
         "pretraining_overlap": overlap,
+        "profiles": profiles,
         "foldspace": foldspace::VERSION,
     });
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
     } else {
         println!(
-            "eval-ppi: model {}, {} (mean ± std over {} seeds; threshold from the validation carve-out)",
+            "eval-ppi: model {}, {}, {} (mean ± std over {} seeds; threshold from the validation carve-out)",
             out["model"].as_str().unwrap_or(""),
             if use_embeddings {
                 "with structure embeddings"
             } else {
                 "without structure embeddings"
+            },
+            if profiles.is_some() {
+                "with sequence profiles"
+            } else {
+                "without sequence profiles"
             },
             args.seeds
         );
@@ -365,7 +401,191 @@ fn prepare_plain(chain: &PpiChain, k: usize) -> PreparedChain {
         neighbours: neighbours(&chain.ca, k),
         edge_embedding: None,
         channels: 0,
+        profile: None,
     }
+}
+
+/// Median, mean and zero count of hits per chain.
+fn hit_summary(hits: &[usize]) -> Value {
+    let mut sorted = hits.to_vec();
+    sorted.sort_unstable();
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
+    let mean = hits.iter().sum::<usize>() as f64 / hits.len().max(1) as f64;
+    json!({
+        "chains": hits.len(),
+        "median": median,
+        "mean": mean,
+        "none": hits.iter().filter(|&&h| h == 0).count(),
+    })
+}
+
+/// The profile databases, read and indexed.
+struct ProfileDatabase {
+    files: Vec<(PathBuf, String, usize)>,
+    db: SequenceDb,
+}
+
+const PROFILE_MAGIC: &[u8; 8] = b"FSPROF01";
+
+impl ProfileDatabase {
+    fn read(paths: &[PathBuf]) -> Result<Self> {
+        let mut files = Vec::new();
+        let mut sequences = Vec::new();
+        for path in paths {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let seqs =
+                read_sequences(&bytes).with_context(|| format!("reading {}", path.display()))?;
+            files.push((path.clone(), sha256_hex(&bytes), seqs.len()));
+            sequences.extend(seqs);
+        }
+        let started = std::time::Instant::now();
+        let db = SequenceDb::new(&sequences)?;
+        eprintln!(
+            "profile database: {} sequences, {} residues, indexed in {:.1} s",
+            db.len(),
+            db.residues(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(Self { files, db })
+    }
+
+    fn describe(&self) -> Value {
+        json!({
+            "files": self.files.iter().map(|(p, sha, n)| json!({
+                "file": p.display().to_string(), "sha256": sha, "sequences": n,
+            })).collect::<Vec<_>>(),
+            "sequences": self.db.len(),
+            "residues": self.db.residues(),
+            "search": format!("{:?}", SearchConfig::default()),
+        })
+    }
+
+    /// Profiles of `chains` and the hit count of each, from the cache or computed (two threads).
+    fn profiles(
+        &self,
+        name: &str,
+        chains: &[PpiChain],
+        data_sha: &str,
+        cache: &Path,
+    ) -> Result<Profiles> {
+        let shas: Vec<&str> = self.files.iter().map(|(_, s, _)| s.as_str()).collect();
+        let key = sha256_hex(
+            format!(
+                "{}-{data_sha}-{}-{:?}-{PROFILE_FEATURES}",
+                shas.join(","),
+                chains.len(),
+                SearchConfig::default()
+            )
+            .as_bytes(),
+        );
+        let file = cache.join(format!("profiles-{name}-{}.bin", &key[..16]));
+        if let Ok(data) = std::fs::read(&file) {
+            match read_profiles(&data, chains) {
+                Ok(v) => {
+                    eprintln!("profiles of {name} from the cache {}", file.display());
+                    return Ok(v);
+                }
+                Err(e) => eprintln!("ignoring the cache {} ({e:#})", file.display()),
+            }
+        }
+        let started = std::time::Instant::now();
+        let config = SearchConfig::default();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let one = |c: &PpiChain| {
+            let hits = search(&self.db, c.sequence.as_bytes(), &config);
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_multiple_of(50) {
+                eprintln!(
+                    "profiles of {name}: {n}/{} chains, {:.0} s",
+                    chains.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            (profile(c.sequence.as_bytes(), &hits), hits.len())
+        };
+        let half = chains.len().div_ceil(2);
+        let (a, b) = chains.split_at(half.min(chains.len()));
+        let (mut out, rest) = std::thread::scope(|s| {
+            let t = s.spawn(|| b.iter().map(one).collect::<Vec<_>>());
+            let first: Vec<_> = a.iter().map(one).collect();
+            (first, t.join())
+        });
+        out.extend(rest.map_err(|_| anyhow::anyhow!("a profile thread panicked"))?);
+        let (profiles, hits): (Vec<_>, Vec<_>) = out.into_iter().unzip();
+        eprintln!(
+            "profiles of {name}: {} chains in {:.0} s",
+            chains.len(),
+            started.elapsed().as_secs_f64()
+        );
+        std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+        let tmp = file.with_extension("tmp");
+        write_profiles(&tmp, &profiles, &hits)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+        Ok((profiles, hits))
+    }
+}
+
+fn write_profiles(
+    path: &Path,
+    profiles: &[Vec<[f32; PROFILE_FEATURES]>],
+    hits: &[usize],
+) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    out.write_all(PROFILE_MAGIC)?;
+    out.write_all(&(profiles.len() as u32).to_le_bytes())?;
+    for (p, h) in profiles.iter().zip(hits) {
+        out.write_all(&(p.len() as u32).to_le_bytes())?;
+        out.write_all(&(*h as u32).to_le_bytes())?;
+        for v in p.iter().flatten() {
+            out.write_all(&v.to_le_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Per chain: its profile, and its hit count.
+type Profiles = (Vec<Vec<[f32; PROFILE_FEATURES]>>, Vec<usize>);
+
+fn read_profiles(data: &[u8], chains: &[PpiChain]) -> Result<Profiles> {
+    let mut at = 0usize;
+    let mut bytes = |n: usize| -> Result<&[u8]> {
+        let b = data.get(at..at + n).context("truncated")?;
+        at += n;
+        Ok(b)
+    };
+    if bytes(8)? != PROFILE_MAGIC {
+        bail!("not a profile cache");
+    }
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    if word(bytes(4)?) != chains.len() {
+        bail!("chain count differs");
+    }
+    let (mut profiles, mut hits) = (Vec::new(), Vec::new());
+    for c in chains {
+        if word(bytes(4)?) != c.len() {
+            bail!("chain {} has a different length", c.id);
+        }
+        hits.push(word(bytes(4)?));
+        let raw = bytes(c.len() * PROFILE_FEATURES * 4)?;
+        let values: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        profiles.push(
+            values
+                .chunks_exact(PROFILE_FEATURES)
+                .map(|r| {
+                    let mut row = [0.0f32; PROFILE_FEATURES];
+                    row.copy_from_slice(r);
+                    row
+                })
+                .collect(),
+        );
+    }
+    Ok((profiles, hits))
 }
 
 const CACHE_MAGIC: &[u8; 8] = b"FSPPIE01";

@@ -209,6 +209,65 @@ fn eval_ppi_with_and_without_embeddings() {
 }
 
 #[test]
+fn eval_ppi_with_sequence_profiles() {
+    let shared = shared();
+    let dir = tmp("ppi-profiles");
+    let (train, test) = (dir.join("Train_small.jsonl"), dir.join("Test_small.jsonl"));
+    subset(&shared.join("data/ppi/Train_335.jsonl.gz"), &train, 16, 120);
+    subset(&shared.join("data/ppi/Test_60.jsonl.gz"), &test, 6, 160);
+    let swissprot = shared.join("data/function/swissprot50_go.tsv.gz");
+    let cache = dir.join("cache");
+    let run = |db: &Path| {
+        foldspace(&[
+            "eval-ppi",
+            "--train",
+            train.to_str().expect("path"),
+            "--test",
+            test.to_str().expect("path"),
+            "--weights",
+            "none",
+            "--model",
+            "window",
+            "--seeds",
+            "1",
+            "--epochs",
+            "3",
+            "--profiles",
+            db.to_str().expect("path"),
+            "--cache",
+            cache.to_str().expect("path"),
+            "--json",
+        ])
+    };
+    let out = run(&swissprot);
+    let v = json_of(&out);
+    let p = &v["profiles"];
+    assert_eq!(p["databases"]["sequences"], 141_596, "{p}");
+    assert_eq!(p["hits"]["Train_small"]["chains"], 16);
+    assert_eq!(p["hits"]["Test_small"]["chains"], 6);
+    // Real proteins have homologues in Swiss-Prot: most of these chains get some.
+    let none = p["hits"]["Train_small"]["none"].as_u64().expect("none")
+        + p["hits"]["Test_small"]["none"].as_u64().expect("none");
+    assert!(none < 11, "most chains find homologues: {p}");
+    assert!(v["tests"]["Test_small"]["auroc"]["mean"].is_f64());
+    // Cached: the rerun reads the profiles back and gives the same numbers.
+    let again = run(&swissprot);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("profiles of Test_small from the cache"),
+        "{stderr}"
+    );
+    assert_eq!(json_of(&again)["tests"], v["tests"]);
+    // A database that is not one.
+    let bad = run(&repo("README.md"));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("README.md") && err.contains("no sequence"),
+        "{err}"
+    );
+}
+
+#[test]
 fn eval_qa_ranks_generated_and_given_decoys() {
     let shared = shared();
     let weights = shared.join("reference/model_trgt_opt.safetensors");

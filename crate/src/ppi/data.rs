@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::profile::PROFILE_FEATURES;
 use crate::structure::{ReadError, maybe_gunzip};
 
 /// One benchmark chain.
@@ -242,6 +243,9 @@ pub struct PreparedChain {
     pub edge_embedding: Option<Vec<f32>>,
     /// Embedding channels C (0 without embeddings).
     pub channels: usize,
+    /// Sequence profile `[L][PROFILE_FEATURES]` (see [`crate::profile`]), if computed; it joins
+    /// the base features in the window.
+    pub profile: Option<Vec<[f32; PROFILE_FEATURES]>>,
 }
 
 impl PreparedChain {
@@ -352,8 +356,8 @@ fn rbf(d: f32) -> [f32; DISTANCE_RBF] {
 pub struct Batch {
     /// Residues N.
     pub rows: usize,
-    /// Node input `[N, node_width]`: the window of base features around each residue, its
-    /// embedding, then the chain's mean base features and embedding.
+    /// Node input `[N, node_width]`: the window of base features (and profiles) around each
+    /// residue, its embedding, then the chain's mean base features (profile) and embedding.
     pub nodes: Vec<f32>,
     pub node_width: usize,
     /// Neighbour slots `[N * k]`, as row indices into this batch.
@@ -368,15 +372,18 @@ pub struct Batch {
     pub labels: Vec<f32>,
 }
 
-/// Build a batch: the base features of `window` residues on either side (zero-padded at the
-/// ends), then — only if `embeddings` — the residue's own embedding (the embedding already
-/// describes its surroundings; a window of them would multiply the inputs by 2·window + 1 for
-/// 335 training chains), then the chain's mean base features (and mean embedding).
+/// Build a batch: the base features (and profile, where the chains have one) of `window`
+/// residues on either side (zero-padded at the ends), then — only if `embeddings` — the
+/// residue's own embedding (the embedding already describes its surroundings; a window of them
+/// would multiply the inputs by 2·window + 1 for 335 training chains), then the chain's mean
+/// base features, profile (and embedding). Either every chain of a batch has a profile or none.
 pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batch {
     let c = chains.first().map(|ch| ch.channels).unwrap_or(0);
     let embeddings = embeddings && c > 0;
     let ce = if embeddings { c } else { 0 };
-    let node_width = BASE_FEATURES * (2 * window + 1) + ce + BASE_FEATURES + ce;
+    let profiles = chains.iter().all(|ch| ch.profile.is_some()) && !chains.is_empty();
+    let per_residue = BASE_FEATURES + if profiles { PROFILE_FEATURES } else { 0 };
+    let node_width = per_residue * (2 * window + 1) + ce + per_residue + ce;
     let k = chains.first().map(|ch| ch.neighbours.k).unwrap_or(0);
     let edge_width = DISTANCE_RBF + ce;
     let rows: usize = chains.iter().map(|ch| ch.len()).sum();
@@ -401,9 +408,23 @@ pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batc
                 _ => &zeros,
             }
         };
-        let mut mean = vec![0.0f32; BASE_FEATURES + ce];
-        for i in 0..n {
-            for (m, v) in mean.iter_mut().zip(ch.base[i].iter().chain(emb(i))) {
+        let no_profile = [0.0f32; PROFILE_FEATURES];
+        let residue = |i: usize| -> Vec<f32> {
+            let mut v = ch.base[i].to_vec();
+            if profiles {
+                let p = ch
+                    .profile
+                    .as_ref()
+                    .and_then(|p| p.get(i))
+                    .unwrap_or(&no_profile);
+                v.extend_from_slice(p);
+            }
+            v
+        };
+        let features: Vec<Vec<f32>> = (0..n).map(residue).collect();
+        let mut mean = vec![0.0f32; per_residue + ce];
+        for (i, f) in features.iter().enumerate() {
+            for (m, v) in mean.iter_mut().zip(f.iter().chain(emb(i))) {
                 *m += v / n.max(1) as f32;
             }
         }
@@ -411,9 +432,9 @@ pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batc
             for d in -(window as isize)..=(window as isize) {
                 let j = i as isize + d;
                 if j >= 0 && (j as usize) < n {
-                    b.nodes.extend_from_slice(&ch.base[j as usize]);
+                    b.nodes.extend_from_slice(&features[j as usize]);
                 } else {
-                    b.nodes.extend([0.0; BASE_FEATURES]);
+                    b.nodes.extend(std::iter::repeat_n(0.0, per_residue));
                 }
             }
             b.nodes.extend_from_slice(emb(i));
@@ -508,6 +529,7 @@ mod tests {
             neighbours: neighbours(&ch.ca, 2),
             edge_embedding: Some(vec![2.0; 4 * 2 * 2]),
             channels: 2,
+            profile: None,
         };
         let b = batch(&[&p, &p], 1, true);
         assert_eq!(b.rows, 8);
@@ -526,5 +548,19 @@ mod tests {
         let without = batch(&[&p], 1, false);
         assert_eq!(without.node_width, BASE_FEATURES * 4);
         assert_eq!(without.edge_width, DISTANCE_RBF);
+        // A profile joins the base features in the window and the chain mean.
+        let mut q = p.clone();
+        q.profile = Some(vec![[0.5; PROFILE_FEATURES]; 4]);
+        let with = batch(&[&q], 1, false);
+        let per = BASE_FEATURES + PROFILE_FEATURES;
+        assert_eq!(with.node_width, per * 4);
+        // Residue 0's own block (the window's middle) ends in its profile.
+        assert_eq!(with.nodes[2 * per - 1], 0.5);
+        assert_eq!(
+            with.nodes[per + BASE_FEATURES - 1],
+            p.base[0][BASE_FEATURES - 1]
+        );
+        // Mixed batches fall back to no profile.
+        assert_eq!(batch(&[&q, &p], 1, false).node_width, BASE_FEATURES * 4);
     }
 }
