@@ -12,7 +12,9 @@ use clap::Args;
 use foldspace::align::data::{Annotation, Ontology, read_function_jsonl, read_swissprot_tsv};
 use foldspace::align::metrics::{Retrieval, fmax, retrieval};
 use foldspace::align::model::AlignConfig;
-use foldspace::align::search::{Bank, BankEntry, TermEntry, fuse, normalise};
+use foldspace::align::search::{
+    Bank, BankEntry, TRANSFER_NEIGHBOURS, TermEntry, fuse, normalise, transfer,
+};
 use foldspace::align::structure::structure_features;
 use foldspace::align::text::{Phrasing, facts as all_facts, phrasings, query_text, term_names};
 use foldspace::align::train::{AlignItem, AlignManifest, AlignTrainConfig, AlignTrained, train};
@@ -654,6 +656,9 @@ pub(crate) struct EvalRetrievalArgs {
     /// Seed of the random baseline.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Neighbours of the transfer predictor ("likely function").
+    #[arg(long, default_value_t = TRANSFER_NEIGHBOURS)]
+    neighbours: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -758,6 +763,8 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     let mut all_texts = queries.clone();
     all_texts.extend(term_names.iter().cloned());
     text_cache.fill_texts(&encoder, &all_texts)?;
+    let train_chains: Vec<&JsonChain> = train_sets.iter().map(|(c, _)| *c).collect();
+    structures.fill_structures(&score, &train_chains)?;
     let query_inputs = text_cache.get_all(queries.iter().map(String::as_str))?;
     let term_inputs = text_cache.get_all(term_names.iter().map(String::as_str))?;
     let text_vectors = pollster::block_on(model.embed_texts(&query_inputs, &device))?;
@@ -871,6 +878,37 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         })
         .collect();
     let fmax_nearest = fmax(&nearest_predictions, &truth);
+    // Transfer from the nearest training chains in the shared space (itself excluded).
+    let train_sequences: Vec<&str> = train_chains
+        .iter()
+        .map(|c| c.chain.sequence.as_str())
+        .collect();
+    let train_seq = pollster::block_on(model.embed_sequences(&train_sequences, &device))?;
+    let train_inputs = structures.get_all(train_chains.iter().map(|c| c.name.as_str()))?;
+    let train_str = pollster::block_on(model.embed_structures(&train_inputs, &device))?;
+    let train_vectors: Vec<Vec<f32>> = train_seq
+        .iter()
+        .zip(&train_str)
+        .map(|(s, t)| fuse(s, t))
+        .collect();
+    let knn_predictions: Vec<HashMap<String, f32>> = protein_vectors
+        .iter()
+        .zip(&chains)
+        .map(|(v, c)| {
+            let mut near: Vec<(f32, usize)> = train_vectors
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| train_sets[*j].0.name != c.name)
+                .map(|(j, t)| (dot(v, t), j))
+                .collect();
+            near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            near.truncate(args.neighbours.max(1));
+            transfer(near.iter().map(|&(s, j)| (s, &train_sets[j].1)))
+                .into_iter()
+                .collect()
+        })
+        .collect();
+    let fmax_knn = fmax(&knn_predictions, &truth);
     let r = |x: Retrieval| serde_json::json!({"r1": x.r1, "r10": x.r10, "map": x.map});
     let out = serde_json::json!({
         "n": n,
@@ -878,6 +916,7 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         "text_to_protein": r(t2p),
         "protein_to_text": r(p2t),
         "go_mf_fmax": fmax_model,
+        "go_mf_fmax_transfer": {"fmax": fmax_knn, "neighbours": args.neighbours.max(1)},
         "towers": {
             "sequence": {"text_to_protein": r(t2p_seq), "protein_to_text": r(p2t_seq), "go_mf_fmax": fmax_sequence},
             "structure": {"text_to_protein": r(t2p_str), "protein_to_text": r(p2t_str), "go_mf_fmax": fmax_structure},
@@ -912,7 +951,8 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
             println!("{name:<28} {:>6.3} {:>6.3} {:>6.3}", x.r1, x.r10, x.map);
         }
         println!(
-            "GO-MF Fmax: model {fmax_model:.3} (sequence {fmax_sequence:.3}, structure {fmax_structure:.3}); random {fmax_random:.3}, naive {fmax_naive:.3}, nearest sequence {fmax_nearest:.3}"
+            "GO-MF Fmax: model zero-shot {fmax_model:.3} (sequence {fmax_sequence:.3}, structure {fmax_structure:.3}), model transfer from {} neighbours {fmax_knn:.3}; random {fmax_random:.3}, naive {fmax_naive:.3}, nearest sequence {fmax_nearest:.3}",
+            args.neighbours.max(1)
         );
     }
     Ok(())
@@ -1161,7 +1201,7 @@ pub(crate) fn search(args: SearchArgs) -> Result<()> {
     let terms = if what == "text" {
         Vec::new()
     } else {
-        bank.likely_terms(&query, 5)?
+        bank.transferred_terms(&query, TRANSFER_NEIGHBOURS, 5)?
     };
     if args.json {
         let out = serde_json::json!({
@@ -1170,7 +1210,7 @@ pub(crate) fn search(args: SearchArgs) -> Result<()> {
                 let e = &bank.entries[h.index];
                 serde_json::json!({"score": h.score, "name": e.name, "pdb_id": e.pdb_id, "chain": e.chain, "length": e.length, "go": e.go})
             }).collect::<Vec<_>>(),
-            "likely_function": terms.iter().map(|h| serde_json::json!({"id": bank.terms[h.index].id, "name": bank.terms[h.index].name, "score": h.score})).collect::<Vec<_>>(),
+            "likely_function": terms.iter().map(|(name, score)| serde_json::json!({"name": name, "score": score})).collect::<Vec<_>>(),
             "search_ms": elapsed,
             "bank_size": bank.entries.len(),
         });
@@ -1192,12 +1232,11 @@ pub(crate) fn search(args: SearchArgs) -> Result<()> {
             );
         }
         if !terms.is_empty() {
-            println!("likely function:");
-            for h in &terms {
-                println!(
-                    "  {:.3} {} ({})",
-                    h.score, bank.terms[h.index].name, bank.terms[h.index].id
-                );
+            println!(
+                "likely function (share of the {TRANSFER_NEIGHBOURS} closest annotated proteins, similarity-weighted):"
+            );
+            for (name, score) in &terms {
+                println!("  {score:.3} {name}");
             }
         }
         eprintln!(

@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use foldspace::align::search::{Bank, BankEntry, TermEntry, fuse};
+use foldspace::align::search::{Bank, BankEntry, TRANSFER_NEIGHBOURS, fuse};
 use foldspace::align::structure::structure_features;
 use foldspace::align::train::{AlignManifest, AlignTrained};
 use foldspace::compute::Compute;
@@ -55,7 +55,8 @@ pub struct AlignAssets {
 /// What the bank says about the current chain.
 pub struct Similar {
     hits: Vec<(BankEntry, f32)>,
-    terms: Vec<(TermEntry, f32)>,
+    /// Likely GO terms, transferred from the closest annotated proteins: (name, share).
+    terms: Vec<(String, f32)>,
     /// Embedding into the shared space and searching, in all.
     ms: f64,
     /// The exact search over the bank alone.
@@ -1908,13 +1909,13 @@ impl App {
                 html! {
                     <>
                         { hit_table(&s.hits, "similar-table") }
-                        <h3>{ "Likely function (GO molecular function, zero-shot)" }</h3>
+                        <h3>{ format!("Likely function (GO molecular function, from the {TRANSFER_NEIGHBOURS} closest annotated proteins)") }</h3>
                         <ol class="terms" data-testid="likely-function">
-                            { for s.terms.iter().map(|(t, score)| html! {
-                                <li>{ format!("{} ", t.name) }<span class="muted small">{ format!("{} · {score:.3}", t.id) }</span></li>
+                            { for s.terms.iter().map(|(name, share)| html! {
+                                <li>{ format!("{name} ") }<span class="muted small">{ format!("{share:.2}") }</span></li>
                             }) }
                         </ol>
-                        <p class="muted small">{ format!("Bank of {bank_size} PDB chains (foldspace align, stage 1: sequence + pooled structure embedding). Into the shared space and searched in {:.0} ms on this device (the search itself {:.1} ms). Scores are cosines in the shared space; TRAINING.md says how well they rank.", s.ms, s.search_ms) }</p>
+                        <p class="muted small">{ format!("Bank of {bank_size} PDB chains (foldspace align, stage 1: sequence + pooled structure embedding). Into the shared space and searched in {:.0} ms on this device (the search itself {:.1} ms). Scores are cosines in the shared space; a function's score is the similarity-weighted share of the {TRANSFER_NEIGHBOURS} closest annotated proteins that carry it. TRAINING.md says how well both rank.", s.ms, s.search_ms) }</p>
                     </>
                 }
             }
@@ -2139,7 +2140,9 @@ async fn similar(
     let bank = &assets.bank;
     let started = browser::now_ms();
     let hits = bank.search(&query, 10).map_err(|e| e.to_string())?;
-    let terms = bank.likely_terms(&query, 5).map_err(|e| e.to_string())?;
+    let terms = bank
+        .transferred_terms(&query, TRANSFER_NEIGHBOURS, 5)
+        .map_err(|e| e.to_string())?;
     let search_ms = browser::now_ms() - started;
     Ok(Similar {
         search_ms,
@@ -2147,10 +2150,7 @@ async fn similar(
             .iter()
             .map(|h| (bank.entries[h.index].clone(), h.score))
             .collect(),
-        terms: terms
-            .iter()
-            .map(|h| (bank.terms[h.index].clone(), h.score))
-            .collect(),
+        terms,
         ms: 0.0,
     })
 }

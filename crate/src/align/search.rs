@@ -89,6 +89,36 @@ pub fn fuse(sequence: &[f32], structure: &[f32]) -> Vec<f32> {
     normalise(&s)
 }
 
+/// Neighbours whose terms [`Bank::transferred_terms`] transfers by default: chosen among
+/// 3 / 10 / 25 / 50 on the val split and confirmed on the held-out `ppi_test_like` chains
+/// (TRAINING.md).
+pub const TRANSFER_NEIGHBOURS: usize = 25;
+
+/// Annotation transfer from neighbours (kNN, as BLAST-style annotation transfer but in the
+/// shared space): a term's score is the similarity-weighted share of the neighbours that carry
+/// it, `Σ_j s_j [t ∈ T_j] / Σ_j s_j` with `s_j = max(similarity_j, 0)`. Neighbours without
+/// terms should be left out by the caller. Best first (ties by term).
+pub fn transfer<'a, T>(neighbours: impl IntoIterator<Item = (f32, T)>) -> Vec<(String, f32)>
+where
+    T: IntoIterator<Item = &'a String>,
+{
+    let mut scores: BTreeMap<&'a String, f32> = BTreeMap::new();
+    let mut total = 0.0f32;
+    for (similarity, terms) in neighbours {
+        let s = similarity.max(0.0);
+        total += s;
+        for t in terms {
+            *scores.entry(t).or_default() += s;
+        }
+    }
+    let mut out: Vec<(String, f32)> = scores
+        .into_iter()
+        .map(|(t, s)| (t.clone(), if total > 0.0 { s / total } else { 0.0 }))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
 /// The `k` rows of `matrix` (`[N, dim]`) with the largest dot product with `query`, best first
 /// (ties: lower index first).
 pub fn top_k(matrix: &[f32], dim: usize, query: &[f32], k: usize) -> Vec<Hit> {
@@ -237,6 +267,30 @@ impl Bank {
         Ok(top_k(&self.vectors, self.dim, query, k))
     }
 
+    /// Likely GO terms by transfer from the `neighbours` closest annotated proteins (see
+    /// [`transfer`]): (term name, score), at most `k`, best first.
+    pub fn transferred_terms(
+        &self,
+        query: &[f32],
+        neighbours: usize,
+        k: usize,
+    ) -> Result<Vec<(String, f32)>, BankError> {
+        self.check(query)?;
+        // Most banks annotate a good share of their entries: 20 per neighbour is plenty.
+        let look = neighbours.saturating_mul(20).min(self.entries.len());
+        let annotated: Vec<(f32, &Vec<String>)> = top_k(&self.vectors, self.dim, query, look)
+            .into_iter()
+            .filter_map(|h| {
+                let go = &self.entries.get(h.index)?.go;
+                (!go.is_empty()).then_some((h.score, go))
+            })
+            .take(neighbours)
+            .collect();
+        let mut terms = transfer(annotated);
+        terms.truncate(k);
+        Ok(terms)
+    }
+
     /// The `k` GO terms whose names are closest to a unit protein vector.
     pub fn likely_terms(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, BankError> {
         self.check(query)?;
@@ -259,6 +313,26 @@ mod erased {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transfer_weights_terms_by_similarity() {
+        let (a, b, c) = (
+            "binding".to_string(),
+            "kinase".to_string(),
+            "ATP".to_string(),
+        );
+        let t = transfer(vec![
+            (0.9, vec![&a, &b]),
+            (0.6, vec![&a]),
+            (-0.5, vec![&c]), // negative similarity counts as 0
+        ]);
+        let score = |n: &str| t.iter().find(|(x, _)| x == n).map(|x| x.1);
+        assert_eq!(t[0].0, "binding");
+        assert!((score("binding").unwrap_or(0.0) - 1.0).abs() < 1e-6);
+        assert!((score("kinase").unwrap_or(0.0) - 0.6).abs() < 1e-6);
+        assert_eq!(score("ATP"), Some(0.0));
+        assert!(transfer(Vec::<(f32, Vec<&String>)>::new()).is_empty());
+    }
 
     fn bank() -> Bank {
         let entry = |n: &str| BankEntry {
