@@ -234,6 +234,7 @@ fn align_train_evaluate_bank_and_search() {
         "/text_to_protein/map",
         "/protein_to_text/map",
         "/go_mf_fmax",
+        "/go_mf_fmax_transfer/fmax",
         "/baselines/random/text_to_protein/map",
         "/baselines/random/go_mf_fmax",
         "/baselines/naive/go_mf_fmax",
@@ -246,6 +247,7 @@ fn align_train_evaluate_bank_and_search() {
     // of the time by chance alone, so R@10 ≥ R@1 and both are fractions of 15.
     let r10 = v["text_to_protein"]["r10"].as_f64().expect("r10");
     assert!(r10 >= v["text_to_protein"]["r1"].as_f64().expect("r1"));
+    assert_eq!(v["go_mf_fmax_transfer"]["neighbours"], 25);
     assert!(((r10 * 15.0).round() - r10 * 15.0).abs() < 1e-9);
 
     let bank = p(&dir.join("bank.safetensors"));
