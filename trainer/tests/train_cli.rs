@@ -2,19 +2,14 @@
 //! shared chains.jsonl.gz) with a tiny network: an interrupted and resumed run equals the
 //! uninterrupted one, exported weights load, and eval-dsm is deterministic.
 
+mod common;
+
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn shared() -> PathBuf {
-    let dir = std::env::var_os("FOLDSPACE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    assert!(
-        dir.join("data/structures/chains.jsonl.gz").is_file(),
-        "the shared data is missing at {dir:?} (CI has ../shared; set FOLDSPACE_SHARED)"
-    );
-    dir
+    common::shared("data/structures/chains.jsonl.gz")
 }
 
 fn scratch(name: &str) -> PathBuf {
