@@ -83,6 +83,9 @@ pub(crate) struct EvalPpiArgs {
     /// Computed once per databases and data file, then cached.
     #[arg(long, num_args = 1..)]
     profiles: Vec<PathBuf>,
+    /// Search rounds of the profiles (the second scores with the first round's profile).
+    #[arg(long, default_value_t = 2)]
+    profile_rounds: usize,
     /// One JSON object on stdout instead of tables.
     #[arg(long)]
     json: bool,
@@ -180,7 +183,14 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
     let profiles = if args.profiles.is_empty() {
         None
     } else {
-        let db = ProfileDatabase::read(&args.profiles)?;
+        if args.profile_rounds == 0 {
+            bail!("--profile-rounds must be at least 1");
+        }
+        let config = SearchConfig {
+            iterations: args.profile_rounds,
+            ..SearchConfig::default()
+        };
+        let db = ProfileDatabase::read(&args.profiles, config)?;
         let mut report = serde_json::Map::new();
         let train_name = set_name(&args.train);
         let sets = std::iter::once((&train_name, &train_chains, &train_sha, &mut train_set)).chain(
@@ -423,12 +433,13 @@ fn hit_summary(hits: &[usize]) -> Value {
 struct ProfileDatabase {
     files: Vec<(PathBuf, String, usize)>,
     db: SequenceDb,
+    config: SearchConfig,
 }
 
 const PROFILE_MAGIC: &[u8; 8] = b"FSPROF01";
 
 impl ProfileDatabase {
-    fn read(paths: &[PathBuf]) -> Result<Self> {
+    fn read(paths: &[PathBuf], config: SearchConfig) -> Result<Self> {
         let mut files = Vec::new();
         let mut sequences = Vec::new();
         for path in paths {
@@ -447,7 +458,7 @@ impl ProfileDatabase {
             db.residues(),
             started.elapsed().as_secs_f64()
         );
-        Ok(Self { files, db })
+        Ok(Self { files, db, config })
     }
 
     fn describe(&self) -> Value {
@@ -457,7 +468,7 @@ impl ProfileDatabase {
             })).collect::<Vec<_>>(),
             "sequences": self.db.len(),
             "residues": self.db.residues(),
-            "search": format!("{:?}", SearchConfig::default()),
+            "search": format!("{:?}", self.config),
         })
     }
 
@@ -475,7 +486,7 @@ impl ProfileDatabase {
                 "{}-{data_sha}-{}-{:?}-{PROFILE_FEATURES}",
                 shas.join(","),
                 chains.len(),
-                SearchConfig::default()
+                self.config
             )
             .as_bytes(),
         );
@@ -490,7 +501,7 @@ impl ProfileDatabase {
             }
         }
         let started = std::time::Instant::now();
-        let config = SearchConfig::default();
+        let config = self.config;
         let done = std::sync::atomic::AtomicUsize::new(0);
         let one = |c: &PpiChain| {
             let hits = search(&self.db, c.sequence.as_bytes(), &config);
