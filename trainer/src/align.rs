@@ -690,6 +690,36 @@ fn propagate_scores(o: &Ontology, scores: Vec<(String, f32)>, k: usize) -> HashM
 
 const MF_ROOT: &str = "GO:0003674";
 
+/// A set of chains in the shared space: each tower's vectors and their fusion.
+struct ProteinVectors {
+    sequence: Vec<Vec<f32>>,
+    structure: Vec<Vec<f32>>,
+    fused: Vec<Vec<f32>>,
+}
+
+/// Embed `chains` with both protein towers (their structure vectors must be in `structures`).
+fn embed_proteins(
+    model: &AlignTrained,
+    structures: &StructureCache,
+    chains: &[&JsonChain],
+    device: &Device,
+) -> Result<ProteinVectors> {
+    let sequences: Vec<&str> = chains.iter().map(|c| c.chain.sequence.as_str()).collect();
+    let sequence = pollster::block_on(model.embed_sequences(&sequences, device))?;
+    let inputs = structures.get_all(chains.iter().map(|c| c.name.as_str()))?;
+    let structure = pollster::block_on(model.embed_structures(&inputs, device))?;
+    let fused = sequence
+        .iter()
+        .zip(&structure)
+        .map(|(s, t)| fuse(s, t))
+        .collect();
+    Ok(ProteinVectors {
+        sequence,
+        structure,
+        fused,
+    })
+}
+
 /// `foldspace eval-retrieval`: cross-modal retrieval and zero-shot GO-MF prediction with baselines.
 pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     let corpus = args.inputs.read()?;
@@ -769,15 +799,11 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     let term_inputs = text_cache.get_all(term_names.iter().map(String::as_str))?;
     let text_vectors = pollster::block_on(model.embed_texts(&query_inputs, &device))?;
     let term_vectors = pollster::block_on(model.embed_texts(&term_inputs, &device))?;
-    let sequences: Vec<&str> = chains.iter().map(|c| c.chain.sequence.as_str()).collect();
-    let sequence_vectors = pollster::block_on(model.embed_sequences(&sequences, &device))?;
-    let structure_inputs = structures.get_all(chains.iter().map(|c| c.name.as_str()))?;
-    let structure_vectors = pollster::block_on(model.embed_structures(&structure_inputs, &device))?;
-    let protein_vectors: Vec<Vec<f32>> = sequence_vectors
-        .iter()
-        .zip(&structure_vectors)
-        .map(|(s, t)| fuse(s, t))
-        .collect();
+    let ProteinVectors {
+        sequence: sequence_vectors,
+        structure: structure_vectors,
+        fused: protein_vectors,
+    } = embed_proteins(&model, &structures, &chains, &device)?;
     let sets: Vec<Vec<String>> = proteins.iter().map(|(a, _)| mf_set(a)).collect();
     let hit = |q: usize, c: usize| q == c || sets[q] == sets[c];
     let retrieve = |p: &[Vec<f32>]| -> (Retrieval, Retrieval) {
@@ -879,18 +905,7 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         .collect();
     let fmax_nearest = fmax(&nearest_predictions, &truth);
     // Transfer from the nearest training chains in the shared space (itself excluded).
-    let train_sequences: Vec<&str> = train_chains
-        .iter()
-        .map(|c| c.chain.sequence.as_str())
-        .collect();
-    let train_seq = pollster::block_on(model.embed_sequences(&train_sequences, &device))?;
-    let train_inputs = structures.get_all(train_chains.iter().map(|c| c.name.as_str()))?;
-    let train_str = pollster::block_on(model.embed_structures(&train_inputs, &device))?;
-    let train_vectors: Vec<Vec<f32>> = train_seq
-        .iter()
-        .zip(&train_str)
-        .map(|(s, t)| fuse(s, t))
-        .collect();
+    let train_vectors = embed_proteins(&model, &structures, &train_chains, &device)?.fused;
     let knn_predictions: Vec<HashMap<String, f32>> = protein_vectors
         .iter()
         .zip(&chains)
@@ -1062,11 +1077,9 @@ pub(crate) fn bank(args: BankArgs) -> Result<()> {
         }
         let mut structures = args.towers.structure_cache(&score)?;
         structures.fill_structures(&score, &chains)?;
-        let sequences: Vec<&str> = chains.iter().map(|c| c.chain.sequence.as_str()).collect();
-        let seq = pollster::block_on(model.embed_sequences(&sequences, &device))?;
-        let inputs = structures.get_all(chains.iter().map(|c| c.name.as_str()))?;
-        let st = pollster::block_on(model.embed_structures(&inputs, &device))?;
-        let vectors: Vec<f32> = seq.iter().zip(&st).flat_map(|(a, b)| fuse(a, b)).collect();
+        let vectors: Vec<f32> = embed_proteins(&model, &structures, &chains, &device)?
+            .fused
+            .concat();
         let entries = chains
             .iter()
             .map(|c| BankEntry {

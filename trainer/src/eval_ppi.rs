@@ -561,27 +561,13 @@ fn write_profiles(
 type Profiles = (Vec<Vec<[f32; PROFILE_FEATURES]>>, Vec<usize>);
 
 fn read_profiles(data: &[u8], chains: &[PpiChain]) -> Result<Profiles> {
-    let mut at = 0usize;
-    let mut bytes = |n: usize| -> Result<&[u8]> {
-        let b = data.get(at..at + n).context("truncated")?;
-        at += n;
-        Ok(b)
-    };
-    if bytes(8)? != PROFILE_MAGIC {
-        bail!("not a profile cache");
-    }
-    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    if word(bytes(4)?) != chains.len() {
-        bail!("chain count differs");
-    }
+    let mut r = CacheReader::open(data, PROFILE_MAGIC, chains.len())?;
     let (mut profiles, mut hits) = (Vec::new(), Vec::new());
     for c in chains {
-        if word(bytes(4)?) != c.len() {
-            bail!("chain {} has a different length", c.id);
-        }
-        hits.push(word(bytes(4)?));
-        let raw = bytes(c.len() * PROFILE_FEATURES * 4)?;
-        let values: Vec<f32> = raw
+        r.chain_length(c.len(), &c.id)?;
+        hits.push(r.word()?);
+        let values: Vec<f32> = r
+            .bytes(c.len() * PROFILE_FEATURES * 4)?
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
@@ -597,6 +583,46 @@ fn read_profiles(data: &[u8], chains: &[PpiChain]) -> Result<Profiles> {
         );
     }
     Ok((profiles, hits))
+}
+
+/// Reads the caches of this command: an 8-byte magic, the chain count, then per chain its
+/// length and its data (little-endian).
+struct CacheReader<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> CacheReader<'a> {
+    /// Check the magic and the chain count.
+    fn open(data: &'a [u8], magic: &[u8; 8], chains: usize) -> Result<Self> {
+        let mut r = Self { data, at: 0 };
+        if r.bytes(8)? != magic {
+            bail!("not a cache of this kind");
+        }
+        if r.word()? != chains {
+            bail!("chain count differs");
+        }
+        Ok(r)
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+        let b = self.data.get(self.at..self.at + n).context("truncated")?;
+        self.at += n;
+        Ok(b)
+    }
+
+    fn word(&mut self) -> Result<usize> {
+        let b = self.bytes(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+
+    /// The next chain's length, which must be `len`.
+    fn chain_length(&mut self, len: usize, id: &str) -> Result<()> {
+        if self.word()? != len {
+            bail!("chain {id} has a different length");
+        }
+        Ok(())
+    }
 }
 
 const CACHE_MAGIC: &[u8; 8] = b"FSPPIE01";
@@ -743,19 +769,7 @@ fn write_cache(path: &Path, prepared: &[PreparedChain]) -> Result<()> {
 }
 
 fn read_cache(data: &[u8], prepared: &mut [PreparedChain], c: usize) -> Result<()> {
-    let mut at = 0usize;
-    let mut bytes = |n: usize| -> Result<&[u8]> {
-        let b = data.get(at..at + n).context("truncated")?;
-        at += n;
-        Ok(b)
-    };
-    if bytes(8)? != CACHE_MAGIC {
-        bail!("not an embedding cache");
-    }
-    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    if word(bytes(4)?) != prepared.len() {
-        bail!("chain count differs");
-    }
+    let mut r = CacheReader::open(data, CACHE_MAGIC, prepared.len())?;
     let halves = |b: &[u8]| -> Vec<f32> {
         b.chunks_exact(2)
             .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
@@ -763,11 +777,9 @@ fn read_cache(data: &[u8], prepared: &mut [PreparedChain], c: usize) -> Result<(
     };
     for p in prepared.iter_mut() {
         let (l, k) = (p.len(), p.neighbours.k);
-        if word(bytes(4)?) != l {
-            bail!("chain {} has a different length", p.id);
-        }
-        p.residue_embedding = Some(halves(bytes(l * c * 2)?));
-        p.edge_embedding = Some(halves(bytes(l * k * c * 2)?));
+        r.chain_length(l, &p.id)?;
+        p.residue_embedding = Some(halves(r.bytes(l * c * 2)?));
+        p.edge_embedding = Some(halves(r.bytes(l * k * c * 2)?));
         p.channels = c;
     }
     Ok(())
