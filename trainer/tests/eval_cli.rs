@@ -119,37 +119,66 @@ fn subset(src: &Path, dst: &Path, n: usize, max_len: usize) {
     }
 }
 
+/// Small benchmark files in a fresh directory `name`: the first `train` and `test` short chains of
+/// Train_335 and Test_60, as (train file, test file, cache directory).
+fn small_ppi(name: &str, train: usize, test: usize) -> (PathBuf, PathBuf, PathBuf) {
+    let shared = shared();
+    let dir = tmp(name);
+    let (train_file, test_file) = (dir.join("Train_small.jsonl"), dir.join("Test_small.jsonl"));
+    subset(
+        &shared.join("data/ppi/Train_335.jsonl.gz"),
+        &train_file,
+        train,
+        120,
+    );
+    subset(
+        &shared.join("data/ppi/Test_60.jsonl.gz"),
+        &test_file,
+        test,
+        160,
+    );
+    (train_file, test_file, dir.join("cache"))
+}
+
+/// `eval-ppi` on those files with its cache there, JSON out, and the `extra` options.
+fn eval_ppi_args(train: &Path, test: &Path, cache: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "eval-ppi",
+        "--train",
+        train.to_str().expect("path"),
+        "--test",
+        test.to_str().expect("path"),
+        "--cache",
+        cache.to_str().expect("path"),
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 #[test]
 fn eval_ppi_with_and_without_embeddings() {
-    let shared = shared();
-    let dir = tmp("ppi");
-    let (train, test) = (dir.join("Train_small.jsonl"), dir.join("Test_small.jsonl"));
-    subset(&shared.join("data/ppi/Train_335.jsonl.gz"), &train, 24, 120);
-    subset(&shared.join("data/ppi/Test_60.jsonl.gz"), &test, 8, 160);
-    let weights = shared.join("reference/model_trgt_opt.safetensors");
-    let cache = dir.join("cache");
+    let (train, test, cache) = small_ppi("ppi", 24, 8);
+    let weights = shared().join("reference/model_trgt_opt.safetensors");
     let common = |w: &str, model: &str| -> Vec<String> {
-        [
-            "eval-ppi",
-            "--train",
-            train.to_str().expect("path"),
-            "--test",
-            test.to_str().expect("path"),
-            "--weights",
-            w,
-            "--model",
-            model,
-            "--seeds",
-            "2",
-            "--epochs",
-            "4",
-            "--cache",
-            cache.to_str().expect("path"),
-            "--json",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        eval_ppi_args(
+            &train,
+            &test,
+            &cache,
+            &[
+                "--weights",
+                w,
+                "--model",
+                model,
+                "--seeds",
+                "2",
+                "--epochs",
+                "4",
+            ],
+        )
     };
     let args = common(weights.to_str().expect("path"), "pair");
     let out = foldspace(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -205,34 +234,27 @@ fn eval_ppi_with_and_without_embeddings() {
 
 #[test]
 fn eval_ppi_with_sequence_profiles() {
-    let shared = shared();
-    let dir = tmp("ppi-profiles");
-    let (train, test) = (dir.join("Train_small.jsonl"), dir.join("Test_small.jsonl"));
-    subset(&shared.join("data/ppi/Train_335.jsonl.gz"), &train, 16, 120);
-    subset(&shared.join("data/ppi/Test_60.jsonl.gz"), &test, 6, 160);
-    let swissprot = shared.join("data/function/swissprot50_go.tsv.gz");
-    let cache = dir.join("cache");
+    let (train, test, cache) = small_ppi("ppi-profiles", 16, 6);
+    let swissprot = shared().join("data/function/swissprot50_go.tsv.gz");
     let run = |db: &Path| {
-        foldspace(&[
-            "eval-ppi",
-            "--train",
-            train.to_str().expect("path"),
-            "--test",
-            test.to_str().expect("path"),
-            "--weights",
-            "none",
-            "--model",
-            "window",
-            "--seeds",
-            "1",
-            "--epochs",
-            "3",
-            "--profiles",
-            db.to_str().expect("path"),
-            "--cache",
-            cache.to_str().expect("path"),
-            "--json",
-        ])
+        let args = eval_ppi_args(
+            &train,
+            &test,
+            &cache,
+            &[
+                "--weights",
+                "none",
+                "--model",
+                "window",
+                "--seeds",
+                "1",
+                "--epochs",
+                "3",
+                "--profiles",
+                db.to_str().expect("path"),
+            ],
+        );
+        foldspace(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let out = run(&swissprot);
     let v = json_of(&out);
