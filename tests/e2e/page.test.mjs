@@ -117,6 +117,22 @@ async function waitStatus(page, logs, predicate, timeout = SLOW) {
 
 const isReady = (t) => t === "ready" || t.startsWith("error:");
 
+// The rows of a ranked hit table once it is drawn (or the panel's error, thrown); checks that
+// there are `n` rows whose cosines (second column) are in [-1, 1] and sorted, best first.
+async function rankedRows(page, tableId, errorId, what, n) {
+  const rows = page.getByTestId(tableId).locator("tbody tr");
+  await Promise.race([
+    rows.first().waitFor({ timeout: 240_000 }),
+    page.getByTestId(errorId).waitFor({ timeout: 240_000 }).then(async () => {
+      throw new Error(`${what}: ${await page.getByTestId(errorId).textContent()}`);
+    }),
+  ]);
+  assert.equal(await rows.count(), n);
+  const cosines = (await rows.locator("td:nth-child(2)").allTextContents()).map(Number);
+  assert.ok(cosines.every((c, i) => c >= -1 && c <= 1.0001 && (i === 0 || c <= cosines[i - 1])), cosines.join(" "));
+  return rows;
+}
+
 async function download(page, testid) {
   const [dl] = await Promise.all([page.waitForEvent("download"), page.getByTestId(testid).click()]);
   const file = path.join(out, dl.suggestedFilename());
@@ -330,17 +346,8 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   console.log("plausibility colouring", plausible);
   assert.ok(plausible.colours > 50 && plausible.std > 8, `plausibility view looks blank: ${JSON.stringify(plausible)}`);
   // Similar proteins in the bank and likely function (the alignment model and bank, assets/align).
-  const rows = page.getByTestId("similar-table").locator("tbody tr");
-  await Promise.race([
-    rows.first().waitFor({ timeout: 240_000 }),
-    page.getByTestId("similar-error").waitFor({ timeout: 240_000 }).then(async () => {
-      throw new Error(`similar proteins: ${await page.getByTestId("similar-error").textContent()}`);
-    }),
-  ]);
-  assert.equal(await rows.count(), 10);
+  const rows = await rankedRows(page, "similar-table", "similar-error", "similar proteins", 10);
   assert.match(await rows.first().locator("a").getAttribute("href"), /^https:\/\/www\.rcsb\.org\/structure\/[0-9A-Z]{4}$/);
-  const cosines = (await rows.locator("td:nth-child(2)").allTextContents()).map(Number);
-  assert.ok(cosines.every((c, i) => c >= -1 && c <= 1.0001 && (i === 0 || c <= cosines[i - 1])), cosines.join(" "));
   // Likely function: up to 5 GO names transferred from the closest annotated chains, with shares
   // in (0, 1], best first.
   const terms = page.getByTestId("likely-function").locator("li");
@@ -351,16 +358,7 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   // Search the bank by free function text (the MiniLM text tower on the CPU backend).
   await page.getByTestId("search-input").fill("sequence-specific DNA binding");
   await page.getByTestId("search-button").click();
-  const found = page.getByTestId("search-table").locator("tbody tr");
-  await Promise.race([
-    found.first().waitFor({ timeout: 240_000 }),
-    page.getByTestId("search-error").waitFor({ timeout: 240_000 }).then(async () => {
-      throw new Error(`text search: ${await page.getByTestId("search-error").textContent()}`);
-    }),
-  ]);
-  assert.equal(await found.count(), 10);
-  const textCosines = (await found.locator("td:nth-child(2)").allTextContents()).map(Number);
-  assert.ok(textCosines.every((c, i) => c >= -1 && c <= 1.0001 && (i === 0 || c <= textCosines[i - 1])), textCosines.join(" "));
+  await rankedRows(page, "search-table", "search-error", "text search", 10);
   console.log("search:", await page.locator(".similar .small").first().textContent());
   console.log("similar:", await page.locator(".similar .small").last().textContent());
   await page.getByTestId("similar").screenshot({ path: path.join(out, "similar.png") });
