@@ -160,11 +160,22 @@ impl Corpus {
             .enumerate()
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
-        let function = read_function_jsonl(&read_bytes(function)?)
+        let mut function = read_function_jsonl(&read_bytes(function)?)
             .with_context(|| format!("reading {}", function.display()))?;
         let parents = go_parents.map(read_bytes).transpose()?;
         let ontology = Ontology::read(&read_bytes(go_terms)?, parents.as_deref())
             .with_context(|| format!("reading {}", go_terms.display()))?;
+        let (dropped, touched) = function.iter_mut().fold((0, 0), |(d, t), a| {
+            let n = a.retain_known(&ontology);
+            (d + n, t + usize::from(n > 0))
+        });
+        if dropped > 0 {
+            eprintln!(
+                "{dropped} GO annotations of {touched} chains name terms that {} does not have \
+                 (obsolete): left out",
+                go_terms.display()
+            );
+        }
         Ok(Self {
             chains,
             by_name,
@@ -253,6 +264,13 @@ pub(crate) struct AlignArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3)]
     learning_rate: f64,
+    /// Take the learning rate down to this by the last step on a cosine (default: constant).
+    #[arg(long)]
+    final_learning_rate: Option<f64>,
+    /// Continue from a model written by `foldspace align` (a directory with align.json and
+    /// align.safetensors): its weights and structure standardisation; the optimiser starts afresh.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// Weight of the sequence-masking intra-modal term (0: off; it doubles the sequence cost).
     #[arg(long, default_value_t = 0.0)]
     sequence_views: f32,
@@ -380,6 +398,14 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
             .collect();
         let mut entries = read_swissprot_tsv(&read_bytes(path)?)
             .with_context(|| format!("reading {}", path.display()))?;
+        let dropped: usize = entries.iter_mut().map(|e| e.retain_known(o)).sum();
+        if dropped > 0 {
+            eprintln!(
+                "{dropped} GO annotations of Swiss-Prot entries name terms that {} does not have \
+                 (obsolete): left out",
+                args.go_terms.display()
+            );
+        }
         entries.retain(|e| {
             !e.uniprot
                 .iter()
@@ -431,19 +457,49 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         .into_iter()
         .map(<[f32]>::to_vec)
         .collect();
-    let model_config = AlignConfig {
-        structure_width: structures
-            .vectors
-            .values()
-            .next()
-            .map(Vec::len)
-            .unwrap_or(128),
-        text_width: encoder.dim(),
-        ..AlignConfig::default()
+    let device = compute(args.backend)?.device.autodiff();
+    let init = match &args.init {
+        Some(dir) => {
+            let (model, manifest) = load_align(Some(dir), &device)?;
+            if manifest.structure_weights_sha256 != score.weights_sha256
+                || manifest.text_weights_sha256 != encoder.source_sha256
+            {
+                bail!(
+                    "{} was trained on other structure or text towers than this run's",
+                    dir.display()
+                );
+            }
+            Some((model, manifest))
+        }
+        None => None,
+    };
+    let model_config = match &init {
+        Some((model, _)) => model.config.clone(),
+        None => AlignConfig {
+            structure_width: structures
+                .vectors
+                .values()
+                .next()
+                .map(Vec::len)
+                .unwrap_or(128),
+            text_width: encoder.dim(),
+            ..AlignConfig::default()
+        },
+    };
+    let (init, continued_from) = match init {
+        Some((model, manifest)) => (
+            Some(model),
+            serde_json::json!({
+                "model": args.init.as_ref().map(|d| d.display().to_string()),
+                "training": manifest.training,
+            }),
+        ),
+        None => (None, serde_json::Value::Null),
     };
     let config = AlignTrainConfig {
         steps: args.steps,
         learning_rate: args.learning_rate,
+        final_learning_rate: args.final_learning_rate,
         weight_sequence_views: args.sequence_views,
         seed: args.seed,
         ..AlignTrainConfig::default()
@@ -455,7 +511,6 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         metrics,
         "step,loss,sequence_structure,sequence_text,structure_text,views,step_s"
     )?;
-    let device = compute(args.backend)?.device.autodiff();
     let started = Instant::now();
     let mut last = Instant::now();
     let mut write_error = None;
@@ -464,6 +519,7 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         &vectors,
         &table.facts,
         model_config,
+        init,
         &config,
         &device,
         |step, l| {
@@ -508,6 +564,7 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
             },
             "seconds": started.elapsed().as_secs_f64(),
             "weights_sha256": sha256_hex(&weights),
+            "continued_from": continued_from,
         }),
     };
     write_with_sha256(

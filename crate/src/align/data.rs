@@ -52,6 +52,19 @@ pub struct Annotation {
     pub sequence: Option<String>,
 }
 
+impl Annotation {
+    /// Drop the GO ids `ontology` does not know (the 2014 annotations name terms that were made
+    /// obsolete before the 2022 release of the term file: they have no name, definition or
+    /// parents to describe or propagate them). Returns how many were dropped.
+    pub fn retain_known(&mut self, ontology: &Ontology) -> usize {
+        let before = self.function.len() + self.process.len() + self.component.len();
+        for ids in [&mut self.function, &mut self.process, &mut self.component] {
+            ids.retain(|id| ontology.terms.contains_key(id));
+        }
+        before - (self.function.len() + self.process.len() + self.component.len())
+    }
+}
+
 #[derive(Deserialize)]
 struct FunctionLine {
     name: String,
@@ -290,6 +303,20 @@ mod tests {
         assert_eq!(p, want);
         assert_eq!(o.name("GO:0016787"), "hydrolase activity");
         assert_eq!(o.name("GO:9999999"), "GO:9999999");
+    }
+
+    #[test]
+    fn terms_missing_from_the_term_file_are_dropped() {
+        let o = Ontology::read(TERMS.as_bytes(), None).expect("reads");
+        let mut a = Annotation {
+            function: ["GO:0003824", "GO:0004871"].map(String::from).to_vec(),
+            process: vec!["GO:0008150".into(), "GO:0000000".into()],
+            ..Default::default()
+        };
+        assert_eq!(a.retain_known(&o), 2);
+        assert_eq!(a.function, vec!["GO:0003824"]);
+        assert_eq!(a.process, vec!["GO:0008150"]);
+        assert_eq!(a.retain_known(&o), 0);
     }
 
     #[test]

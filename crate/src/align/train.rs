@@ -77,6 +77,9 @@ pub struct AlignTrainConfig {
     pub sequence_text: usize,
     /// AdamW learning rate and weight decay.
     pub learning_rate: f64,
+    /// Where a cosine schedule takes the learning rate by the last step (`None`: constant).
+    #[serde(default)]
+    pub final_learning_rate: Option<f64>,
     pub weight_decay: f32,
     /// Loss weights: sequence–structure, sequence–text, structure–text.
     pub weight_sequence_structure: f32,
@@ -95,6 +98,24 @@ pub struct AlignTrainConfig {
     pub seed: u64,
 }
 
+impl AlignTrainConfig {
+    /// The learning rate of `step` (1-based): constant, or cosine from `learning_rate` at step 1
+    /// to `final_learning_rate` at the last step.
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        match self.final_learning_rate {
+            None => self.learning_rate,
+            Some(last) => {
+                let t = if self.steps > 1 {
+                    (step.saturating_sub(1) as f64 / (self.steps - 1) as f64).min(1.0)
+                } else {
+                    1.0
+                };
+                last + (self.learning_rate - last) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
 impl Default for AlignTrainConfig {
     fn default() -> Self {
         Self {
@@ -103,6 +124,7 @@ impl Default for AlignTrainConfig {
             sequence_structure: 24,
             sequence_text: 24,
             learning_rate: 1e-3,
+            final_learning_rate: None,
             weight_decay: 1e-4,
             weight_sequence_structure: 1.0,
             weight_sequence_text: 1.0,
@@ -346,13 +368,17 @@ fn draw<'a>(pool: &[&'a AlignItem], n: usize, rng: &mut StdRng) -> Vec<&'a Align
 /// Train the heads and the sequence encoder (the structure and text towers are frozen: their
 /// outputs are inputs here). `texts` holds the text tower's vectors the items point into and
 /// `text_facts` what each states (sorted).
+/// `init`: a trained model to continue from (its weights and its structure standardisation are
+/// kept; the optimiser starts afresh), or `None` for a new one from `model_config`.
 /// `progress(step, losses)` is called after every step with
 /// `[total, seq–str, seq–text, str–text, views]`.
+#[allow(clippy::too_many_arguments)]
 pub async fn train(
     items: &[AlignItem],
     texts: &[Vec<f32>],
     text_facts: &[Vec<u32>],
     model_config: AlignConfig,
+    init: Option<AlignTrained>,
     config: &AlignTrainConfig,
     device: &Device,
     mut progress: impl FnMut(usize, [f64; 5]),
@@ -387,10 +413,23 @@ pub async fn train(
             model_config.text_width
         )));
     }
-    let (mean, std) = structure_statistics(items, model_config.structure_width);
     let mut rng = StdRng::seed_from_u64(config.seed);
     device.seed(config.seed);
-    let mut model = model_config.init(device);
+    let (mut model, mean, std) = match init {
+        Some(t) => {
+            if t.config != model_config {
+                return Err(AlignError::Data(format!(
+                    "the model to continue from has another configuration ({:?}) than this run ({:?})",
+                    t.config, model_config
+                )));
+            }
+            (t.model.train(), t.structure_mean, t.structure_std)
+        }
+        None => {
+            let (mean, std) = structure_statistics(items, model_config.structure_width);
+            (model_config.init(device), mean, std)
+        }
+    };
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(config.weight_decay)
         .init();
@@ -589,7 +628,7 @@ pub async fn train(
             )));
         }
         let grads = GradientsParams::from_grads(total.backward(), &model);
-        model = optimizer.step(config.learning_rate, model, grads);
+        model = optimizer.step(config.learning_rate_at(step), model, grads);
         progress(step, losses);
     }
     Ok(AlignTrained {
@@ -603,6 +642,24 @@ pub async fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_learning_rate_is_constant_or_falls_on_a_cosine() {
+        let mut c = AlignTrainConfig {
+            steps: 101,
+            ..AlignTrainConfig::default()
+        };
+        assert_eq!(c.learning_rate_at(1), 1e-3);
+        assert_eq!(c.learning_rate_at(101), 1e-3);
+        c.final_learning_rate = Some(1e-4);
+        assert!((c.learning_rate_at(1) - 1e-3).abs() < 1e-12);
+        assert!((c.learning_rate_at(51) - 5.5e-4).abs() < 1e-12);
+        assert!((c.learning_rate_at(101) - 1e-4).abs() < 1e-12);
+        let rates: Vec<f64> = (1..=101).map(|s| c.learning_rate_at(s)).collect();
+        assert!(rates.windows(2).all(|w| w[1] <= w[0]));
+        // Past the end (never called so) it stays at the final rate.
+        assert!((c.learning_rate_at(500) - 1e-4).abs() < 1e-12);
+    }
 
     #[test]
     fn a_text_describes_every_item_with_its_facts() {
