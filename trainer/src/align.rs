@@ -274,6 +274,10 @@ pub(crate) struct AlignArgs {
     /// Weight of the sequence-masking intra-modal term (0: off; it doubles the sequence cost).
     #[arg(long, default_value_t = 0.0)]
     sequence_views: f32,
+    /// Fraction of the text-bearing items of each batch drawn as near misses of the others
+    /// (sharing a GO term or EC number that at most 2 % of the items have, of another function).
+    #[arg(long, default_value_t = 0.0)]
+    near_misses: f32,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -329,6 +333,12 @@ impl TextTable {
 
 /// Train the alignment model (stage 1: the structure and text towers frozen).
 pub(crate) fn align(args: AlignArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&args.near_misses) {
+        bail!(
+            "--near-misses is a fraction of the batch (0 to 1), not {}",
+            args.near_misses
+        );
+    }
     let corpus = Corpus::read(&args.structures, &args.function, &args.go_terms, None)?;
     let o = &corpus.ontology;
     let score = Embedder::from_file(&weights_path(args.weights.as_deref())?, Compute::cpu())?;
@@ -501,6 +511,7 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         learning_rate: args.learning_rate,
         final_learning_rate: args.final_learning_rate,
         weight_sequence_views: args.sequence_views,
+        near_misses: args.near_misses,
         seed: args.seed,
         ..AlignTrainConfig::default()
     };

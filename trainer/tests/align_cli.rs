@@ -233,6 +233,8 @@ fn align_train_evaluate_bank_and_search() {
         "2",
         "--final-learning-rate",
         "1e-4",
+        "--near-misses",
+        "0.5",
         "--init",
         &model,
         "--out",
@@ -247,6 +249,22 @@ fn align_train_evaluate_bank_and_search() {
     );
     assert_eq!(second["structure_mean"], manifest["structure_mean"]);
     assert_eq!(second["training"]["train"]["final_learning_rate"], 1e-4);
+    assert_eq!(second["training"]["train"]["near_misses"], 0.5);
+    let out = foldspace(&[
+        "align",
+        "--structures",
+        &p(&chains),
+        "--function",
+        &p(&function),
+        "--go-terms",
+        &go_terms,
+        "--near-misses",
+        "1.5",
+        "--out",
+        &continued,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fraction"));
     assert_ne!(
         second["training"]["weights_sha256"],
         manifest["training"]["weights_sha256"]

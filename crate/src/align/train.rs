@@ -3,6 +3,8 @@
 //! (Swiss-Prot entries without a structure). Each step draws some of each; every pairwise loss
 //! uses the items of the batch that have both of its modalities.
 
+use std::collections::HashMap;
+
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -94,6 +96,10 @@ pub struct AlignTrainConfig {
     pub mask_fraction: f64,
     /// Noise (in standard deviations) of the structure views.
     pub structure_noise: f32,
+    /// Fraction of the text-bearing items of a batch drawn as near misses of the others (sharing
+    /// a specific GO term or EC number, of another function): harder negatives than random ones.
+    #[serde(default)]
+    pub near_misses: f32,
     /// Random seed.
     pub seed: u64,
 }
@@ -134,6 +140,7 @@ impl Default for AlignTrainConfig {
             weight_sequence_views: 0.0,
             mask_fraction: 0.1,
             structure_noise: 0.3,
+            near_misses: 0.0,
             seed: 0,
         }
     }
@@ -365,6 +372,80 @@ fn draw<'a>(pool: &[&'a AlignItem], n: usize, rng: &mut StdRng) -> Vec<&'a Align
         .collect()
 }
 
+/// Items that share a specific fact (a GO term or EC number that at most 2 % of the pool has)
+/// without having the same function: each other's hardest negatives.
+struct NearMisses {
+    /// Pool indices by specific fact.
+    by_fact: HashMap<u32, Vec<usize>>,
+}
+
+impl NearMisses {
+    fn new(pool: &[&AlignItem]) -> Self {
+        let mut by_fact: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (i, item) in pool.iter().enumerate() {
+            for &f in &item.facts {
+                by_fact.entry(f).or_default().push(i);
+            }
+        }
+        let most = (pool.len() / 50).max(2);
+        by_fact.retain(|_, members| (2..=most).contains(&members.len()));
+        Self { by_fact }
+    }
+
+    /// An item of `pool` sharing a specific fact with `anchor` but not its function group.
+    fn near<'a>(
+        &self,
+        pool: &[&'a AlignItem],
+        anchor: &AlignItem,
+        rng: &mut StdRng,
+    ) -> Option<&'a AlignItem> {
+        let mut facts: Vec<&Vec<usize>> = anchor
+            .facts
+            .iter()
+            .filter_map(|f| self.by_fact.get(f))
+            .collect();
+        facts.shuffle(rng);
+        for members in facts {
+            let other: Vec<&'a AlignItem> = members
+                .iter()
+                .map(|&i| pool[i])
+                .filter(|x| {
+                    !std::ptr::eq(*x, anchor) && (x.group.is_none() || x.group != anchor.group)
+                })
+                .collect();
+            if let Some(x) = other.choose(rng) {
+                return Some(x);
+            }
+        }
+        None
+    }
+
+    /// `n` items: `1 - fraction` of them at random, the rest near misses of those (random where
+    /// an item has none).
+    fn draw<'a>(
+        &self,
+        pool: &[&'a AlignItem],
+        n: usize,
+        fraction: f32,
+        rng: &mut StdRng,
+    ) -> Vec<&'a AlignItem> {
+        if pool.is_empty() {
+            return Vec::new();
+        }
+        let hard = ((n as f32 * fraction).round() as usize).min(n.saturating_sub(1));
+        let mut out = draw(pool, n - hard, rng);
+        for _ in 0..hard {
+            let anchor = out[rng.random_range(0..n - hard)];
+            let item = match self.near(pool, anchor, rng) {
+                Some(x) => x,
+                None => pool[rng.random_range(0..pool.len())],
+            };
+            out.push(item);
+        }
+        out
+    }
+}
+
 /// Train the heads and the sequence encoder (the structure and text towers are frozen: their
 /// outputs are inputs here). `texts` holds the text tower's vectors the items point into and
 /// `text_facts` what each states (sorted).
@@ -434,10 +515,17 @@ pub async fn train(
         .with_weight_decay(config.weight_decay)
         .init();
     let width = model_config.structure_width;
+    let near_triples = NearMisses::new(&triples);
+    let near_seq_text = NearMisses::new(&seq_text);
     for step in 1..=config.steps {
-        let mut batch = draw(&triples, config.triples, &mut rng);
+        let mut batch = near_triples.draw(&triples, config.triples, config.near_misses, &mut rng);
         batch.extend(draw(&seq_str, config.sequence_structure, &mut rng));
-        batch.extend(draw(&seq_text, config.sequence_text, &mut rng));
+        batch.extend(near_seq_text.draw(
+            &seq_text,
+            config.sequence_text,
+            config.near_misses,
+            &mut rng,
+        ));
         let tokens: Vec<Vec<i64>> = batch
             .iter()
             .map(|i| {
@@ -642,6 +730,48 @@ pub async fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn item(facts: &[u32], group: u64) -> AlignItem {
+        AlignItem {
+            sequence: "MKV".into(),
+            structure: None,
+            texts: vec![0],
+            group: Some(group),
+            facts: facts.to_vec(),
+        }
+    }
+
+    #[test]
+    fn near_misses_share_a_specific_fact_but_not_the_function() {
+        // 200 items all with the general fact 0; items 0–2 also share the specific fact 1 (0 and 1
+        // in one function group, 2 in another); the rest have their own fact and group.
+        let mut items: Vec<AlignItem> = (0..200u32)
+            .map(|i| item(&[0, 100 + i], u64::from(i)))
+            .collect();
+        items[0] = item(&[0, 1], 7);
+        items[1] = item(&[0, 1], 7);
+        items[2] = item(&[0, 1], 8);
+        let pool: Vec<&AlignItem> = items.iter().collect();
+        let near = NearMisses::new(&pool);
+        assert!(
+            !near.by_fact.contains_key(&0),
+            "a general fact is not specific"
+        );
+        let mut rng = StdRng::seed_from_u64(1);
+        for _ in 0..50 {
+            // Item 0's near miss is item 2 (item 1 has the same function, the rest share only 0).
+            let x = near.near(&pool, pool[0], &mut rng).expect("a near miss");
+            assert!(std::ptr::eq(x, pool[2]));
+            let y = near.near(&pool, pool[2], &mut rng).expect("a near miss");
+            assert!(std::ptr::eq(y, pool[0]) || std::ptr::eq(y, pool[1]));
+        }
+        assert!(near.near(&pool, pool[50], &mut rng).is_none());
+        // A batch: 6 random items and 2 drawn as near misses (or at random where there are none).
+        let batch = near.draw(&pool, 8, 0.25, &mut rng);
+        assert_eq!(batch.len(), 8);
+        assert_eq!(near.draw(&pool, 8, 0.0, &mut rng).len(), 8);
+        assert_eq!(near.draw(&pool, 1, 1.0, &mut rng).len(), 1);
+    }
 
     #[test]
     fn the_learning_rate_is_constant_or_falls_on_a_cosine() {
