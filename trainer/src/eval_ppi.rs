@@ -9,7 +9,8 @@ use clap::{Args, ValueEnum};
 use foldspace::compute::Compute;
 use foldspace::embed::Embedder;
 use foldspace::ppi::data::{
-    PpiChain, PreparedChain, Standardiser, base_features, neighbours, read_ppi_jsonl,
+    PpiChain, PreparedChain, Standardiser, base_features, exposure_features, neighbours,
+    read_ppi_jsonl,
 };
 use foldspace::ppi::model::PpiModelKind;
 use foldspace::ppi::train::{PpiTrainConfig, predict, train};
@@ -86,6 +87,11 @@ pub(crate) struct EvalPpiArgs {
     /// Search rounds of the profiles (the second scores with the first round's profile).
     #[arg(long, default_value_t = 2)]
     profile_rounds: usize,
+    /// Add exposure features from the C-alpha trace to the per-residue features: half-sphere
+    /// exposure (13 Å), the one-sidedness of the neighbours, and whether the approximate side
+    /// chain points out of the protein (`foldspace::ppi::data::exposure_features`).
+    #[arg(long)]
+    exposure: bool,
     /// One JSON object on stdout instead of tables.
     #[arg(long)]
     json: bool,
@@ -208,6 +214,19 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
         }
         Some(json!({"databases": db.describe(), "hits": report}))
     };
+    if args.exposure {
+        let sets = std::iter::once((&train_chains, &mut train_set)).chain(
+            tests
+                .iter()
+                .zip(test_sets.iter_mut())
+                .map(|((_, chains, _), (_, set))| (chains, set)),
+        );
+        for (chains, set) in sets {
+            for (prep, chain) in set.iter_mut().zip(chains.iter()) {
+                prep.exposure = Some(exposure_features(&chain.ca));
+            }
+        }
+    }
     if let Some(s) = Standardiser::fit(&train_set) {
         for c in train_set.iter_mut() {
             s.apply(c);
@@ -282,13 +301,14 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
         "runs": runs,
         "pretraining_overlap": overlap,
         "profiles": profiles,
+        "exposure": args.exposure,
         "foldspace": foldspace::VERSION,
     });
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
     } else {
         println!(
-            "eval-ppi: model {}, {}, {} (mean ± std over {} seeds; threshold from the validation carve-out)",
+            "eval-ppi: model {}, {}, {}{} (mean ± std over {} seeds; threshold from the validation carve-out)",
             out["model"].as_str().unwrap_or(""),
             if use_embeddings {
                 "with structure embeddings"
@@ -299,6 +319,11 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
                 "with sequence profiles"
             } else {
                 "without sequence profiles"
+            },
+            if args.exposure {
+                ", with exposure features"
+            } else {
+                ""
             },
             args.seeds
         );
@@ -412,6 +437,7 @@ fn prepare_plain(chain: &PpiChain, k: usize) -> PreparedChain {
         edge_embedding: None,
         channels: 0,
         profile: None,
+        exposure: None,
     }
 }
 

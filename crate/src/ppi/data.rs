@@ -177,6 +177,91 @@ pub fn base_features(chain: &PpiChain) -> Vec<[f32; BASE_FEATURES]> {
         .collect()
 }
 
+/// Exposure features from the C-alpha trace alone: half-sphere exposure (Hamelryck 2005,
+/// HSE-CA: C-alphas within 13 Å on the side of the approximate side-chain direction — the
+/// bisector pointing away from the two sequence neighbours — and on the other side, ÷ 20), the
+/// length of the mean unit vector to those C-alphas (0 when they surround the residue evenly, near
+/// 1 when they all lie on one side: a residue on the surface), and the cosine between the
+/// side-chain direction and the direction out of the chain's centroid.
+pub const EXPOSURE_FEATURES: usize = 4;
+
+/// Radius of the half spheres, Å.
+const HSE_RADIUS: f32 = 13.0;
+
+fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+fn unit(v: [f32; 3]) -> Option<[f32; 3]> {
+    let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    (n > 1e-4).then(|| [v[0] / n, v[1] / n, v[2] / n])
+}
+
+fn dot3(a: [f32; 3], b: [f32; 3]) -> f32 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// The [`EXPOSURE_FEATURES`] of every residue (zeros without a C-alpha), `[L][4]`.
+pub fn exposure_features(ca: &[Option<[f32; 3]>]) -> Vec<[f32; EXPOSURE_FEATURES]> {
+    let present: Vec<[f32; 3]> = ca.iter().flatten().copied().collect();
+    let centroid = {
+        let mut c = [0.0f32; 3];
+        for p in &present {
+            for k in 0..3 {
+                c[k] += p[k] / present.len().max(1) as f32;
+            }
+        }
+        c
+    };
+    (0..ca.len())
+        .map(|i| {
+            let mut f = [0.0f32; EXPOSURE_FEATURES];
+            let Some(x) = ca[i] else {
+                return f;
+            };
+            // Away from the sequence neighbours that have a C-alpha.
+            let mut away = [0.0f32; 3];
+            for j in [i.checked_sub(1), Some(i + 1)].into_iter().flatten() {
+                if let Some(Some(y)) = ca.get(j)
+                    && let Some(d) = unit(sub(x, *y))
+                {
+                    away = [away[0] + d[0], away[1] + d[1], away[2] + d[2]];
+                }
+            }
+            let side = unit(away);
+            let (mut up, mut down, mut n) = (0usize, 0usize, 0usize);
+            let mut pull = [0.0f32; 3];
+            for p in &present {
+                let v = sub(*p, x);
+                let d = dot3(v, v).sqrt();
+                if d <= 1e-4 || d >= HSE_RADIUS {
+                    continue;
+                }
+                n += 1;
+                pull = [pull[0] + v[0] / d, pull[1] + v[1] / d, pull[2] + v[2] / d];
+                match side {
+                    Some(u) if dot3(v, u) > 0.0 => up += 1,
+                    Some(_) => down += 1,
+                    None => {}
+                }
+            }
+            if side.is_none() {
+                // No direction (an isolated residue): the count split evenly.
+                (up, down) = (n / 2, n - n / 2);
+            }
+            f[0] = up as f32 / 20.0;
+            f[1] = down as f32 / 20.0;
+            if n > 0 {
+                f[2] = dot3(pull, pull).sqrt() / n as f32;
+            }
+            if let (Some(u), Some(out)) = (side, unit(sub(x, centroid))) {
+                f[3] = dot3(u, out);
+            }
+            f
+        })
+        .collect()
+}
+
 /// Spatial neighbours of each residue: the `k` nearest residues with a C-alpha (not itself),
 /// `[L][k]`; rows are padded with the residue itself and `valid = false` where fewer exist
 /// (residues without a C-alpha have none).
@@ -246,6 +331,8 @@ pub struct PreparedChain {
     /// Sequence profile `[L][PROFILE_FEATURES]` (see [`crate::profile`]), if computed; it joins
     /// the base features in the window.
     pub profile: Option<Vec<[f32; PROFILE_FEATURES]>>,
+    /// Exposure features `[L][EXPOSURE_FEATURES]`, if asked for; they join the base features.
+    pub exposure: Option<Vec<[f32; EXPOSURE_FEATURES]>>,
 }
 
 impl PreparedChain {
@@ -376,13 +463,17 @@ pub struct Batch {
 /// residues on either side (zero-padded at the ends), then — only if `embeddings` — the
 /// residue's own embedding (the embedding already describes its surroundings; a window of them
 /// would multiply the inputs by 2·window + 1 for 335 training chains), then the chain's mean
-/// base features, profile (and embedding). Either every chain of a batch has a profile or none.
+/// base features, profile (and embedding). Either every chain of a batch has a profile or none;
+/// the same for exposure features, which follow the profile.
 pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batch {
     let c = chains.first().map(|ch| ch.channels).unwrap_or(0);
     let embeddings = embeddings && c > 0;
     let ce = if embeddings { c } else { 0 };
     let profiles = chains.iter().all(|ch| ch.profile.is_some()) && !chains.is_empty();
-    let per_residue = BASE_FEATURES + if profiles { PROFILE_FEATURES } else { 0 };
+    let exposures = chains.iter().all(|ch| ch.exposure.is_some()) && !chains.is_empty();
+    let per_residue = BASE_FEATURES
+        + if profiles { PROFILE_FEATURES } else { 0 }
+        + if exposures { EXPOSURE_FEATURES } else { 0 };
     let node_width = per_residue * (2 * window + 1) + ce + per_residue + ce;
     let k = chains.first().map(|ch| ch.neighbours.k).unwrap_or(0);
     let edge_width = DISTANCE_RBF + ce;
@@ -418,6 +509,14 @@ pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batc
                     .and_then(|p| p.get(i))
                     .unwrap_or(&no_profile);
                 v.extend_from_slice(p);
+            }
+            if exposures {
+                let e = ch
+                    .exposure
+                    .as_ref()
+                    .and_then(|e| e.get(i))
+                    .unwrap_or(&[0.0; EXPOSURE_FEATURES]);
+                v.extend_from_slice(e);
             }
             v
         };
@@ -530,6 +629,7 @@ mod tests {
             edge_embedding: Some(vec![2.0; 4 * 2 * 2]),
             channels: 2,
             profile: None,
+            exposure: None,
         };
         let b = batch(&[&p, &p], 1, true);
         assert_eq!(b.rows, 8);
@@ -562,5 +662,47 @@ mod tests {
         );
         // Mixed batches fall back to no profile.
         assert_eq!(batch(&[&q, &p], 1, false).node_width, BASE_FEATURES * 4);
+        // Exposure features follow the profile.
+        q.exposure = Some(vec![[0.25; EXPOSURE_FEATURES]; 4]);
+        let with = batch(&[&q], 1, false);
+        let per = BASE_FEATURES + PROFILE_FEATURES + EXPOSURE_FEATURES;
+        assert_eq!(with.node_width, per * 4);
+        assert_eq!(with.nodes[2 * per - 1], 0.25);
+        assert_eq!(with.nodes[2 * per - EXPOSURE_FEATURES - 1], 0.5);
+    }
+
+    #[test]
+    fn half_sphere_exposure_sees_which_side_the_neighbours_are_on() {
+        // A straight-ish strand along x at y = 0 (residues 0–4, kinked at 2 so it has a side-chain
+        // direction), and a cluster of 6 C-alphas above it (y = 5) and none below.
+        let mut ca: Vec<Option<[f32; 3]>> = vec![
+            Some([-7.6, 0.0, 0.0]),
+            Some([-3.8, 0.0, 0.0]),
+            Some([0.0, -1.0, 0.0]),
+            Some([3.8, 0.0, 0.0]),
+            Some([7.6, 0.0, 0.0]),
+        ];
+        ca.extend((0..6).map(|k| Some([k as f32 - 2.5, 5.0, 1.0])));
+        ca.push(None);
+        let f = exposure_features(&ca);
+        assert_eq!(f.len(), 12);
+        // Residue 2 is kinked down (−y), so its side-chain side ("up") is −y: the other four
+        // strand C-alphas and the 6 of the cluster all lie on the far side.
+        let (up, down) = (f[2][0] * 20.0, f[2][1] * 20.0);
+        assert_eq!(up.round(), 0.0, "{:?}", f[2]);
+        assert_eq!(down.round(), 10.0, "{:?}", f[2]);
+        // Everything lies on one side of it: the mean unit vector is long.
+        assert!(f[2][2] > 0.5, "{:?}", f[2]);
+        // A residue without a C-alpha has no exposure features.
+        assert_eq!(f[11], [0.0; EXPOSURE_FEATURES]);
+        // An isolated residue (no sequence neighbour with a C-alpha) splits its count evenly.
+        let lone = exposure_features(&[
+            Some([0.0; 3]),
+            None,
+            Some([1.0, 2.0, 2.0]),
+            Some([-1.0, -2.0, -2.0]),
+        ]);
+        assert_eq!(lone[0][0], lone[0][1]);
+        assert_eq!(lone[0][3], 0.0);
     }
 }
