@@ -216,6 +216,16 @@ fn eval_ppi_with_and_without_embeddings() {
     ));
     assert!(none["weights"].is_null());
     assert!(none["tests"]["Test_small"]["mcc"]["mean"].is_f64());
+    assert_eq!(none["exposure"], false);
+    // Exposure features widen the input: another model, other numbers.
+    let mut exposed = common("none", "window");
+    exposed.push("--exposure".into());
+    let exposed = json_of(&foldspace(
+        &exposed.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(exposed["exposure"], true);
+    assert!(exposed["tests"]["Test_small"]["auroc"]["mean"].is_f64());
+    assert_ne!(exposed["tests"], none["tests"]);
 
     // A file that is not the benchmark format.
     let readme = repo("README.md");
