@@ -274,6 +274,10 @@ pub(crate) struct AlignArgs {
     /// Weight of the sequence-masking intra-modal term (0: off; it doubles the sequence cost).
     #[arg(long, default_value_t = 0.0)]
     sequence_views: f32,
+    /// Weight of the structure vector in a protein's vector (recorded with the model; training
+    /// does not use it). With `--init` and `--steps 0`, re-weights a trained model.
+    #[arg(long)]
+    structure_weight: Option<f32>,
     /// Fraction of the text-bearing items of each batch drawn as near misses of the others
     /// (sharing a GO term or EC number that at most 2 % of the items have, of another function).
     #[arg(long, default_value_t = 0.0)]
@@ -483,7 +487,7 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         }
         None => None,
     };
-    let model_config = match &init {
+    let mut model_config = match &init {
         Some((model, _)) => model.config.clone(),
         None => AlignConfig {
             structure_width: structures
@@ -496,9 +500,15 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
             ..AlignConfig::default()
         },
     };
+    if let Some(w) = args.structure_weight {
+        model_config.structure_weight = checked_weight(w)?;
+    }
     let (init, continued_from) = match init {
-        Some((model, manifest)) => (
-            Some(model),
+        Some((mut model, manifest)) => (
+            {
+                model.config.structure_weight = model_config.structure_weight;
+                Some(model)
+            },
             serde_json::json!({
                 "model": args.init.as_ref().map(|d| d.display().to_string()),
                 "training": manifest.training,
@@ -727,9 +737,21 @@ pub(crate) struct EvalRetrievalArgs {
     /// Neighbours of the transfer predictor ("likely function").
     #[arg(long, default_value_t = TRANSFER_NEIGHBOURS)]
     neighbours: usize,
+    /// Weight of the structure vector in the protein vector (default: the model's), to compare
+    /// weights; `align --structure-weight` sets the model's.
+    #[arg(long)]
+    structure_weight: Option<f32>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// A structure weight that can be used: finite and not negative.
+fn checked_weight(w: f32) -> Result<f32> {
+    if !(w.is_finite() && w >= 0.0) {
+        bail!("--structure-weight must be a finite weight ≥ 0, not {w}");
+    }
+    Ok(w)
 }
 
 fn sibling(of: &Path, name: &str) -> PathBuf {
@@ -779,7 +801,7 @@ fn embed_proteins(
     let fused = sequence
         .iter()
         .zip(&structure)
-        .map(|(s, t)| fuse(s, t))
+        .map(|(s, t)| fuse(s, t, model.config.structure_weight))
         .collect();
     Ok(ProteinVectors {
         sequence,
@@ -793,7 +815,10 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     let corpus = args.inputs.read()?;
     let o = &corpus.ontology;
     let device = compute(args.towers.backend)?.device;
-    let (model, _, score) = args.towers.open(&device)?;
+    let (mut model, _, score) = args.towers.open(&device)?;
+    if let Some(w) = args.structure_weight {
+        model.config.structure_weight = checked_weight(w)?;
+    }
     let mf_set = |a: &Annotation| -> Vec<String> {
         a.function
             .iter()
@@ -1000,6 +1025,7 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         "protein_to_text": r(p2t),
         "go_mf_fmax": fmax_model,
         "go_mf_fmax_transfer": {"fmax": fmax_knn, "neighbours": args.neighbours.max(1)},
+        "structure_weight": model.config.structure_weight,
         "towers": {
             "sequence": {"text_to_protein": r(t2p_seq), "protein_to_text": r(p2t_seq), "go_mf_fmax": fmax_sequence},
             "structure": {"text_to_protein": r(t2p_str), "protein_to_text": r(p2t_str), "go_mf_fmax": fmax_structure},
@@ -1272,7 +1298,7 @@ pub(crate) fn search(args: SearchArgs) -> Result<()> {
         let s = pollster::block_on(model.embed_structures(&[input.as_slice()], &device))?.remove(0);
         let q = pollster::block_on(model.embed_sequences(&[chain.sequence.as_str()], &device))?
             .remove(0);
-        (fuse(&q, &s), "structure")
+        (fuse(&q, &s, model.config.structure_weight), "structure")
     } else {
         bail!("give one query: --text, --sequence or --structure");
     };

@@ -2136,7 +2136,7 @@ async fn similar(
     let (Some(st), Some(sq)) = (structure.first(), sequence.first()) else {
         return Err("the model returned no vector".into());
     };
-    let query = fuse(sq, st);
+    let query = fuse(sq, st, assets.model.config.structure_weight);
     let bank = &assets.bank;
     let started = browser::now_ms();
     let hits = bank.search(&query, 10).map_err(|e| e.to_string())?;

@@ -66,6 +66,14 @@ pub struct AlignConfig {
     pub dropout: f64,
     /// Initial temperature of the contrastive losses.
     pub temperature: f64,
+    /// Weight of the structure vector in a protein's vector (the sequence vector's is 1): see
+    /// [`super::search::fuse`]. Not used in training; chosen on the val split (TRAINING.md).
+    #[serde(default = "one")]
+    pub structure_weight: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 impl Default for AlignConfig {
@@ -82,6 +90,7 @@ impl Default for AlignConfig {
             text_width: 384,
             dropout: 0.1,
             temperature: 0.07,
+            structure_weight: 1.0,
         }
     }
 }

@@ -83,9 +83,15 @@ pub fn normalise(v: &[f32]) -> Vec<f32> {
     }
 }
 
-/// The protein vector of a chain: the normalised sum of its sequence and structure vectors.
-pub fn fuse(sequence: &[f32], structure: &[f32]) -> Vec<f32> {
-    let s: Vec<f32> = sequence.iter().zip(structure).map(|(a, b)| a + b).collect();
+/// The protein vector of a chain: the normalised weighted sum of its sequence and structure
+/// vectors, `normalise(sequence + structure_weight · structure)` (the model's
+/// `structure_weight`).
+pub fn fuse(sequence: &[f32], structure: &[f32], structure_weight: f32) -> Vec<f32> {
+    let s: Vec<f32> = sequence
+        .iter()
+        .zip(structure)
+        .map(|(a, b)| a + structure_weight * b)
+        .collect();
     normalise(&s)
 }
 
@@ -395,7 +401,10 @@ mod tests {
             hits.iter().map(|h| h.index).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
-        let f = fuse(&[1.0, 0.0], &[0.0, 1.0]);
+        let f = fuse(&[1.0, 0.0], &[0.0, 1.0], 1.0);
         assert!((f[0] - f[1]).abs() < 1e-6 && (f[0] * f[0] + f[1] * f[1] - 1.0).abs() < 1e-6);
+        let f = fuse(&[1.0, 0.0], &[0.0, 1.0], 0.5);
+        assert!((f[0] - 2.0 * f[1]).abs() < 1e-6 && (f[0] * f[0] + f[1] * f[1] - 1.0).abs() < 1e-6);
+        assert_eq!(fuse(&[0.6, 0.8], &[1.0, 0.0], 0.0), vec![0.6, 0.8]);
     }
 }
