@@ -235,6 +235,8 @@ fn align_train_evaluate_bank_and_search() {
         "1e-4",
         "--near-misses",
         "0.5",
+        "--structure-weight",
+        "0.5",
         "--init",
         &model,
         "--out",
@@ -250,6 +252,8 @@ fn align_train_evaluate_bank_and_search() {
     assert_eq!(second["structure_mean"], manifest["structure_mean"]);
     assert_eq!(second["training"]["train"]["final_learning_rate"], 1e-4);
     assert_eq!(second["training"]["train"]["near_misses"], 0.5);
+    assert_eq!(second["config"]["structure_weight"], 0.5);
+    assert_eq!(manifest["config"]["structure_weight"], 1.0);
     let out = foldspace(&[
         "align",
         "--structures",
@@ -292,6 +296,7 @@ fn align_train_evaluate_bank_and_search() {
     ]));
     let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
     assert_eq!(v["n"], 15);
+    assert_eq!(v["structure_weight"], 1.0);
     for path in [
         "/text_to_protein/r1",
         "/text_to_protein/r10",
@@ -313,6 +318,27 @@ fn align_train_evaluate_bank_and_search() {
     assert!(r10 >= v["text_to_protein"]["r1"].as_f64().expect("r1"));
     assert_eq!(v["go_mf_fmax_transfer"]["neighbours"], 25);
     assert!(((r10 * 15.0).round() - r10 * 15.0).abs() < 1e-9);
+
+    let out = foldspace(&[
+        "eval-retrieval",
+        "--function",
+        &p(&function),
+        "--structures",
+        &p(&chains),
+        "--model",
+        &model,
+        "--structure-cache",
+        &structure_cache,
+        "--text-cache",
+        &text_cache,
+        "--go-terms",
+        &go_terms,
+        "--go-parents",
+        &go_parents,
+        "--structure-weight=-1",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--structure-weight"));
 
     let bank = p(&dir.join("bank.safetensors"));
     ok(&foldspace(&[
