@@ -503,17 +503,16 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     if let Some(w) = args.structure_weight {
         model_config.structure_weight = checked_weight(w)?;
     }
+    // The weight is not trained: the continued model takes this run's.
     let (init, continued_from) = match init {
-        Some((mut model, manifest)) => (
-            {
-                model.config.structure_weight = model_config.structure_weight;
-                Some(model)
-            },
-            serde_json::json!({
+        Some((mut model, manifest)) => {
+            model.config.structure_weight = model_config.structure_weight;
+            let from = serde_json::json!({
                 "model": args.init.as_ref().map(|d| d.display().to_string()),
                 "training": manifest.training,
-            }),
-        ),
+            });
+            (Some(model), from)
+        }
         None => (None, serde_json::Value::Null),
     };
     let config = AlignTrainConfig {

@@ -133,6 +133,25 @@ fn align_train_evaluate_bank_and_search() {
     let model = p(&dir.join("model"));
     let go_terms = p(&go.join("go_terms.tsv.gz"));
     let go_parents = p(&go.join("go_parents.tsv.gz"));
+    let (chains_arg, function_arg) = (p(&chains), p(&function));
+    // `command` over the subset with its caches, then `extra`.
+    let on_subset = |command: &str, extra: &[&str]| -> Output {
+        let mut args = vec![
+            command,
+            "--structures",
+            &chains_arg,
+            "--function",
+            &function_arg,
+            "--go-terms",
+            &go_terms,
+            "--structure-cache",
+            &structure_cache,
+            "--text-cache",
+            &text_cache,
+        ];
+        args.extend_from_slice(extra);
+        foldspace(&args)
+    };
 
     ok(&foldspace(&[
         "pool-structures",
@@ -144,25 +163,17 @@ fn align_train_evaluate_bank_and_search() {
     let cached = std::fs::read_to_string(&structure_cache).expect("cache");
     assert_eq!(cached.lines().count(), 65);
 
-    let out = foldspace(&[
+    let out = on_subset(
         "align",
-        "--structures",
-        &p(&chains),
-        "--function",
-        &p(&function),
-        "--go-terms",
-        &go_terms,
-        "--swissprot",
-        &p(&swissprot),
-        "--structure-cache",
-        &structure_cache,
-        "--text-cache",
-        &text_cache,
-        "--steps",
-        "3",
-        "--out",
-        &model,
-    ]);
+        &[
+            "--swissprot",
+            &p(&swissprot),
+            "--steps",
+            "3",
+            "--out",
+            &model,
+        ],
+    );
     ok(&out);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -217,31 +228,23 @@ fn align_train_evaluate_bank_and_search() {
 
     // Continue training from the model: its weights are the start, the manifest says so.
     let continued = p(&dir.join("continued"));
-    ok(&foldspace(&[
+    ok(&on_subset(
         "align",
-        "--structures",
-        &p(&chains),
-        "--function",
-        &p(&function),
-        "--go-terms",
-        &go_terms,
-        "--structure-cache",
-        &structure_cache,
-        "--text-cache",
-        &text_cache,
-        "--steps",
-        "2",
-        "--final-learning-rate",
-        "1e-4",
-        "--near-misses",
-        "0.5",
-        "--structure-weight",
-        "0.5",
-        "--init",
-        &model,
-        "--out",
-        &continued,
-    ]));
+        &[
+            "--steps",
+            "2",
+            "--final-learning-rate",
+            "1e-4",
+            "--near-misses",
+            "0.5",
+            "--structure-weight",
+            "0.5",
+            "--init",
+            &model,
+            "--out",
+            &continued,
+        ],
+    ));
     let second: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("continued/align.json")).expect("manifest"))
             .expect("json");
@@ -254,19 +257,7 @@ fn align_train_evaluate_bank_and_search() {
     assert_eq!(second["training"]["train"]["near_misses"], 0.5);
     assert_eq!(second["config"]["structure_weight"], 0.5);
     assert_eq!(manifest["config"]["structure_weight"], 1.0);
-    let out = foldspace(&[
-        "align",
-        "--structures",
-        &p(&chains),
-        "--function",
-        &p(&function),
-        "--go-terms",
-        &go_terms,
-        "--near-misses",
-        "1.5",
-        "--out",
-        &continued,
-    ]);
+    let out = on_subset("align", &["--near-misses", "1.5", "--out", &continued]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("fraction"));
     assert_ne!(
@@ -274,26 +265,18 @@ fn align_train_evaluate_bank_and_search() {
         manifest["training"]["weights_sha256"]
     );
 
-    let out = ok(&foldspace(&[
+    let out = ok(&on_subset(
         "eval-retrieval",
-        "--function",
-        &p(&function),
-        "--structures",
-        &p(&chains),
-        "--go-terms",
-        &go_terms,
-        "--go-parents",
-        &go_parents,
-        "--model",
-        &model,
-        "--structure-cache",
-        &structure_cache,
-        "--text-cache",
-        &text_cache,
-        "--split",
-        "val",
-        "--json",
-    ]));
+        &[
+            "--go-parents",
+            &go_parents,
+            "--model",
+            &model,
+            "--split",
+            "val",
+            "--json",
+        ],
+    ));
     let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
     assert_eq!(v["n"], 15);
     assert_eq!(v["structure_weight"], 1.0);
@@ -319,47 +302,31 @@ fn align_train_evaluate_bank_and_search() {
     assert_eq!(v["go_mf_fmax_transfer"]["neighbours"], 25);
     assert!(((r10 * 15.0).round() - r10 * 15.0).abs() < 1e-9);
 
-    let out = foldspace(&[
+    let out = on_subset(
         "eval-retrieval",
-        "--function",
-        &p(&function),
-        "--structures",
-        &p(&chains),
-        "--model",
-        &model,
-        "--structure-cache",
-        &structure_cache,
-        "--text-cache",
-        &text_cache,
-        "--go-terms",
-        &go_terms,
-        "--go-parents",
-        &go_parents,
-        "--structure-weight=-1",
-    ]);
+        &[
+            "--go-parents",
+            &go_parents,
+            "--model",
+            &model,
+            "--structure-weight=-1",
+        ],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--structure-weight"));
 
     let bank = p(&dir.join("bank.safetensors"));
-    ok(&foldspace(&[
+    ok(&on_subset(
         "bank",
-        "--structures",
-        &p(&chains),
-        "--function",
-        &p(&function),
-        "--go-terms",
-        &go_terms,
-        "--go-parents",
-        &go_parents,
-        "--model",
-        &model,
-        "--structure-cache",
-        &structure_cache,
-        "--text-cache",
-        &text_cache,
-        "--out",
-        &bank,
-    ]));
+        &[
+            "--go-parents",
+            &go_parents,
+            "--model",
+            &model,
+            "--out",
+            &bank,
+        ],
+    ));
     let search = |query: &[&str]| -> serde_json::Value {
         let mut args = vec![
             "search", "--bank", &bank, "--model", &model, "--top", "5", "--json",

@@ -1,6 +1,7 @@
 //! The protein–protein interaction site benchmark (GraphPPIS split: Train_335, Test_60,
 //! Test_315): reading, per-residue features, spatial neighbours and classifier batches.
 
+use nalgebra::Vector3;
 use serde::Deserialize;
 
 use crate::profile::PROFILE_FEATURES;
@@ -120,21 +121,22 @@ fn dist(a: [f32; 3], b: [f32; 3]) -> f32 {
     ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
 }
 
+/// The mean of some points (the origin for none).
+fn centroid(present: &[[f32; 3]]) -> [f32; 3] {
+    let mut c = [0.0f32; 3];
+    for p in present {
+        for k in 0..3 {
+            c[k] += p[k] / present.len() as f32;
+        }
+    }
+    c
+}
+
 /// The [`BASE_FEATURES`] of every residue, `[L][BASE_FEATURES]`.
 pub fn base_features(chain: &PpiChain) -> Vec<[f32; BASE_FEATURES]> {
     let n = chain.len();
     let present: Vec<[f32; 3]> = chain.ca.iter().flatten().copied().collect();
-    let centroid = if present.is_empty() {
-        [0.0; 3]
-    } else {
-        let mut c = [0.0f32; 3];
-        for p in &present {
-            for k in 0..3 {
-                c[k] += p[k] / present.len() as f32;
-            }
-        }
-        c
-    };
+    let centroid = centroid(&present);
     let max_depth = present
         .iter()
         .map(|p| dist(*p, centroid))
@@ -188,59 +190,37 @@ pub const EXPOSURE_FEATURES: usize = 4;
 /// Radius of the half spheres, Å.
 const HSE_RADIUS: f32 = 13.0;
 
-fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
-}
-
-fn unit(v: [f32; 3]) -> Option<[f32; 3]> {
-    let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-    (n > 1e-4).then(|| [v[0] / n, v[1] / n, v[2] / n])
-}
-
-fn dot3(a: [f32; 3], b: [f32; 3]) -> f32 {
-    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-}
-
 /// The [`EXPOSURE_FEATURES`] of every residue (zeros without a C-alpha), `[L][4]`.
 pub fn exposure_features(ca: &[Option<[f32; 3]>]) -> Vec<[f32; EXPOSURE_FEATURES]> {
-    let present: Vec<[f32; 3]> = ca.iter().flatten().copied().collect();
-    let centroid = {
-        let mut c = [0.0f32; 3];
-        for p in &present {
-            for k in 0..3 {
-                c[k] += p[k] / present.len().max(1) as f32;
-            }
-        }
-        c
-    };
+    let present: Vec<Vector3<f32>> = ca.iter().flatten().map(|&p| p.into()).collect();
+    let points: Vec<[f32; 3]> = ca.iter().flatten().copied().collect();
+    let centroid = Vector3::from(centroid(&points));
     (0..ca.len())
         .map(|i| {
             let mut f = [0.0f32; EXPOSURE_FEATURES];
-            let Some(x) = ca[i] else {
+            let Some(x) = ca[i].map(Vector3::from) else {
                 return f;
             };
             // Away from the sequence neighbours that have a C-alpha.
-            let mut away = [0.0f32; 3];
-            for j in [i.checked_sub(1), Some(i + 1)].into_iter().flatten() {
-                if let Some(Some(y)) = ca.get(j)
-                    && let Some(d) = unit(sub(x, *y))
-                {
-                    away = [away[0] + d[0], away[1] + d[1], away[2] + d[2]];
-                }
-            }
-            let side = unit(away);
+            let away: Vector3<f32> = [i.checked_sub(1), Some(i + 1)]
+                .into_iter()
+                .flatten()
+                .filter_map(|j| ca.get(j).copied().flatten())
+                .filter_map(|y| (x - Vector3::from(y)).try_normalize(1e-4))
+                .sum();
+            let side = away.try_normalize(1e-4);
             let (mut up, mut down, mut n) = (0usize, 0usize, 0usize);
-            let mut pull = [0.0f32; 3];
+            let mut pull = Vector3::zeros();
             for p in &present {
-                let v = sub(*p, x);
-                let d = dot3(v, v).sqrt();
+                let v = p - x;
+                let d = v.norm();
                 if d <= 1e-4 || d >= HSE_RADIUS {
                     continue;
                 }
                 n += 1;
-                pull = [pull[0] + v[0] / d, pull[1] + v[1] / d, pull[2] + v[2] / d];
+                pull += v / d;
                 match side {
-                    Some(u) if dot3(v, u) > 0.0 => up += 1,
+                    Some(u) if v.dot(&u) > 0.0 => up += 1,
                     Some(_) => down += 1,
                     None => {}
                 }
@@ -252,10 +232,10 @@ pub fn exposure_features(ca: &[Option<[f32; 3]>]) -> Vec<[f32; EXPOSURE_FEATURES
             f[0] = up as f32 / 20.0;
             f[1] = down as f32 / 20.0;
             if n > 0 {
-                f[2] = dot3(pull, pull).sqrt() / n as f32;
+                f[2] = pull.norm() / n as f32;
             }
-            if let (Some(u), Some(out)) = (side, unit(sub(x, centroid))) {
-                f[3] = dot3(u, out);
+            if let (Some(u), Some(out)) = (side, (x - centroid).try_normalize(1e-4)) {
+                f[3] = u.dot(&out);
             }
             f
         })
