@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -17,13 +18,15 @@ use foldspace::align::search::{
 };
 use foldspace::align::structure::structure_features;
 use foldspace::align::text::{Phrasing, facts as all_facts, phrasings, query_text, term_names};
-use foldspace::align::train::{AlignItem, AlignManifest, AlignTrainConfig, AlignTrained, train};
+use foldspace::align::train::{
+    AlignItem, AlignManifest, AlignTrainConfig, AlignTrained, StructureTuning, train,
+};
 use foldspace::compute::Compute;
 use foldspace::embed::Embedder;
 use foldspace::sequence::{KmerIndex, local_identity};
 use foldspace::structure::{JsonChain, ReadOptions, read_chains_jsonl, read_structure};
 use foldspace::text::TextEncoder;
-use foldspace::weights::sha256_hex;
+use foldspace::weights::{WeightMap, sha256_hex, to_safetensors, weight_map};
 use rand::prelude::*;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -111,7 +114,8 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
     if let Some(m) = args.max_chains {
         chosen.truncate(m);
     }
-    let mut cache = StructureCache::open(&cache_path, "structure vectors")?;
+    let mut cache =
+        StructureCache::open(&cache_path, "structure vectors", &embedder.weights_sha256)?;
     eprintln!(
         "pooling {} chains into {} ({} cached)",
         chosen.len(),
@@ -221,7 +225,7 @@ pub(crate) fn text_tower(
             &encoder.source_sha256[..16.min(encoder.source_sha256.len())]
         ))
     });
-    let cache = TextCache::open(&cache_path, "text vectors")?;
+    let cache = TextCache::open(&cache_path, "text vectors", &encoder.source_sha256)?;
     Ok((encoder, cache))
 }
 
@@ -282,13 +286,35 @@ pub(crate) struct AlignArgs {
     /// (sharing a GO term or EC number that at most 2 % of the items have, of another function).
     #[arg(long, default_value_t = 0.0)]
     near_misses: f32,
+    /// Items per step with all three modalities.
+    #[arg(long, default_value_t = 48)]
+    triples: usize,
+    /// Items per step with sequence and structure only.
+    #[arg(long, default_value_t = 24)]
+    sequence_structure: usize,
+    /// Items per step with sequence and text only.
+    #[arg(long, default_value_t = 24)]
+    sequence_text: usize,
+    /// Weight of the structure-view intra-modal term (stage 1: two noise draws on the pooled
+    /// vector; stage 2: two crops of the structure through the network, doubling its cost).
+    #[arg(long, default_value_t = 0.2)]
+    structure_views: f32,
+    /// Stage 2: train the score network of the structure tower too, through the pooling
+    /// (needs `--init`, a stage-1 model). The tuned network is written beside the model as
+    /// structure.safetensors and the structure vectors of everything else come from it.
+    #[arg(long)]
+    fine_tune_structure: bool,
+    /// Learning rate of the score network in stage 2 (follows the schedule of the rest).
+    #[arg(long, default_value_t = 1e-4)]
+    structure_learning_rate: f64,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
-    /// Output directory: align.safetensors, align.json, metrics.csv.
+    /// Output directory: align.safetensors, align.json, metrics.csv (and structure.safetensors
+    /// in stage 2).
     #[arg(long)]
     out: PathBuf,
 }
@@ -345,12 +371,24 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     }
     let corpus = Corpus::read(&args.structures, &args.function, &args.go_terms, None)?;
     let o = &corpus.ontology;
-    let score = Embedder::from_file(&weights_path(args.weights.as_deref())?, Compute::cpu())?;
+    if args.fine_tune_structure && args.init.is_none() {
+        bail!("--fine-tune-structure (stage 2) continues a stage-1 model: pass --init");
+    }
+    // A model continued from a stage-2 one keeps reading structures through its tuned network.
+    let init_manifest = args.init.as_deref().map(read_manifest).transpose()?;
+    let score_path = match (&args.weights, &args.init, &init_manifest) {
+        (None, Some(dir), Some(m)) if m.structure_network.is_some() => {
+            dir.join(m.structure_network.as_deref().unwrap_or_default())
+        }
+        _ => weights_path(args.weights.as_deref())?,
+    };
+    let score = Embedder::from_file(&score_path, Compute::cpu())?;
     let structure_path = args
         .structure_cache
         .clone()
         .unwrap_or_else(|| default_structure_cache(&score));
-    let structures = StructureCache::open(&structure_path, "structure vectors")?;
+    let structures =
+        StructureCache::open(&structure_path, "structure vectors", &score.weights_sha256)?;
     let annotated: HashMap<&str, &Annotation> = corpus
         .function
         .iter()
@@ -378,9 +416,14 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
             (None, false) => n_text_only += 1,
             (None, true) => continue,
         }
+        let coordinates = (args.fine_tune_structure
+            && structure.is_some()
+            && c.chain.ca.len() == c.chain.sequence.len())
+        .then(|| Arc::from(c.chain.ca.as_slice()));
         items.push(AlignItem {
             sequence: c.chain.sequence.clone(),
             structure,
+            coordinates,
             texts: phr.into_iter().map(|p| table.add(p, &mut facts)).collect(),
             group,
             facts: annotated
@@ -443,6 +486,7 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
             items.push(AlignItem {
                 sequence: sequence.clone(),
                 structure: None,
+                coordinates: None,
                 texts: phrasings(o, e, args.phrasings.min(2))
                     .into_iter()
                     .map(|p| table.add(p, &mut facts))
@@ -471,10 +515,11 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         .into_iter()
         .map(<[f32]>::to_vec)
         .collect();
-    let device = compute(args.backend)?.device.autodiff();
+    let train_compute = compute(args.backend)?.autodiff();
+    let device = train_compute.device.clone();
     let init = match &args.init {
         Some(dir) => {
-            let (model, manifest) = load_align(Some(dir), &device)?;
+            let (model, manifest, _) = load_align(Some(dir), &device)?;
             if manifest.structure_weights_sha256 != score.weights_sha256
                 || manifest.text_weights_sha256 != encoder.source_sha256
             {
@@ -517,13 +562,37 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     };
     let config = AlignTrainConfig {
         steps: args.steps,
+        triples: args.triples,
+        sequence_structure: args.sequence_structure,
+        sequence_text: args.sequence_text,
         learning_rate: args.learning_rate,
         final_learning_rate: args.final_learning_rate,
+        weight_structure_views: args.structure_views,
         weight_sequence_views: args.sequence_views,
         near_misses: args.near_misses,
         seed: args.seed,
         ..AlignTrainConfig::default()
     };
+    // Stage 2: the same network, trainable, on the training device.
+    let (tuning, batches_tracked) = if args.fine_tune_structure {
+        let (map, sha) = WeightMap::from_file(&score_path)?;
+        let batches = map
+            .tensors
+            .get("norm_out.norm.num_batches_tracked")
+            .and_then(|t| t.values.first())
+            .map_or(0, |&v| v as u64);
+        let network = Embedder::new(&map, sha, train_compute.clone())?;
+        let tuning = StructureTuning {
+            level: network.default_level(),
+            network: network.model,
+            compute: train_compute,
+            learning_rate: args.structure_learning_rate,
+        };
+        (Some(tuning), batches)
+    } else {
+        (None, 0)
+    };
+    let stage = if tuning.is_some() { 2 } else { 1 };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut metrics = std::fs::File::create(args.out.join("metrics.csv"))?;
@@ -534,12 +603,13 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     let started = Instant::now();
     let mut last = Instant::now();
     let mut write_error = None;
-    let trained = pollster::block_on(train(
+    let (trained, tuned) = pollster::block_on(train(
         &items,
         &vectors,
         &table.facts,
         model_config,
         init,
+        tuning,
         &config,
         &device,
         |step, l| {
@@ -565,15 +635,43 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     }
     let weights = trained.to_safetensors()?;
     write_with_sha256(&args.out.join("align.safetensors"), &weights)?;
+    // The structure network the model reads: tuned here, or a tuned one it continued from.
+    let network = match tuned {
+        Some(net) => Some(to_safetensors(&pollster::block_on(weight_map(
+            &net,
+            &score.config,
+            batches_tracked,
+        ))?)?),
+        None if init_manifest
+            .as_ref()
+            .is_some_and(|m| m.structure_network.is_some()) =>
+        {
+            Some(read_bytes(&score_path)?)
+        }
+        None => None,
+    };
+    let (structure_network, structure_sha) = match &network {
+        Some(bytes) => {
+            write_with_sha256(&args.out.join(STRUCTURE_NETWORK), bytes)?;
+            (Some(STRUCTURE_NETWORK.to_string()), sha256_hex(bytes))
+        }
+        None => (None, score.weights_sha256.clone()),
+    };
     let manifest = AlignManifest {
         config: trained.config.clone(),
         structure_mean: trained.structure_mean.clone(),
         structure_std: trained.structure_std.clone(),
-        structure_weights_sha256: score.weights_sha256.clone(),
+        structure_weights_sha256: structure_sha,
+        structure_network,
         text_weights_sha256: encoder.source_sha256.clone(),
         training: serde_json::json!({
-            "stage": 1,
-            "frozen": ["structure tower (score network)", "text tower (MiniLM)"],
+            "stage": stage,
+            "frozen": if stage == 2 {
+                vec!["text tower (MiniLM)"]
+            } else {
+                vec!["structure tower (score network)", "text tower (MiniLM)"]
+            },
+            "structure_learning_rate": (stage == 2).then_some(args.structure_learning_rate),
             "train": config,
             "items": {
                 "triples": n_triples,
@@ -601,12 +699,46 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
 
 /// The shipped alignment model.
 const DEFAULT_ALIGN: &str = "assets/align";
+/// The file name of a stage-2 model's tuned score network.
+const STRUCTURE_NETWORK: &str = "structure.safetensors";
 
-/// Load `align.json` + `align.safetensors` from a directory (default: the shipped model).
+/// The manifest of a model directory.
+fn read_manifest(dir: &Path) -> Result<AlignManifest> {
+    serde_json::from_slice(&read_bytes(&dir.join("align.json"))?)
+        .with_context(|| format!("reading {}", dir.join("align.json").display()))
+}
+
+/// The score network a model reads structures through: `weights` if given, else its own tuned
+/// network (stage 2), else the shipped weights; it must be the one the model was trained on.
+pub(crate) fn structure_embedder(
+    dir: &Path,
+    manifest: &AlignManifest,
+    weights: Option<&Path>,
+    compute: Compute,
+) -> Result<Embedder> {
+    let path = match (weights, &manifest.structure_network) {
+        (None, Some(file)) => dir.join(file),
+        _ => weights_path(weights)?,
+    };
+    let score = Embedder::from_file(&path, compute)?;
+    if score.weights_sha256 != manifest.structure_weights_sha256 {
+        bail!(
+            "the alignment model in {} was trained on structure vectors of the score weights {}, not of {} ({})",
+            dir.display(),
+            manifest.structure_weights_sha256,
+            score.weights_sha256,
+            path.display()
+        );
+    }
+    Ok(score)
+}
+
+/// Load `align.json` + `align.safetensors` from a directory (default: the shipped model); also
+/// says which directory.
 pub(crate) fn load_align(
     dir: Option<&Path>,
     device: &Device,
-) -> Result<(AlignTrained, AlignManifest)> {
+) -> Result<(AlignTrained, AlignManifest, PathBuf)> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => [PathBuf::from(DEFAULT_ALIGN), PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(DEFAULT_ALIGN)]
@@ -614,12 +746,11 @@ pub(crate) fn load_align(
             .find(|p| p.join("align.json").is_file())
             .ok_or_else(|| anyhow!("the shipped alignment model {DEFAULT_ALIGN}/align.json was not found; pass --model (a directory written by `foldspace align`)"))?,
     };
-    let manifest: AlignManifest = serde_json::from_slice(&read_bytes(&dir.join("align.json"))?)
-        .with_context(|| format!("reading {}", dir.join("align.json").display()))?;
+    let manifest = read_manifest(&dir)?;
     let weights = read_bytes(&dir.join("align.safetensors"))?;
     let model = AlignTrained::from_parts(&manifest, &weights, device)
         .with_context(|| format!("loading {}", dir.join("align.safetensors").display()))?;
-    Ok((model, manifest))
+    Ok((model, manifest, dir))
 }
 
 /// The data files of `eval-retrieval` and `bank`.
@@ -684,18 +815,13 @@ pub(crate) struct Towers {
 impl Towers {
     /// The alignment model, and the score network whose pooled embeddings it was trained on.
     fn open(&self, device: &Device) -> Result<(AlignTrained, AlignManifest, Embedder)> {
-        let (model, manifest) = load_align(self.model.as_deref(), device)?;
-        let score = Embedder::from_file(
-            &weights_path(self.weights.as_deref())?,
+        let (model, manifest, dir) = load_align(self.model.as_deref(), device)?;
+        let score = structure_embedder(
+            &dir,
+            &manifest,
+            self.weights.as_deref(),
             compute(self.backend)?,
         )?;
-        if score.weights_sha256 != manifest.structure_weights_sha256 {
-            bail!(
-                "the alignment model was trained on structure vectors of the score weights {}, not of {} (pass --weights)",
-                manifest.structure_weights_sha256,
-                score.weights_sha256
-            );
-        }
         Ok((model, manifest, score))
     }
 
@@ -706,6 +832,7 @@ impl Towers {
                 .clone()
                 .unwrap_or_else(|| default_structure_cache(score)),
             "structure vectors",
+            &score.weights_sha256,
         )
     }
 
@@ -1252,7 +1379,7 @@ pub(crate) fn search(args: SearchArgs) -> Result<()> {
     let bank = Bank::from_bytes(&read_bytes(&args.bank)?)
         .with_context(|| format!("reading {}", args.bank.display()))?;
     let device = Compute::cpu().device;
-    let (model, _) = load_align(args.model.as_deref(), &device)?;
+    let (model, manifest, dir) = load_align(args.model.as_deref(), &device)?;
     let (query, what) = if let Some(text) = &args.text {
         if text.trim().is_empty() {
             bail!("the text query is empty");
@@ -1292,7 +1419,7 @@ pub(crate) fn search(args: SearchArgs) -> Result<()> {
         if chain.len() < 2 {
             bail!("chain {} has {} residue(s)", chain.id, chain.len());
         }
-        let score = Embedder::from_file(&weights_path(args.weights.as_deref())?, Compute::cpu())?;
+        let score = structure_embedder(&dir, &manifest, args.weights.as_deref(), Compute::cpu())?;
         let input = pollster::block_on(structure_features(&score, chain))?;
         let s = pollster::block_on(model.embed_structures(&[input.as_slice()], &device))?.remove(0);
         let q = pollster::block_on(model.embed_sequences(&[chain.sequence.as_str()], &device))?

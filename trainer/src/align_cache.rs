@@ -1,6 +1,8 @@
 //! Cached tower outputs: one JSON line per key, `{"k": …, "v": [floats]}`, appended as they are
 //! computed so that a long run can stop and resume. Structure vectors are keyed by chain name,
-//! text vectors by the text itself.
+//! text vectors by the text itself. A first line `{"k": "#source:<sha256>", "v": []}` names the
+//! weights the vectors came from; a cache of other weights is refused (a stage-2 model reads
+//! structures through its own network, whose vectors must not mix with the shipped one's).
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -21,6 +23,9 @@ struct Line {
     v: Vec<f32>,
 }
 
+/// The key prefix of the line naming the weights.
+const SOURCE: &str = "#source:";
+
 /// Vectors by key, backed by a JSON-lines file.
 pub(crate) struct VectorCache {
     path: PathBuf,
@@ -35,9 +40,11 @@ pub(crate) type StructureCache = VectorCache;
 pub(crate) type TextCache = VectorCache;
 
 impl VectorCache {
-    /// Open (or start) a cache file; an unreadable line (an interrupted run) is computed again.
-    pub fn open(path: &Path, what: &'static str) -> Result<Self> {
+    /// Open (or start) a cache file of vectors computed by the weights `source` (a SHA-256); an
+    /// unreadable line (an interrupted run) is computed again.
+    pub fn open(path: &Path, what: &'static str, source: &str) -> Result<Self> {
         let mut vectors = HashMap::new();
+        let mut sources: Vec<String> = Vec::new();
         if path.is_file() {
             let file =
                 std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -45,9 +52,12 @@ impl VectorCache {
             for line in std::io::BufReader::new(file).lines() {
                 let line = line.with_context(|| format!("reading {}", path.display()))?;
                 match serde_json::from_str::<Line>(&line) {
-                    Ok(l) => {
-                        vectors.insert(l.k, l.v);
-                    }
+                    Ok(l) => match l.k.strip_prefix(SOURCE) {
+                        Some(sha) => sources.push(sha.to_string()),
+                        None => {
+                            vectors.insert(l.k, l.v);
+                        }
+                    },
                     Err(_) => bad += 1,
                 }
             }
@@ -57,6 +67,29 @@ impl VectorCache {
                     path.display()
                 );
             }
+        }
+        if let Some(other) = sources.iter().find(|s| s.as_str() != source) {
+            bail!(
+                "{} holds {what} of the weights {other}, not of {source}: give another cache file",
+                path.display()
+            );
+        }
+        if sources.is_empty() {
+            // A new file (or one from before the marker): say whose vectors it holds.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            let line = serde_json::to_string(&Line {
+                k: format!("{SOURCE}{source}"),
+                v: Vec::new(),
+            })?;
+            writeln!(file, "{line}").with_context(|| format!("writing {}", path.display()))?;
         }
         Ok(Self {
             path: path.to_path_buf(),

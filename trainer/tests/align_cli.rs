@@ -120,6 +120,156 @@ fn known_terms() -> std::collections::HashSet<String> {
         .collect()
 }
 
+/// Stage 2 from the stage-1 `model`: the score network is tuned and written beside the model,
+/// and everything downstream reads structures through it (never through vectors of another
+/// network).
+fn stage_two(
+    dir: &Path,
+    on_subset: &dyn Fn(&str, &[&str]) -> Output,
+    model: &str,
+    go_parents: &str,
+) {
+    let p = |x: &Path| x.to_str().expect("path").to_string();
+    let tuned = p(&dir.join("tuned"));
+    let out = on_subset(
+        "align",
+        &["--steps", "1", "--fine-tune-structure", "--out", &tuned],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--init"));
+    ok(&on_subset(
+        "align",
+        &[
+            "--steps",
+            "2",
+            "--triples",
+            "4",
+            "--sequence-structure",
+            "2",
+            "--sequence-text",
+            "2",
+            "--fine-tune-structure",
+            "--structure-learning-rate",
+            "1e-3",
+            "--init",
+            model,
+            "--out",
+            &tuned,
+        ],
+    ));
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(model).join("align.json")).expect("json"))
+            .expect("json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("tuned/align.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(manifest["training"]["stage"], 2);
+    assert_eq!(manifest["structure_network"], "structure.safetensors");
+    assert!(first.get("structure_network").is_none());
+    let network = std::fs::read(dir.join("tuned/structure.safetensors")).expect("network");
+    let sidecar =
+        std::fs::read_to_string(dir.join("tuned/structure.safetensors.sha256")).expect("sha");
+    let sha = manifest["structure_weights_sha256"].as_str().expect("sha");
+    assert!(sidecar.starts_with(sha), "{sidecar} vs {sha}");
+    assert_ne!(
+        sha,
+        first["structure_weights_sha256"].as_str().expect("sha")
+    );
+    assert!(network.len() > 100_000);
+    // The stage-1 cache holds vectors of the shipped network: refused for the tuned model.
+    let out = on_subset(
+        "eval-retrieval",
+        &[
+            "--go-parents",
+            go_parents,
+            "--model",
+            &tuned,
+            "--split",
+            "val",
+        ],
+    );
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("give another cache file"), "{log}");
+    // With its own cache it evaluates, pooling the chains through the tuned network.
+    let own_cache = p(&dir.join("structure-tuned.jsonl"));
+    let v: serde_json::Value = serde_json::from_str(&ok(&on_subset(
+        "eval-retrieval",
+        &[
+            "--go-parents",
+            go_parents,
+            "--model",
+            &tuned,
+            "--split",
+            "val",
+            "--structure-cache",
+            &own_cache,
+            "--json",
+        ],
+    )))
+    .expect("one JSON object");
+    assert_eq!(v["n"], 15);
+    let cached = std::fs::read_to_string(&own_cache).expect("cache");
+    assert!(cached.starts_with(&format!("{{\"k\":\"#source:{sha}\"")));
+    // Its pooled vectors differ from the shipped network's.
+    let shipped = std::fs::read_to_string(dir.join("structure.jsonl")).expect("cache");
+    let vector = |text: &str, name: &str| -> String {
+        text.lines()
+            .find(|l| l.contains(&format!("\"k\":\"{name}\"")))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let name = cached
+        .lines()
+        .nth(1)
+        .and_then(|l| field(l, "k"))
+        .expect("a pooled chain");
+    assert!(!vector(&shipped, name).is_empty());
+    assert_ne!(vector(&cached, name), vector(&shipped, name));
+    // `search --structure` reads the query through the tuned network too.
+    let bank = p(&dir.join("tuned-bank.safetensors"));
+    ok(&on_subset(
+        "bank",
+        &[
+            "--go-parents",
+            go_parents,
+            "--model",
+            &tuned,
+            "--structure-cache",
+            &own_cache,
+            "--out",
+            &bank,
+        ],
+    ));
+    let example = p(&repo("assets/examples/1a8o.pdb"));
+    let v: serde_json::Value = serde_json::from_str(&ok(&foldspace(&[
+        "search",
+        "--bank",
+        &bank,
+        "--model",
+        &tuned,
+        "--structure",
+        &example,
+        "--json",
+    ])))
+    .expect("one JSON object");
+    assert_eq!(v["bank_size"], 65);
+    // The shipped network is not the one this model reads through.
+    let out = foldspace(&[
+        "search",
+        "--bank",
+        &bank,
+        "--model",
+        &tuned,
+        "--weights",
+        &p(&repo("assets/weights/foldspace-score.safetensors")),
+        "--structure",
+        &example,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trained on structure vectors"));
+}
+
 #[test]
 fn align_train_evaluate_bank_and_search() {
     let dir = std::env::temp_dir().join(format!("foldspace-align-{}", std::process::id()));
@@ -134,7 +284,8 @@ fn align_train_evaluate_bank_and_search() {
     let go_terms = p(&go.join("go_terms.tsv.gz"));
     let go_parents = p(&go.join("go_parents.tsv.gz"));
     let (chains_arg, function_arg) = (p(&chains), p(&function));
-    // `command` over the subset with its caches, then `extra`.
+    // `command` over the subset with its caches (unless `extra` names a structure cache), then
+    // `extra`.
     let on_subset = |command: &str, extra: &[&str]| -> Output {
         let mut args = vec![
             command,
@@ -144,11 +295,12 @@ fn align_train_evaluate_bank_and_search() {
             &function_arg,
             "--go-terms",
             &go_terms,
-            "--structure-cache",
-            &structure_cache,
             "--text-cache",
             &text_cache,
         ];
+        if !extra.contains(&"--structure-cache") {
+            args.extend_from_slice(&["--structure-cache", &structure_cache]);
+        }
         args.extend_from_slice(extra);
         foldspace(&args)
     };
@@ -161,7 +313,9 @@ fn align_train_evaluate_bank_and_search() {
         &structure_cache,
     ]));
     let cached = std::fs::read_to_string(&structure_cache).expect("cache");
-    assert_eq!(cached.lines().count(), 65);
+    // 65 vectors, after the line naming the weights they came from.
+    assert_eq!(cached.lines().count(), 66);
+    assert!(cached.starts_with("{\"k\":\"#source:"), "{}", &cached[..80]);
 
     let out = on_subset(
         "align",
@@ -264,6 +418,8 @@ fn align_train_evaluate_bank_and_search() {
         second["training"]["weights_sha256"],
         manifest["training"]["weights_sha256"]
     );
+
+    stage_two(&dir, &on_subset, &model, &go_parents);
 
     let out = ok(&on_subset(
         "eval-retrieval",

@@ -50,6 +50,11 @@ const ALIGN_DIR: &str = "assets/align";
 pub struct AlignAssets {
     model: AlignTrained,
     bank: Bank,
+    /// A stage-2 model's own (fine-tuned) score network for its structure tower; `None`: the
+    /// page's score network (checked to be the one the model was trained on).
+    structure: Option<Embedder>,
+    /// SHA-256 of the score weights the structure tower reads through.
+    structure_sha256: String,
 }
 
 /// What the bank says about the current chain.
@@ -2103,13 +2108,32 @@ async fn load_align(compute: Compute) -> Result<AlignAssets, String> {
     let model = AlignTrained::from_parts(&manifest, &weights, &compute.device)
         .map_err(|e| e.to_string())?;
     let bank = Bank::from_bytes(&bank).map_err(|e| e.to_string())?;
+    let structure = match &manifest.structure_network {
+        Some(file) => {
+            let bytes = fetch_checked(&format!("{ALIGN_DIR}/{file}"), |_, _| {}).await?;
+            let network =
+                Embedder::from_bytes(&bytes, compute.clone()).map_err(|e| e.to_string())?;
+            if network.weights_sha256 != manifest.structure_weights_sha256 {
+                return Err(format!(
+                    "{ALIGN_DIR}/{file} is not the structure network the alignment model was trained with"
+                ));
+            }
+            Some(network)
+        }
+        None => None,
+    };
     if bank.dim != model.config.dim {
         return Err(format!(
             "the bank's vectors have {} dimensions, the model's space {}",
             bank.dim, model.config.dim
         ));
     }
-    Ok(AlignAssets { model, bank })
+    Ok(AlignAssets {
+        model,
+        bank,
+        structure,
+        structure_sha256: manifest.structure_weights_sha256,
+    })
 }
 
 /// Embed a chain into the shared space and search the bank.
@@ -2119,6 +2143,16 @@ async fn similar(
     chain: &Chain,
     compute: &Compute,
 ) -> Result<Similar, String> {
+    let embedder = match &assets.structure {
+        Some(own) => own,
+        None if embedder.weights_sha256 == assets.structure_sha256 => embedder,
+        None => {
+            return Err(format!(
+                "the alignment model reads structures through the score weights {}, not the loaded {}",
+                assets.structure_sha256, embedder.weights_sha256
+            ));
+        }
+    };
     let input = structure_features(embedder, chain)
         .await
         .map_err(|e| e.to_string())?;

@@ -5,6 +5,8 @@
 //! input is the mean and the standard deviation over those residues of the residue embedding
 //! (`2 × C` values, C = 64 for the shipped network), at the embedder's default noise level.
 
+use burn::prelude::*;
+
 use crate::embed::{EmbedError, Embedder};
 use crate::structure::Chain;
 
@@ -40,14 +42,10 @@ pub fn pool_residues(residue: &[f32], channels: usize) -> Vec<f32> {
     out
 }
 
-/// The structure tower's input for a chain (`[2C]`): pooled residue embeddings of its central
-/// window at the default noise level.
-pub async fn structure_features(
-    embedder: &Embedder,
-    chain: &Chain,
-) -> Result<Vec<f32>, EmbedError> {
-    let range = central_window(chain.len(), STRUCTURE_WINDOW);
-    let window = Chain {
+/// The residues `range` of a chain, as a chain of their own.
+pub fn window_chain(chain: &Chain, range: std::ops::Range<usize>) -> Chain {
+    let part = |v: &Vec<_>| v.get(range.clone()).map(<[_]>::to_vec).unwrap_or_default();
+    Chain {
         id: chain.id.clone(),
         residue_names: chain
             .residue_names
@@ -60,7 +58,7 @@ pub async fn structure_features(
             .skip(range.start)
             .take(range.len())
             .collect(),
-        ca: chain.ca[range.clone()].to_vec(),
+        ca: part(&chain.ca),
         residue_numbers: chain
             .residue_numbers
             .get(range.clone())
@@ -71,9 +69,37 @@ pub async fn structure_features(
             .get(range)
             .map(<[_]>::to_vec)
             .unwrap_or_default(),
-    };
+    }
+}
+
+/// The structure tower's input for a chain (`[2C]`): pooled residue embeddings of its central
+/// window at the default noise level.
+pub async fn structure_features(
+    embedder: &Embedder,
+    chain: &Chain,
+) -> Result<Vec<f32>, EmbedError> {
+    let window = window_chain(chain, central_window(chain.len(), STRUCTURE_WINDOW));
     let e = embedder.embed(&window, embedder.default_level()).await?;
     Ok(pool_residues(&e.residue, e.channels))
+}
+
+/// [`pool_residues`] on the device, differentiable (stage 2 trains the network through it): the
+/// residue embedding is the pair embedding averaged over its column axis, then its mean and
+/// standard deviation over residues.
+///
+/// - `features`: `[B, C, L, L]` (the score network's pair embedding)
+/// - output: `[B, 2C]`
+pub fn pool_features(features: Tensor<4>) -> Tensor<2> {
+    let [b, c, l, _] = features.dims();
+    let residue = features.mean_dim(3).reshape([b, c, l]);
+    let mean = residue.clone().mean_dim(2);
+    // The square root's gradient is unbounded at 0: a flat channel gets a tiny floor.
+    let std = (residue - mean.clone())
+        .powi_scalar(2)
+        .mean_dim(2)
+        .clamp_min(1e-10)
+        .sqrt();
+    Tensor::cat(vec![mean.reshape([b, c]), std.reshape([b, c])], 1)
 }
 
 #[cfg(test)]
@@ -92,5 +118,30 @@ mod tests {
         // Two residues, two channels: [1, 2], [3, 6].
         let p = pool_residues(&[1.0, 2.0, 3.0, 6.0], 2);
         assert_eq!(p, vec![2.0, 4.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn pooling_on_the_device_is_the_same() {
+        // A [1, C=3, L=4, L=4] map; its residue embedding is the mean over the last axis.
+        let (c, l) = (3, 4);
+        let values: Vec<f32> = (0..c * l * l)
+            .map(|k| ((k * 37 % 11) as f32 - 5.0) * 0.3)
+            .collect();
+        let mut residue = vec![0f32; l * c];
+        for ch in 0..c {
+            for i in 0..l {
+                let row = &values[(ch * l + i) * l..(ch * l + i + 1) * l];
+                residue[i * c + ch] = row.iter().sum::<f32>() / l as f32;
+            }
+        }
+        let expected = pool_residues(&residue, c);
+        let device = Device::flex();
+        let x = Tensor::<4>::from_data(TensorData::new(values, [1, c, l, l]), &device);
+        let got: Vec<f32> =
+            pollster::block_on(crate::compute::read_f32(pool_features(x))).expect("f32 values");
+        assert_eq!(got.len(), 2 * c);
+        for (g, e) in got.iter().zip(&expected) {
+            assert!((g - e).abs() < 1e-5, "{got:?} vs {expected:?}");
+        }
     }
 }

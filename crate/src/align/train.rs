@@ -3,7 +3,8 @@
 //! (Swiss-Prot entries without a structure). Each step draws some of each; every pairwise loss
 //! uses the items of the batch that have both of its modalities.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
@@ -14,7 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use super::loss::{info_nce, positive_mask};
 use super::model::{AlignConfig, AlignModel, MASK_TOKEN, sequence_tokens, sequence_window};
-use crate::compute::{ComputeError, read_f32};
+use super::structure::{STRUCTURE_WINDOW, central_window, pool_features};
+use crate::compute::{Compute, ComputeError, read_f32};
+use crate::embed::chain_inputs;
+use crate::model::{NormMode, ScoreNet};
 
 /// Why training or embedding failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -37,6 +41,9 @@ pub struct AlignItem {
     pub sequence: String,
     /// Structure tower output (`[structure_width]`), raw (standardised by the model's config).
     pub structure: Option<Vec<f32>>,
+    /// C-alpha coordinates, one per residue of `sequence`: what stage 2 feeds the score network
+    /// (stage 1 reads `structure` only).
+    pub coordinates: Option<Arc<[[f32; 3]]>>,
     /// Indices into the text-vector table: its phrasings (empty: no text).
     pub texts: Vec<usize>,
     /// Items with the same function label: their texts are not each other's negatives.
@@ -87,21 +94,29 @@ pub struct AlignTrainConfig {
     pub weight_sequence_structure: f32,
     pub weight_sequence_text: f32,
     pub weight_structure_text: f32,
-    /// Intra-modal terms: two phrasings of a text; two noisy views of a structure vector.
+    /// Intra-modal terms: two phrasings of a text; two views of a structure (stage 1: noise on
+    /// its pooled vector; stage 2: two crops of the structure through the score network).
     pub weight_text_views: f32,
     pub weight_structure_views: f32,
     /// Two maskings of a sequence (doubles the sequence encoder's cost when > 0).
     pub weight_sequence_views: f32,
     /// Fraction of residues masked in training (and for the second view).
     pub mask_fraction: f64,
-    /// Noise (in standard deviations) of the structure views.
+    /// Noise (in standard deviations) of the structure views (stage 1).
     pub structure_noise: f32,
+    /// Gaussian noise (Å) on the C-alpha coordinates of the second crop (stage 2).
+    #[serde(default = "half")]
+    pub coordinate_noise: f32,
     /// Fraction of the text-bearing items of a batch drawn as near misses of the others (sharing
     /// a specific GO term or EC number, of another function): harder negatives than random ones.
     #[serde(default)]
     pub near_misses: f32,
     /// Random seed.
     pub seed: u64,
+}
+
+fn half() -> f32 {
+    0.5
 }
 
 impl AlignTrainConfig {
@@ -140,6 +155,7 @@ impl Default for AlignTrainConfig {
             weight_sequence_views: 0.0,
             mask_fraction: 0.1,
             structure_noise: 0.3,
+            coordinate_noise: 0.5,
             near_misses: 0.0,
             seed: 0,
         }
@@ -188,6 +204,11 @@ pub struct AlignManifest {
     pub structure_std: Vec<f32>,
     /// SHA-256 of the score-network weights the structure vectors came from.
     pub structure_weights_sha256: String,
+    /// Stage 2: the file, beside `align.json`, of the fine-tuned score network the structure
+    /// vectors come from (in the format of the shipped score weights). `None`: the score
+    /// network was frozen, and `structure_weights_sha256` names which one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure_network: Option<String>,
     /// SHA-256 of the text encoder's source weights.
     pub text_weights_sha256: String,
     /// Free-form training record (steps, data counts, …).
@@ -446,11 +467,121 @@ impl NearMisses {
     }
 }
 
+/// Stage 2: the score network of the structure tower, trained through the pooling with the rest.
+///
+/// Its batch norms keep their running statistics (eval mode, as at inference); its convolutions
+/// and conditional scales and shifts learn. Each structure item is read through its central
+/// window of [`STRUCTURE_WINDOW`] residues (as at inference); the structure-view term compares
+/// that with a random window of the same length, its coordinates jittered by
+/// `coordinate_noise`.
+#[derive(Debug)]
+pub struct StructureTuning {
+    /// The network, on `compute`'s (autodiff) device.
+    pub network: ScoreNet,
+    /// Where the inputs are built: the training device.
+    pub compute: Compute,
+    /// Noise level the embeddings are taken at (the embedder's default).
+    pub level: usize,
+    /// The network's learning rate (the schedule of the rest scales it alike).
+    pub learning_rate: f64,
+}
+
+/// A window of at most [`STRUCTURE_WINDOW`] residues: the central one, or a random one.
+fn structure_window(len: usize, rng: Option<&mut StdRng>) -> std::ops::Range<usize> {
+    match rng {
+        None => central_window(len, STRUCTURE_WINDOW),
+        Some(rng) => {
+            let w = len.min(STRUCTURE_WINDOW);
+            let start = rng.random_range(0..=len - w);
+            start..start + w
+        }
+    }
+}
+
+/// One window fed to the network: (item, its C-alphas, its residue letters).
+type Window = (usize, Vec<[f32; 3]>, String);
+
+/// Pooled, standardised structure-tower inputs of some items through the network being tuned:
+/// `[n, structure_width]`, differentiable in the network. `noise`: (Å, rng) for a random,
+/// jittered window instead of the central one.
+async fn tuned_structure_rows(
+    tuning: &StructureTuning,
+    items: &[&AlignItem],
+    mean: &Tensor<1>,
+    std: &Tensor<1>,
+    mut noise: Option<(f32, &mut StdRng)>,
+) -> Result<Tensor<2>, AlignError> {
+    let device = &tuning.compute.device;
+    // Windows of one length go through the network together.
+    // (item, C-alphas, residues) of each window, by window length.
+    let mut by_length: BTreeMap<usize, Vec<Window>> = BTreeMap::new();
+    for (k, item) in items.iter().enumerate() {
+        let Some(ca) = &item.coordinates else {
+            return Err(AlignError::Data(
+                "stage 2 needs the coordinates of every structure item".into(),
+            ));
+        };
+        if ca.len() != item.sequence.len() || ca.len() < 2 {
+            return Err(AlignError::Data(format!(
+                "a structure item has {} C-alpha positions for {} residues",
+                ca.len(),
+                item.sequence.len()
+            )));
+        }
+        let range = structure_window(ca.len(), noise.as_mut().map(|(_, rng)| &mut **rng));
+        let mut window: Vec<[f32; 3]> = ca[range.clone()].to_vec();
+        if let Some((sigma, rng)) = noise.as_mut() {
+            for x in window.iter_mut().flatten() {
+                *x += rng.sample::<f32, _>(rand_distr::StandardNormal) * *sigma;
+            }
+        }
+        let sequence: String = item
+            .sequence
+            .chars()
+            .skip(range.start)
+            .take(range.len())
+            .collect();
+        by_length
+            .entry(range.len())
+            .or_default()
+            .push((k, window, sequence));
+    }
+    let mut pooled = Vec::new();
+    let mut order = Vec::with_capacity(items.len());
+    for group in by_length.values() {
+        let mut inputs = Vec::with_capacity(group.len());
+        for (k, ca, sequence) in group {
+            inputs.push(chain_inputs(&tuning.compute, ca, sequence).await?);
+            order.push(*k);
+        }
+        let levels = Tensor::<1, Int>::from_data(
+            TensorData::new(vec![tuning.level as i64; group.len()], [group.len()]),
+            device,
+        );
+        let out = tuning
+            .network
+            .forward(Tensor::cat(inputs, 0), levels, NormMode::Eval);
+        pooled.push(pool_features(out.features));
+    }
+    // Back to the items' order.
+    let mut position = vec![0i64; items.len()];
+    for (row, &k) in order.iter().enumerate() {
+        position[k] = row as i64;
+    }
+    let rows = Tensor::cat(pooled, 0).select(
+        0,
+        Tensor::<1, Int>::from_data(TensorData::new(position, [items.len()]), device),
+    );
+    Ok((rows - mean.clone().unsqueeze::<2>()) / std.clone().unsqueeze::<2>())
+}
+
 /// Train the heads and the sequence encoder (the structure and text towers are frozen: their
 /// outputs are inputs here). `texts` holds the text tower's vectors the items point into and
 /// `text_facts` what each states (sorted).
 /// `init`: a trained model to continue from (its weights and its structure standardisation are
 /// kept; the optimiser starts afresh), or `None` for a new one from `model_config`.
+/// `tuning`: stage 2, the score network trained too (it needs `init`, a stage-1 model, whose
+/// structure standardisation it keeps); it is returned trained.
 /// `progress(step, losses)` is called after every step with
 /// `[total, seq–str, seq–text, str–text, views]`.
 #[allow(clippy::too_many_arguments)]
@@ -460,10 +591,16 @@ pub async fn train(
     text_facts: &[Vec<u32>],
     model_config: AlignConfig,
     init: Option<AlignTrained>,
+    mut tuning: Option<StructureTuning>,
     config: &AlignTrainConfig,
     device: &Device,
     mut progress: impl FnMut(usize, [f64; 5]),
-) -> Result<AlignTrained, AlignError> {
+) -> Result<(AlignTrained, Option<ScoreNet>), AlignError> {
+    if tuning.is_some() && init.is_none() {
+        return Err(AlignError::Data(
+            "stage 2 (tuning the score network) continues a stage-1 model".into(),
+        ));
+    }
     let triples: Vec<&AlignItem> = items
         .iter()
         .filter(|i| i.structure.is_some() && !i.texts.is_empty())
@@ -514,6 +651,10 @@ pub async fn train(
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(config.weight_decay)
         .init();
+    // The score network: Adam without weight decay, as it was pretrained.
+    let mut network_optimizer = AdamWConfig::new().with_weight_decay(0.0).init();
+    let mean_tensor = Tensor::<1>::from_data(TensorData::new(mean.clone(), [mean.len()]), device);
+    let std_tensor = Tensor::<1>::from_data(TensorData::new(std.clone(), [std.len()]), device);
     let width = model_config.structure_width;
     let near_triples = NearMisses::new(&triples);
     let near_seq_text = NearMisses::new(&seq_text);
@@ -623,7 +764,16 @@ pub async fn train(
         let mut terms: [Option<Tensor<1>>; 4] = [None, None, None, None];
         let mut structure_embedded = None;
         if with_structure.len() >= 2 {
-            let s = model.embed_structure(structure_rows(0.0, &mut rng));
+            let structure_items: Vec<&AlignItem> =
+                with_structure.iter().map(|&k| batch[k]).collect();
+            let rows = match &tuning {
+                Some(t) => {
+                    tuned_structure_rows(t, &structure_items, &mean_tensor, &std_tensor, None)
+                        .await?
+                }
+                None => structure_rows(0.0, &mut rng),
+            };
+            let s = model.embed_structure(rows);
             let loss = info_nce(
                 seq.clone().select(0, index(&with_structure)),
                 s.clone(),
@@ -632,8 +782,24 @@ pub async fn train(
             );
             terms[0] = Some(loss.mul_scalar(config.weight_sequence_structure));
             if config.weight_structure_views > 0.0 {
-                let s2 = model.embed_structure(structure_rows(config.structure_noise, &mut rng));
-                let s1 = model.embed_structure(structure_rows(config.structure_noise, &mut rng));
+                let (s1, s2) = match &tuning {
+                    // Two crops of the structure: the central window and a jittered random one.
+                    Some(t) => {
+                        let crop = tuned_structure_rows(
+                            t,
+                            &structure_items,
+                            &mean_tensor,
+                            &std_tensor,
+                            Some((config.coordinate_noise, &mut rng)),
+                        )
+                        .await?;
+                        (s.clone(), model.embed_structure(crop))
+                    }
+                    None => (
+                        model.embed_structure(structure_rows(config.structure_noise, &mut rng)),
+                        model.embed_structure(structure_rows(config.structure_noise, &mut rng)),
+                    ),
+                };
                 terms[3] = Some(
                     info_nce(s1, s2, scale.clone(), mask(&with_structure, false))
                         .mul_scalar(config.weight_structure_views),
@@ -715,16 +881,30 @@ pub async fn train(
                 "the loss is not finite at step {step}"
             )));
         }
-        let grads = GradientsParams::from_grads(total.backward(), &model);
-        model = optimizer.step(config.learning_rate_at(step), model, grads);
+        let mut grads = total.backward();
+        let rate = config.learning_rate_at(step);
+        if let Some(t) = tuning.as_mut() {
+            let network_grads = GradientsParams::from_module(&mut grads, &t.network);
+            let network_rate = if config.learning_rate > 0.0 {
+                t.learning_rate * rate / config.learning_rate
+            } else {
+                t.learning_rate
+            };
+            t.network = network_optimizer.step(network_rate, t.network.clone(), network_grads);
+        }
+        let grads = GradientsParams::from_grads(grads, &model);
+        model = optimizer.step(rate, model, grads);
         progress(step, losses);
     }
-    Ok(AlignTrained {
-        model: model.valid(),
-        config: model_config,
-        structure_mean: mean,
-        structure_std: std,
-    })
+    Ok((
+        AlignTrained {
+            model: model.valid(),
+            config: model_config,
+            structure_mean: mean,
+            structure_std: std,
+        },
+        tuning.map(|t| t.network.valid()),
+    ))
 }
 
 #[cfg(test)]
@@ -735,6 +915,7 @@ mod tests {
         AlignItem {
             sequence: "MKV".into(),
             structure: None,
+            coordinates: None,
             texts: vec![0],
             group: Some(group),
             facts: facts.to_vec(),
@@ -771,6 +952,142 @@ mod tests {
         assert_eq!(batch.len(), 8);
         assert_eq!(near.draw(&pool, 8, 0.0, &mut rng).len(), 8);
         assert_eq!(near.draw(&pool, 1, 1.0, &mut rng).len(), 1);
+    }
+
+    /// A helix-like trace of `n` C-alphas (3.8 Å apart), turned by `phase`.
+    fn trace(n: usize, phase: f32) -> Arc<[[f32; 3]]> {
+        (0..n)
+            .map(|i| {
+                let t = i as f32 * 1.745 + phase;
+                [2.3 * t.cos(), 2.3 * t.sin(), 1.5 * i as f32]
+            })
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    #[test]
+    fn stage_two_trains_the_score_network_through_the_pooling() {
+        let compute = Compute::cpu().autodiff();
+        let device = compute.device.clone();
+        // A small score network (2 blocks of 8 channels): structure width 16.
+        let net_config = crate::model::ScoreNetConfig::new()
+            .with_hidden_channels(8)
+            .with_bottleneck_channels(4)
+            .with_blocks(2);
+        let network = net_config.init(&device);
+        let before = pollster::block_on(read_f32(network.conv_in.weight.val())).expect("f32");
+        let sequences = ["MKVLAAGIVE", "GSHMTTPQRL", "AAAAKKKKEE", "PPGWYYLVND"];
+        let items: Vec<AlignItem> = sequences
+            .iter()
+            .enumerate()
+            .map(|(k, s)| AlignItem {
+                // Lengths 10, 9, 8, 7: the network reads windows of several lengths.
+                sequence: s[..s.len() - k].to_string(),
+                structure: Some(vec![0.0; 16]),
+                coordinates: Some(trace(s.len() - k, k as f32)),
+                texts: vec![k],
+                group: Some(k as u64),
+                facts: vec![k as u32],
+            })
+            .collect();
+        let texts: Vec<Vec<f32>> = (0..4)
+            .map(|k| (0..8).map(|c| ((k * 8 + c) as f32 * 0.7).sin()).collect())
+            .collect();
+        let text_facts: Vec<Vec<u32>> = (0..4).map(|k| vec![k]).collect();
+        let model_config = AlignConfig {
+            dim: 8,
+            head_hidden: 16,
+            sequence_embedding: 4,
+            sequence_channels: 8,
+            dilations: vec![2],
+            structure_width: 16,
+            text_width: 8,
+            ..AlignConfig::default()
+        };
+        let init = AlignTrained {
+            model: model_config.init(&device),
+            config: model_config.clone(),
+            structure_mean: vec![0.0; 16],
+            structure_std: vec![1.0; 16],
+        };
+        let config = AlignTrainConfig {
+            steps: 2,
+            triples: 4,
+            sequence_structure: 0,
+            sequence_text: 0,
+            ..AlignTrainConfig::default()
+        };
+        let tuning = |network| StructureTuning {
+            network,
+            compute: compute.clone(),
+            level: 60,
+            learning_rate: 1e-2,
+        };
+        // Items whose coordinates do not match their sequence are refused, not misread.
+        let mut bad = items.clone();
+        bad[0].coordinates = Some(trace(3, 0.0));
+        let err = pollster::block_on(train(
+            &bad,
+            &texts,
+            &text_facts,
+            model_config.clone(),
+            Some(AlignTrained {
+                model: model_config.init(&device),
+                config: model_config.clone(),
+                structure_mean: vec![0.0; 16],
+                structure_std: vec![1.0; 16],
+            }),
+            Some(tuning(net_config.init(&device))),
+            &config,
+            &device,
+            |_, _| {},
+        ))
+        .expect_err("mismatched coordinates");
+        assert!(err.to_string().contains("C-alpha"), "{err}");
+        // Stage 2 without a stage-1 model is refused.
+        let err = pollster::block_on(train(
+            &items,
+            &texts,
+            &text_facts,
+            model_config.clone(),
+            None,
+            Some(tuning(net_config.init(&device))),
+            &config,
+            &device,
+            |_, _| {},
+        ))
+        .expect_err("no stage-1 model");
+        assert!(err.to_string().contains("stage-1"), "{err}");
+        let mut losses = Vec::new();
+        let (_, tuned) = pollster::block_on(train(
+            &items,
+            &texts,
+            &text_facts,
+            model_config,
+            Some(init),
+            Some(tuning(network)),
+            &config,
+            &device,
+            |_, l| losses.push(l),
+        ))
+        .expect("stage 2 trains");
+        assert_eq!(losses.len(), 2);
+        // Every term ran, the crop views included, and is finite.
+        for l in &losses {
+            assert!(l.iter().all(|x| x.is_finite() && *x > 0.0), "{l:?}");
+        }
+        let tuned = tuned.expect("the tuned network");
+        let after = pollster::block_on(read_f32(tuned.conv_in.weight.val())).expect("f32");
+        let changed = before
+            .iter()
+            .zip(&after)
+            .filter(|(a, b)| (*a - *b).abs() > 1e-6)
+            .count();
+        assert!(
+            changed > before.len() / 2,
+            "the score network learnt: {changed} of {} input weights changed",
+            before.len()
+        );
     }
 
     #[test]
