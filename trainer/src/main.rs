@@ -124,7 +124,8 @@ enum Command {
     /// 64-residue window, mean and std) for the chains of a chains.jsonl.gz into a resumable cache.
     PoolStructures(align::PoolArgs),
     /// Train the tri-modal alignment model (sequence, structure, function text) by contrastive
-    /// learning; stage 1: the structure tower (score network) and the text tower (MiniLM) frozen.
+    /// learning; stage 1: the structure tower (score network) and the text tower (MiniLM) frozen;
+    /// stage 2 (`--fine-tune-structure --init <stage 1>`): the score network trained too.
     Align(align::AlignArgs),
     /// Cross-modal retrieval (text→protein, protein→text: R@1, R@10, MAP) and zero-shot GO
     /// molecular-function Fmax over the chains of both files, with random, naive and

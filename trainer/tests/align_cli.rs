@@ -204,11 +204,26 @@ fn stage_two(
             "val",
             "--structure-cache",
             &own_cache,
+            "--no-transfer",
             "--json",
         ],
     )))
     .expect("one JSON object");
     assert_eq!(v["n"], 15);
+    // Without transfer only the evaluated (val) chains are pooled: 15 vectors after the marker.
+    assert!(v["go_mf_fmax_transfer"].is_null(), "{v}");
+    assert!(
+        v["go_mf_fmax"]
+            .as_f64()
+            .is_some_and(|f| (0.0..=1.0).contains(&f))
+    );
+    assert_eq!(
+        std::fs::read_to_string(&own_cache)
+            .expect("cache")
+            .lines()
+            .count(),
+        16
+    );
     let cached = std::fs::read_to_string(&own_cache).expect("cache");
     assert!(cached.starts_with(&format!("{{\"k\":\"#source:{sha}\"")));
     // Its pooled vectors differ from the shipped network's.

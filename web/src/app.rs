@@ -51,10 +51,9 @@ pub struct AlignAssets {
     model: AlignTrained,
     bank: Bank,
     /// A stage-2 model's own (fine-tuned) score network for its structure tower; `None`: the
-    /// page's score network (checked to be the one the model was trained on).
+    /// page's score network (the shipped model was trained on the f32 original of the page's
+    /// f16 weights).
     structure: Option<Embedder>,
-    /// SHA-256 of the score weights the structure tower reads through.
-    structure_sha256: String,
 }
 
 /// What the bank says about the current chain.
@@ -2132,7 +2131,6 @@ async fn load_align(compute: Compute) -> Result<AlignAssets, String> {
         model,
         bank,
         structure,
-        structure_sha256: manifest.structure_weights_sha256,
     })
 }
 
@@ -2143,16 +2141,7 @@ async fn similar(
     chain: &Chain,
     compute: &Compute,
 ) -> Result<Similar, String> {
-    let embedder = match &assets.structure {
-        Some(own) => own,
-        None if embedder.weights_sha256 == assets.structure_sha256 => embedder,
-        None => {
-            return Err(format!(
-                "the alignment model reads structures through the score weights {}, not the loaded {}",
-                assets.structure_sha256, embedder.weights_sha256
-            ));
-        }
-    };
+    let embedder = assets.structure.as_ref().unwrap_or(embedder);
     let input = structure_features(embedder, chain)
         .await
         .map_err(|e| e.to_string())?;

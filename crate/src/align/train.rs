@@ -89,6 +89,10 @@ pub struct AlignTrainConfig {
     /// Where a cosine schedule takes the learning rate by the last step (`None`: constant).
     #[serde(default)]
     pub final_learning_rate: Option<f64>,
+    /// Steps over which the learning rate rises linearly from 0 (a fresh optimiser's first
+    /// steps move every weight by about the learning rate, whatever its gradient).
+    #[serde(default)]
+    pub warmup_steps: usize,
     pub weight_decay: f32,
     /// Loss weights: sequence–structure, sequence–text, structure–text.
     pub weight_sequence_structure: f32,
@@ -121,9 +125,14 @@ fn half() -> f32 {
 
 impl AlignTrainConfig {
     /// The learning rate of `step` (1-based): constant, or cosine from `learning_rate` at step 1
-    /// to `final_learning_rate` at the last step.
+    /// to `final_learning_rate` at the last step; times `step / warmup_steps` during the warm-up.
     pub fn learning_rate_at(&self, step: usize) -> f64 {
-        match self.final_learning_rate {
+        let warm = if step < self.warmup_steps {
+            step as f64 / self.warmup_steps as f64
+        } else {
+            1.0
+        };
+        warm * match self.final_learning_rate {
             None => self.learning_rate,
             Some(last) => {
                 let t = if self.steps > 1 {
@@ -146,6 +155,7 @@ impl Default for AlignTrainConfig {
             sequence_text: 24,
             learning_rate: 1e-3,
             final_learning_rate: None,
+            warmup_steps: 0,
             weight_decay: 1e-4,
             weight_sequence_structure: 1.0,
             weight_sequence_text: 1.0,
@@ -575,8 +585,8 @@ async fn tuned_structure_rows(
     Ok((rows - mean.clone().unsqueeze::<2>()) / std.clone().unsqueeze::<2>())
 }
 
-/// Train the heads and the sequence encoder (the structure and text towers are frozen: their
-/// outputs are inputs here). `texts` holds the text tower's vectors the items point into and
+/// Train the heads and the sequence encoder; the text tower is frozen (its outputs are inputs
+/// here), and so is the structure tower unless `tuning` is given (stage 2). `texts` holds the text tower's vectors the items point into and
 /// `text_facts` what each states (sorted).
 /// `init`: a trained model to continue from (its weights and its structure standardisation are
 /// kept; the optimiser starts afresh), or `None` for a new one from `model_config`.
@@ -1106,6 +1116,12 @@ mod tests {
         assert!(rates.windows(2).all(|w| w[1] <= w[0]));
         // Past the end (never called so) it stays at the final rate.
         assert!((c.learning_rate_at(500) - 1e-4).abs() < 1e-12);
+        // A warm-up of 4 steps: 1/4, 2/4, 3/4 of the schedule, then the schedule.
+        c.warmup_steps = 4;
+        c.final_learning_rate = None;
+        assert!((c.learning_rate_at(1) - 2.5e-4).abs() < 1e-12);
+        assert!((c.learning_rate_at(3) - 7.5e-4).abs() < 1e-12);
+        assert_eq!(c.learning_rate_at(4), 1e-3);
     }
 
     #[test]
