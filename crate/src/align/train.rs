@@ -1014,7 +1014,7 @@ mod tests {
             text_width: 8,
             ..AlignConfig::default()
         };
-        let init = AlignTrained {
+        let stage_one = || AlignTrained {
             model: model_config.init(&device),
             config: model_config.clone(),
             structure_mean: vec![0.0; 16],
@@ -1027,60 +1027,38 @@ mod tests {
             sequence_text: 0,
             ..AlignTrainConfig::default()
         };
-        let tuning = |network| StructureTuning {
-            network,
-            compute: compute.clone(),
-            level: 60,
-            learning_rate: 1e-2,
+        // Stage 2 of `items` from `init` with `network`; the losses of each step.
+        let run = |items: &[AlignItem], init: Option<AlignTrained>, network: ScoreNet| {
+            let mut losses = Vec::new();
+            let tuning = StructureTuning {
+                network,
+                compute: compute.clone(),
+                level: 60,
+                learning_rate: 1e-2,
+            };
+            pollster::block_on(train(
+                items,
+                &texts,
+                &text_facts,
+                model_config.clone(),
+                init,
+                Some(tuning),
+                &config,
+                &device,
+                |_, l| losses.push(l),
+            ))
+            .map(|(_, tuned)| (tuned, losses))
         };
         // Items whose coordinates do not match their sequence are refused, not misread.
         let mut bad = items.clone();
         bad[0].coordinates = Some(trace(3, 0.0));
-        let err = pollster::block_on(train(
-            &bad,
-            &texts,
-            &text_facts,
-            model_config.clone(),
-            Some(AlignTrained {
-                model: model_config.init(&device),
-                config: model_config.clone(),
-                structure_mean: vec![0.0; 16],
-                structure_std: vec![1.0; 16],
-            }),
-            Some(tuning(net_config.init(&device))),
-            &config,
-            &device,
-            |_, _| {},
-        ))
-        .expect_err("mismatched coordinates");
+        let err = run(&bad, Some(stage_one()), net_config.init(&device))
+            .expect_err("mismatched coordinates");
         assert!(err.to_string().contains("C-alpha"), "{err}");
         // Stage 2 without a stage-1 model is refused.
-        let err = pollster::block_on(train(
-            &items,
-            &texts,
-            &text_facts,
-            model_config.clone(),
-            None,
-            Some(tuning(net_config.init(&device))),
-            &config,
-            &device,
-            |_, _| {},
-        ))
-        .expect_err("no stage-1 model");
+        let err = run(&items, None, net_config.init(&device)).expect_err("no stage-1 model");
         assert!(err.to_string().contains("stage-1"), "{err}");
-        let mut losses = Vec::new();
-        let (_, tuned) = pollster::block_on(train(
-            &items,
-            &texts,
-            &text_facts,
-            model_config,
-            Some(init),
-            Some(tuning(network)),
-            &config,
-            &device,
-            |_, l| losses.push(l),
-        ))
-        .expect("stage 2 trains");
+        let (tuned, losses) = run(&items, Some(stage_one()), network).expect("stage 2 trains");
         assert_eq!(losses.len(), 2);
         // Every term ran, the crop views included, and is finite.
         for l in &losses {
