@@ -1,7 +1,7 @@
 //! Cached tower outputs: one JSON line per key, `{"k": …, "v": [floats]}`, appended as they are
 //! computed so that a long run can stop and resume. Structure vectors are keyed by chain name,
-//! text vectors by the text itself. A first line `{"k": "#source:<sha256>", "v": []}` names the
-//! weights the vectors came from; a cache of other weights is refused (a stage-2 model reads
+//! text vectors by the text itself. A marker line `{"k": "#source:<sha256>", "v": []}` (the first
+//! of a new file; appended to a file from before markers) names the weights the vectors came from; a cache of other weights is refused (a stage-2 model reads
 //! structures through its own network, whose vectors must not mix with the shipped one's).
 
 use std::collections::HashMap;

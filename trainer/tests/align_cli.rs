@@ -176,38 +176,32 @@ fn stage_two(
         first["structure_weights_sha256"].as_str().expect("sha")
     );
     assert!(network.len() > 100_000);
-    // The stage-1 cache holds vectors of the shipped network: refused for the tuned model.
-    let out = on_subset(
-        "eval-retrieval",
-        &[
+    // eval-retrieval of the tuned model on the val chains, then `extra`.
+    let evaluate = |extra: &[&str]| {
+        let mut args = vec![
             "--go-parents",
             go_parents,
             "--model",
             &tuned,
             "--split",
             "val",
-        ],
-    );
+        ];
+        args.extend_from_slice(extra);
+        on_subset("eval-retrieval", &args)
+    };
+    // The stage-1 cache holds vectors of the shipped network: refused for the tuned model.
+    let out = evaluate(&[]);
     assert!(!out.status.success());
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("give another cache file"), "{log}");
     // With its own cache it evaluates, pooling the chains through the tuned network.
     let own_cache = p(&dir.join("structure-tuned.jsonl"));
-    let v: serde_json::Value = serde_json::from_str(&ok(&on_subset(
-        "eval-retrieval",
-        &[
-            "--go-parents",
-            go_parents,
-            "--model",
-            &tuned,
-            "--split",
-            "val",
-            "--structure-cache",
-            &own_cache,
-            "--no-transfer",
-            "--json",
-        ],
-    )))
+    let v: serde_json::Value = serde_json::from_str(&ok(&evaluate(&[
+        "--structure-cache",
+        &own_cache,
+        "--no-transfer",
+        "--json",
+    ])))
     .expect("one JSON object");
     assert_eq!(v["n"], 15);
     // Without transfer only the evaluated (val) chains are pooled: 15 vectors after the marker.
