@@ -44,32 +44,24 @@ pub fn pool_residues(residue: &[f32], channels: usize) -> Vec<f32> {
 
 /// The residues `range` of a chain, as a chain of their own.
 pub fn window_chain(chain: &Chain, range: std::ops::Range<usize>) -> Chain {
-    let part = |v: &Vec<_>| v.get(range.clone()).map(<[_]>::to_vec).unwrap_or_default();
     Chain {
         id: chain.id.clone(),
-        residue_names: chain
-            .residue_names
-            .get(range.clone())
-            .map(<[_]>::to_vec)
-            .unwrap_or_default(),
+        residue_names: part(&chain.residue_names, &range),
         sequence: chain
             .sequence
             .chars()
             .skip(range.start)
             .take(range.len())
             .collect(),
-        ca: part(&chain.ca),
-        residue_numbers: chain
-            .residue_numbers
-            .get(range.clone())
-            .map(<[_]>::to_vec)
-            .unwrap_or_default(),
-        b_factors: chain
-            .b_factors
-            .get(range)
-            .map(<[_]>::to_vec)
-            .unwrap_or_default(),
+        ca: part(&chain.ca, &range),
+        residue_numbers: part(&chain.residue_numbers, &range),
+        b_factors: part(&chain.b_factors, &range),
     }
+}
+
+/// `v[range]` as a vector (empty where `v` does not reach that far: an optional column).
+fn part<T: Clone>(v: &[T], range: &std::ops::Range<usize>) -> Vec<T> {
+    v.get(range.clone()).map(<[T]>::to_vec).unwrap_or_default()
 }
 
 /// The structure tower's input for a chain (`[2C]`): pooled residue embeddings of its central
