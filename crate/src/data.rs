@@ -176,12 +176,27 @@ pub fn draw_example(
     example
 }
 
+/// How the noise levels of a batch are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LevelSampling {
+    /// Each example's level uniformly and independently (the reference).
+    #[default]
+    Independent,
+    /// Stratified: the ladder cut into `batch_size` equal strata, one level drawn uniformly in
+    /// each, so every batch spans the whole ladder evenly (same marginal, less variance, and
+    /// batch statistics that always see every band).
+    Stratified,
+}
+
 /// The training batch of step `step`: `batch_size` examples from `proteins` chains drawn
-/// uniformly (with replacement) from `chains`, each example at a uniformly drawn level with its
-/// own noise and crop. The reference recipe is one protein a batch (`proteins = 1`).
+/// uniformly (with replacement) from `chains`, each example at a level drawn as `levels` says,
+/// with its own noise and crop. The reference recipe is one protein a batch (`proteins = 1`)
+/// and independent levels.
 ///
 /// Chains shorter than the crop must have been filtered out; with `crop = None` (full maps) all
 /// examples of a batch must come from one chain, so `proteins` is taken as 1.
+#[allow(clippy::too_many_arguments)]
 pub fn training_batch(
     chains: &[TrainChain],
     sigmas: &[f32],
@@ -190,6 +205,7 @@ pub fn training_batch(
     batch_size: usize,
     proteins: usize,
     crop: Option<usize>,
+    levels: LevelSampling,
 ) -> Vec<DsmExample> {
     if chains.is_empty() || sigmas.is_empty() {
         return Vec::new();
@@ -203,9 +219,16 @@ pub fn training_batch(
     let picked: Vec<&TrainChain> = (0..proteins)
         .map(|_| &chains[rng.random_range(0..chains.len())])
         .collect();
+    let n = sigmas.len();
     (0..batch_size)
         .map(|k| {
-            let level = rng.random_range(0..sigmas.len());
+            let level = match levels {
+                LevelSampling::Independent => rng.random_range(0..n),
+                LevelSampling::Stratified => {
+                    let u: f64 = rng.random();
+                    (((k as f64 + u) * n as f64 / batch_size as f64) as usize).min(n - 1)
+                }
+            };
             draw_example(picked[k % proteins], level, sigmas[level], crop, &mut rng)
         })
         .collect()
@@ -273,14 +296,63 @@ mod tests {
     fn draws_are_deterministic_and_in_range() {
         let chains = vec![line(40, 3.8), line(70, 3.8)];
         let sigmas = crate::features::noise_levels(10.0, 0.01, 61);
-        let a = training_batch(&chains, &sigmas, 7, 3, 8, 1, Some(31));
-        let b = training_batch(&chains, &sigmas, 7, 3, 8, 1, Some(31));
+        let a = training_batch(
+            &chains,
+            &sigmas,
+            7,
+            3,
+            8,
+            1,
+            Some(31),
+            LevelSampling::Independent,
+        );
+        let b = training_batch(
+            &chains,
+            &sigmas,
+            7,
+            3,
+            8,
+            1,
+            Some(31),
+            LevelSampling::Independent,
+        );
         assert_eq!(a, b);
-        assert_ne!(a, training_batch(&chains, &sigmas, 7, 4, 8, 1, Some(31)));
+        assert_ne!(
+            a,
+            training_batch(
+                &chains,
+                &sigmas,
+                7,
+                4,
+                8,
+                1,
+                Some(31),
+                LevelSampling::Independent
+            )
+        );
         for e in &a {
             assert_eq!(e.crop, 31);
             assert!(e.row_start + 31 <= e.clean.len() && e.col_start + 31 <= e.clean.len());
             assert!(e.level < 61);
+        }
+        // Stratified: one level in each of the 8 strata of the 61-level ladder.
+        let s = training_batch(
+            &chains,
+            &sigmas,
+            7,
+            3,
+            8,
+            2,
+            Some(31),
+            LevelSampling::Stratified,
+        );
+        for (k, e) in s.iter().enumerate() {
+            let stratum = (k as f64 * 61.0 / 8.0, (k + 1) as f64 * 61.0 / 8.0);
+            assert!(
+                (e.level as f64) >= stratum.0.floor() && (e.level as f64) < stratum.1,
+                "example {k}: level {} outside {stratum:?}",
+                e.level
+            );
         }
         let e1 = evaluation_example(&chains[1], 1, 30, sigmas[30], 5, None).expect("long enough");
         let e2 = evaluation_example(&chains[1], 1, 30, sigmas[30], 5, None).expect("long enough");

@@ -74,6 +74,9 @@ pub struct Embedder {
     pub compute: Compute,
     /// SHA-256 of the weights file it was loaded from.
     pub weights_sha256: String,
+    /// What the weights are and how they score, as `foldspace export` wrote it into the file
+    /// (metadata key [`crate::weights::DESCRIPTION_METADATA_KEY`]); `None` for other files.
+    pub description: Option<String>,
     sigmas: Vec<f32>,
 }
 
@@ -116,6 +119,10 @@ impl Embedder {
             config,
             compute,
             weights_sha256: sha256,
+            description: map
+                .metadata
+                .get(crate::weights::DESCRIPTION_METADATA_KEY)
+                .cloned(),
         })
     }
 

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use crate::compute::{Compute, ComputeError};
 use crate::embed::recover_gradients;
 use crate::features::{RESIDUE_CHANNELS, encode_inputs, residue_features};
-use crate::model::{NormMode, ScoreNet};
+use crate::model::{NormMode, Numerics, ScoreNet};
 
 /// One perturbed protein (or crop of one) in a loss batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +100,74 @@ pub async fn dsm_loss(
     examples: &[DsmExample],
     mode: NormMode,
 ) -> Result<DsmOutput, LossError> {
+    dsm_loss_with(model, compute, sigmas, examples, mode, Numerics::Exact).await
+}
+
+/// A loss batch on the device: the network's inputs and what the loss compares its output with.
+struct Prepared {
+    /// `[B, 149, n, n]`.
+    inputs: Tensor<4>,
+    /// `[B]`.
+    levels: Tensor<1, Int>,
+    /// Perturbed row / column coordinates, `[B, n, 3]` each.
+    xp: Tensor<3>,
+    xs: Tensor<3>,
+    /// True scores of the rows / columns, `[B, n, 3]` each.
+    tp: Tensor<3>,
+    ts: Tensor<3>,
+    /// Row / column masks, `[B, n, 1]` each.
+    mp: Tensor<3>,
+    ms: Tensor<3>,
+    /// σ per example, `[B, 1, 1]`.
+    sigma: Tensor<3>,
+}
+
+/// The network's inputs `[B, 149, n, n]` and noise-level indices `[B]` for a loss batch, as
+/// [`dsm_loss`] feeds them to the network.
+pub async fn network_inputs(
+    compute: &Compute,
+    sigmas: &[f32],
+    examples: &[DsmExample],
+) -> Result<(Tensor<4>, Tensor<1, Int>), LossError> {
+    let p = prepare(compute, sigmas, examples).await?;
+    Ok((p.inputs, p.levels))
+}
+
+/// [`dsm_loss`] with a choice of arithmetic ([`Numerics::Fast`] in training steps).
+pub async fn dsm_loss_with(
+    model: &ScoreNet,
+    compute: &Compute,
+    sigmas: &[f32],
+    examples: &[DsmExample],
+    mode: NormMode,
+    numerics: Numerics,
+) -> Result<DsmOutput, LossError> {
+    let p = prepare(compute, sigmas, examples).await?;
+    let [b, _, n, _] = p.inputs.dims();
+    let out = model.forward_with(p.inputs, p.levels, mode, numerics);
+    let g = out.score.clone().reshape([b, n, n]) * p.mp.clone() * p.ms.clone().swap_dims(1, 2);
+    let (gp, gs) = recover_gradients(g, p.xp, p.xs);
+    let predicted = Tensor::cat(vec![gp, gs], 1) / p.sigma.clone();
+    let truth = Tensor::cat(vec![p.tp, p.ts], 1);
+    let mask = Tensor::cat(vec![p.mp, p.ms], 1);
+    let diff = (predicted.clone() - truth.clone()) * p.sigma;
+    let per_example = (diff.powi_scalar(2).sum_dim(2) * mask)
+        .mean_dim(1)
+        .reshape([b]);
+    Ok(DsmOutput {
+        loss: per_example.clone().mean(),
+        per_example,
+        predicted,
+        truth,
+        score: out.score,
+    })
+}
+
+async fn prepare(
+    compute: &Compute,
+    sigmas: &[f32],
+    examples: &[DsmExample],
+) -> Result<Prepared, LossError> {
     let first = examples
         .first()
         .ok_or_else(|| LossError::Batch("the batch is empty".into()))?;
@@ -168,24 +236,15 @@ pub async fn dsm_loss(
         t3(cf, [b, n, RESIDUE_CHANNELS]),
     );
     let levels = Tensor::<1, Int>::from_data(TensorData::new(levels, [b]), device);
-    let out = model.forward(inputs, levels, mode);
-    let mask_p = t3(mp, [b, n, 1]);
-    let mask_s = t3(ms, [b, n, 1]);
-    let g = out.score.clone().reshape([b, n, n]) * mask_p.clone() * mask_s.clone().swap_dims(1, 2);
-    let (gp, gs) = recover_gradients(g, t3(xp, [b, n, 3]), t3(xs, [b, n, 3]));
-    let sigma = t3(sig, [b, 1, 1]);
-    let predicted = Tensor::cat(vec![gp, gs], 1) / sigma.clone();
-    let truth = Tensor::cat(vec![t3(tp, [b, n, 3]), t3(ts, [b, n, 3])], 1);
-    let mask = Tensor::cat(vec![mask_p, mask_s], 1);
-    let diff = (predicted.clone() - truth.clone()) * sigma;
-    let per_example = (diff.powi_scalar(2).sum_dim(2) * mask)
-        .mean_dim(1)
-        .reshape([b]);
-    Ok(DsmOutput {
-        loss: per_example.clone().mean(),
-        per_example,
-        predicted,
-        truth,
-        score: out.score,
+    Ok(Prepared {
+        inputs,
+        levels,
+        xp: t3(xp, [b, n, 3]),
+        xs: t3(xs, [b, n, 3]),
+        tp: t3(tp, [b, n, 3]),
+        ts: t3(ts, [b, n, 3]),
+        mp: t3(mp, [b, n, 1]),
+        ms: t3(ms, [b, n, 1]),
+        sigma: t3(sig, [b, 1, 1]),
     })
 }

@@ -6,18 +6,40 @@
 
 use std::collections::BTreeMap;
 
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::compute::{Compute, read_f32};
-use crate::loss::{DsmExample, LossError, dsm_loss};
-use crate::model::{NormMode, ScoreNet};
-use crate::weights::WeightMap;
+use crate::compute::{Compute, ComputeError, read_f32};
+use crate::loss::{DsmExample, LossError, dsm_loss, dsm_loss_with};
+use crate::model::{NormMode, Numerics, ScoreNet, ScoreNetConfig};
+use crate::weights::{WeightMap, WeightsError, load_model, weight_map};
 
-/// One optimiser step: the DSM loss of `examples` in training mode (batch statistics), its
-/// gradient, and the update. Returns the updated network and the batch loss before the update.
+/// What one optimiser step did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// The batch loss before the update.
+    pub loss: f32,
+    /// The global L2 norm of the gradient over every parameter, before clipping.
+    pub grad_norm: f32,
+    /// Whether the gradient was scaled down to the clipping norm.
+    pub clipped: bool,
+}
+
+/// One optimiser step: the DSM loss of `examples` in training mode (batch statistics,
+/// [`Numerics::Fast`]), its gradient, clipping by the global norm over all parameters when
+/// `max_grad_norm` is set (burn's own clipping works tensor by tensor), and the update. Returns
+/// the updated network.
+///
+/// `shards` > 1 splits the batch into that many equal parts whose forward and backward passes
+/// run on their own threads (CPU, native), each with its own batch statistics ("ghost" batch
+/// norm over the part), and averages their gradients: burn's CPU backend runs most element-wise
+/// operations on one core, so this is what uses the others. Only the first shard updates the
+/// running statistics, so a step is deterministic. 1: the whole batch at once.
 ///
 /// `model` must live on `compute.device`, an autodiff device ([`Compute::autodiff`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn train_step(
     model: ScoreNet,
     optimizer: &mut ModuleOptimizer,
@@ -25,12 +47,302 @@ pub async fn train_step(
     sigmas: &[f32],
     examples: &[DsmExample],
     learning_rate: f64,
-) -> Result<(ScoreNet, f32), LossError> {
-    let out = dsm_loss(&model, compute, sigmas, examples, NormMode::Train).await?;
-    let loss = read_f32(out.loss.clone()).await?;
-    let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+    max_grad_norm: Option<f32>,
+    shards: usize,
+) -> Result<(ScoreNet, StepReport), LossError> {
+    train_step_with(
+        model,
+        optimizer,
+        compute,
+        sigmas,
+        examples,
+        learning_rate,
+        max_grad_norm,
+        shards,
+        Numerics::Fast,
+    )
+    .await
+}
+
+/// [`train_step`] with a choice of arithmetic (`bench-train --numerics exact` measures what
+/// [`Numerics::Fast`] saves).
+#[allow(clippy::too_many_arguments)]
+pub async fn train_step_with(
+    model: ScoreNet,
+    optimizer: &mut ModuleOptimizer,
+    compute: &Compute,
+    sigmas: &[f32],
+    examples: &[DsmExample],
+    learning_rate: f64,
+    max_grad_norm: Option<f32>,
+    shards: usize,
+    numerics: Numerics,
+) -> Result<(ScoreNet, StepReport), LossError> {
+    let (loss, mut grads) =
+        batch_gradients(&model, compute, sigmas, examples, shards, numerics).await?;
+    let grad_norm = global_norm(&model, &grads).await?;
+    let clipped = match max_grad_norm {
+        Some(max) if grad_norm.is_finite() && grad_norm > max => {
+            grads = scale_gradients(&model, grads, f64::from(max / grad_norm));
+            true
+        }
+        _ => false,
+    };
     let model = optimizer.step(learning_rate, model, grads);
-    Ok((model, loss.first().copied().unwrap_or(f32::NAN)))
+    Ok((
+        model,
+        StepReport {
+            loss,
+            grad_norm,
+            clipped,
+        },
+    ))
+}
+
+/// The training-mode batch loss of `examples` and its gradients with respect to `model`'s
+/// parameters, on `shards` threads as [`train_step`] describes (1, or a GPU: in one pass).
+pub async fn batch_gradients(
+    model: &ScoreNet,
+    compute: &Compute,
+    sigmas: &[f32],
+    examples: &[DsmExample],
+    shards: usize,
+    numerics: Numerics,
+) -> Result<(f32, GradientsParams), LossError> {
+    if shards > 1 && examples.len() >= 2 && !compute.is_gpu() {
+        return sharded_gradients(model, compute, sigmas, examples, shards, numerics);
+    }
+    let out = dsm_loss_with(model, compute, sigmas, examples, NormMode::Train, numerics).await?;
+    let loss = read_f32(out.loss.clone()).await?;
+    let loss = loss.first().copied().unwrap_or(f32::NAN);
+    Ok((
+        loss,
+        GradientsParams::from_grads(out.loss.backward(), model),
+    ))
+}
+
+/// The batch loss and gradients of [`train_step`] with `shards` threads (see there).
+#[cfg(not(target_family = "wasm"))]
+fn sharded_gradients(
+    model: &ScoreNet,
+    compute: &Compute,
+    sigmas: &[f32],
+    examples: &[DsmExample],
+    shards: usize,
+    numerics: Numerics,
+) -> Result<(f32, GradientsParams), LossError> {
+    let size = examples.len().div_ceil(shards.min(examples.len()));
+    let parts: Vec<&[DsmExample]> = examples.chunks(size).collect();
+    let results: Vec<Result<(f32, usize, GradientsParams), LossError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(k, part)| {
+                // A fork: the same parameters (and ids) as new autodiff leaves, so each shard has
+                // its own graph. burn keeps graphs that share nodes under one mutex, which would
+                // run the shards' backward passes one after the other.
+                let (net, compute) = (model.clone().fork(&compute.device), compute.clone());
+                s.spawn(move || {
+                    let mode = if k == 0 {
+                        NormMode::Train
+                    } else {
+                        NormMode::Batch
+                    };
+                    let out = pollster::block_on(dsm_loss_with(
+                        &net, &compute, sigmas, part, mode, numerics,
+                    ))?;
+                    let loss = pollster::block_on(read_f32(out.loss.clone()))?;
+                    let grads = GradientsParams::from_grads(out.loss.backward(), &net);
+                    Ok((loss.first().copied().unwrap_or(f32::NAN), part.len(), grads))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(LossError::Batch("a training thread panicked".into())))
+            })
+            .collect()
+    });
+    let total = examples.len() as f64;
+    let mut loss = 0.0;
+    let mut sum: Option<GradientsParams> = None;
+    for result in results {
+        let (part_loss, n, grads) = result?;
+        let weight = n as f64 / total;
+        loss += f64::from(part_loss) * weight;
+        let grads = scale_gradients(model, grads, weight);
+        sum = Some(match sum {
+            None => grads,
+            Some(acc) => add_gradients(model, acc, grads),
+        });
+    }
+    Ok((loss as f32, sum.unwrap_or_default()))
+}
+
+#[cfg(target_family = "wasm")]
+fn sharded_gradients(
+    _model: &ScoreNet,
+    _compute: &Compute,
+    _sigmas: &[f32],
+    _examples: &[DsmExample],
+    _shards: usize,
+    _numerics: Numerics,
+) -> Result<(f32, GradientsParams), LossError> {
+    Err(LossError::Batch(
+        "data-parallel steps need threads, which the browser build has not".into(),
+    ))
+}
+
+/// Adds one set of gradients into another, parameter by parameter.
+struct AddGradients {
+    acc: GradientsParams,
+    other: GradientsParams,
+}
+
+impl ModuleVisitor for AddGradients {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let theirs = self.other.remove::<D>(param.id);
+        let sum = match (self.acc.remove::<D>(param.id), theirs) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        if let Some(g) = sum {
+            self.acc.register(param.id, g);
+        }
+    }
+}
+
+/// The sum of two sets of gradients of `model`'s parameters.
+pub fn add_gradients(
+    model: &ScoreNet,
+    acc: GradientsParams,
+    other: GradientsParams,
+) -> GradientsParams {
+    let mut visitor = AddGradients { acc, other };
+    model.visit(&mut visitor);
+    visitor.acc
+}
+
+/// Sums of squares of every parameter's gradient (one `[1]` tensor each).
+struct SquaredNorms<'a> {
+    grads: &'a GradientsParams,
+    sums: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for SquaredNorms<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            self.sums.push(g.powi_scalar(2).sum());
+        }
+    }
+}
+
+/// The global L2 norm of the gradients of `model`'s parameters.
+pub async fn global_norm(model: &ScoreNet, grads: &GradientsParams) -> Result<f32, ComputeError> {
+    let mut visitor = SquaredNorms {
+        grads,
+        sums: Vec::new(),
+    };
+    model.visit(&mut visitor);
+    if visitor.sums.is_empty() {
+        return Ok(0.0);
+    }
+    let total = read_f32(Tensor::cat(visitor.sums, 0).sum()).await?;
+    Ok(total.first().copied().unwrap_or(f32::NAN).sqrt())
+}
+
+/// Multiplies every parameter's gradient by one factor.
+struct ScaleGradients {
+    grads: GradientsParams,
+    factor: f64,
+}
+
+impl ModuleVisitor for ScaleGradients {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
+}
+
+/// The gradients times `factor` (global-norm clipping keeps their direction).
+pub fn scale_gradients(model: &ScoreNet, grads: GradientsParams, factor: f64) -> GradientsParams {
+    let mut visitor = ScaleGradients { grads, factor };
+    model.visit(&mut visitor);
+    visitor.grads
+}
+
+/// The learning rate of 0-based step `t` of a stage of `steps` steps: a linear warm-up from
+/// `peak / warmup` to `peak` over the first `warmup` steps, then constant (`floor = None`) or a
+/// cosine decay from `peak` to `floor` at the stage's last step.
+pub fn scheduled_rate(peak: f64, floor: Option<f64>, warmup: u64, t: u64, steps: u64) -> f64 {
+    if t < warmup {
+        return peak * (t + 1) as f64 / warmup as f64;
+    }
+    match floor {
+        None => peak,
+        Some(floor) => {
+            let span = steps.saturating_sub(warmup).saturating_sub(1).max(1) as f64;
+            let progress = ((t - warmup) as f64 / span).min(1.0);
+            floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * progress).cos())
+        }
+    }
+}
+
+/// Why batch-norm statistics could not be recalibrated.
+#[derive(Debug, thiserror::Error)]
+pub enum RecalibrateError {
+    /// The weights do not fit their configuration.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// A batch could not be evaluated.
+    #[error(transparent)]
+    Loss(#[from] LossError),
+    /// The device failed.
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    /// Nothing to recalibrate on.
+    #[error("recalibration needs at least one batch")]
+    NoBatch,
+}
+
+/// Batch-norm running statistics recalibrated for `weights` (e.g. the weight average, whose
+/// parameters no running statistics were ever computed for): train-mode forward passes over
+/// `batches` without gradients, each norm's running mean and variance set to the plain average
+/// over the batches of the batch mean and unbiased batch variance (PyTorch's cumulative average,
+/// `momentum = None`). The parameters are unchanged; the result holds the new statistics.
+pub async fn recalibrate_norms(
+    weights: &WeightMap,
+    config: &ScoreNetConfig,
+    compute: &Compute,
+    sigmas: &[f32],
+    batches: &[Vec<DsmExample>],
+) -> Result<WeightMap, RecalibrateError> {
+    if batches.is_empty() {
+        return Err(RecalibrateError::NoBatch);
+    }
+    let mut model = load_model(weights, config, &compute.device)?;
+    for (k, batch) in batches.iter().enumerate() {
+        // After batch k the running value is the mean of the k + 1 batch values.
+        let momentum = 1.0 / (k + 1) as f64;
+        for norm in model.norms_mut() {
+            norm.momentum = momentum;
+        }
+        dsm_loss(&model, compute, sigmas, batch, NormMode::Train).await?;
+    }
+    for norm in model.norms_mut() {
+        norm.momentum = 0.1;
+    }
+    let tracked = weights
+        .tensors
+        .get("norm_out.norm.num_batches_tracked")
+        .and_then(|t| t.values.first())
+        .map_or(0, |&v| v as u64);
+    let mut map = weight_map(&model, config, tracked).await?;
+    map.metadata = weights.metadata.clone();
+    Ok(map)
 }
 
 /// Exponential moving average of the learned parameters, `θ̄ ← d_t·θ̄ + (1 − d_t)·θ` with the

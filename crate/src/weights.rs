@@ -19,6 +19,10 @@ use crate::model::{Bottleneck, CondBatchNorm, ScoreNet, ScoreNetConfig};
 /// Metadata key under which our safetensors files carry the model configuration (JSON).
 pub const CONFIG_METADATA_KEY: &str = "foldspace.config";
 
+/// Safetensors metadata key of a one-line description of exported weights (what they are, how
+/// they score), which the page shows.
+pub const DESCRIPTION_METADATA_KEY: &str = "foldspace.description";
+
 /// Why weights could not be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WeightsError {
@@ -256,6 +260,32 @@ impl WeightMap {
             );
         }
         Ok(map)
+    }
+
+    /// Fold the configuration's `output_scale` into `conv_out` (weight and bias times the scale)
+    /// and set it to 1: the same score map from the published architecture. A no-op when the
+    /// scale is already 1.
+    pub fn fold_output_scale(&mut self) -> Result<(), WeightsError> {
+        let mut config = self.config()?;
+        let scale = config.output_scale;
+        if scale == 1.0 {
+            return Ok(());
+        }
+        for key in ["conv_out.weight", "conv_out.bias"] {
+            let t = self
+                .tensors
+                .get_mut(key)
+                .ok_or_else(|| WeightsError::Config(format!("{key} is missing")))?;
+            for v in &mut t.values {
+                *v = (f64::from(*v) * scale) as f32;
+            }
+        }
+        config.output_scale = 1.0;
+        self.metadata.insert(
+            CONFIG_METADATA_KEY.to_string(),
+            serde_json::to_string(&config).map_err(|e| WeightsError::Config(e.to_string()))?,
+        );
+        Ok(())
     }
 
     /// The model configuration: from the metadata if the file carries one, else inferred from

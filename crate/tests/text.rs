@@ -103,7 +103,11 @@ fn check_encoder(encoder: &TextEncoder, min_cosine: f64, hidden_tol: Option<f32>
             encoder.compute().describe(),
             encoder.precision
         );
-        let norm: f32 = ours.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let norm = ours
+            .iter()
+            .map(|&v| f64::from(v).powi(2))
+            .sum::<f64>()
+            .sqrt(); // f64: the test's own sum must not eat the bound
         assert!((norm - 1.0).abs() < 1e-5, "sentence {i} norm {norm}");
     }
     if let Some(tol) = hidden_tol {
@@ -246,7 +250,7 @@ fn odd_inputs_are_handled() {
     for (i, v) in out.vectors.iter().enumerate() {
         assert_eq!(v.len(), 384);
         assert!(v.iter().all(|x| x.is_finite()), "text {i} not finite");
-        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let norm = v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt(); // f64: the test's own sum must not eat the bound
         assert!((norm - 1.0).abs() < 1e-5, "text {i} norm {norm}");
     }
     // Empty and whitespace-only texts are the same input.

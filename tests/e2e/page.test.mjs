@@ -39,6 +39,13 @@ const TYPES = {
   ".safetensors": "application/octet-stream", ".sha256": "text/plain", ".png": "image/png",
 };
 
+// Weights served under one name whose content a test replaces (an update of the site).
+const swap = { bytes: null, sha: null };
+function setSwap(bytes) {
+  swap.bytes = bytes;
+  swap.sha = crypto.createHash("sha256").update(bytes).digest("hex");
+}
+
 function serve() {
   const publishedBytes = fs.readFileSync(published);
   const publishedSha = crypto.createHash("sha256").update(publishedBytes).digest("hex");
@@ -46,7 +53,9 @@ function serve() {
     const url = new URL(req.url, "http://localhost");
     let body;
     let file = url.pathname;
-    if (file === "/published/model.safetensors") body = publishedBytes;
+    if (file === "/swap/model.safetensors" && swap.bytes) body = swap.bytes;
+    else if (file === "/swap/model.safetensors.sha256" && swap.bytes) body = Buffer.from(`${swap.sha}  model.safetensors\n`);
+    else if (file === "/published/model.safetensors") body = publishedBytes;
     else if (file === "/published/model.safetensors.sha256") body = Buffer.from(`${publishedSha}  model.safetensors\n`);
     else if (file === "/published/wrong.safetensors") body = publishedBytes;
     else if (file === "/published/wrong.safetensors.sha256") body = Buffer.from(`${"0".repeat(64)}\n`);
@@ -278,6 +287,47 @@ test("A0A023PZB3 through file-input with the published weights at level 4 matche
   assert.equal(csv.length, L + 1);
   const norms = csv.slice(1).map((r) => Number(r.split(",")[5]));
   assert.ok(norms.every(Number.isFinite) && norms.some((v) => v > 0), "score magnitudes");
+  await context.close();
+});
+
+test("weights updated under the same name load fresh through the service worker", { timeout: SLOW }, async () => {
+  // Version 1 of the site's weights: the published checkpoint; version 2: our shipped f32 export.
+  setSwap(fs.readFileSync(published));
+  const first = swap.sha;
+  const { context, page, logs } = await openPage("?weights=/swap/model.safetensors");
+  const label = page.getByTestId("weights");
+  const shows = async (sha) => {
+    const start = Date.now();
+    for (;;) {
+      const text = (await label.textContent()) ?? "";
+      if (text.includes(sha.slice(0, 12))) return text;
+      const status = (await page.getByTestId("status").textContent()) ?? "";
+      if (status.startsWith("error:")) throw new Error(`${status}\n${logs.join("\n")}`);
+      if (Date.now() - start > SLOW) throw new Error(`weights label stayed "${text}"\n${logs.join("\n")}`);
+      await page.waitForTimeout(250);
+    }
+  };
+  await shows(first);
+  // The worker is active: the next visit's weights come through it and are cached.
+  await page.evaluate(() => navigator.serviceWorker.ready.then(() => true));
+  await page.reload();
+  await shows(first);
+  assert.ok(await page.evaluate(() => navigator.serviceWorker.controller !== null), "no service worker controls the page");
+  const cached = await page.evaluate(async () => {
+    const names = await caches.keys();
+    for (const n of names) {
+      const hit = await (await caches.open(n)).match("/swap/model.safetensors");
+      if (hit) return hit.headers.get("x-foldspace-sha256");
+    }
+    return null;
+  });
+  assert.equal(cached, first, "the worker did not cache the weights with their digest");
+  // The site is updated: same name, new bytes, new .sha256. A returning visitor gets the new ones.
+  setSwap(fs.readFileSync(path.join(root, "assets/weights/foldspace-score.safetensors")));
+  assert.notEqual(swap.sha, first);
+  await page.reload();
+  const text = await shows(swap.sha);
+  console.log(`after the update: ${text}`);
   await context.close();
 });
 

@@ -86,13 +86,17 @@ enum Command {
     },
     /// Pretrain the score model by denoising score matching (reference-model.md §3-§5).
     ///
-    /// The default configuration is the published recipe; `--config` takes a JSON file of the
+    /// The default configuration is our recipe (TRAINING.md; `--recipe reference` for the
+    /// published one); `--config` takes a JSON file of the
     /// same shape as the `config.json` this writes into `--out` (several stages, e.g. crops then
     /// full maps, are possible there). Checkpoints go to `<OUT>/checkpoints/step-N/`
     /// (model, weight average, optimiser state); per-step metrics to `<OUT>/metrics.csv`,
     /// validation per sigma band to `<OUT>/val.jsonl`. Ctrl-C saves a checkpoint and stops;
     /// `--resume` continues exactly where the last checkpoint left off.
     Pretrain(pretrain::PretrainArgs),
+    /// Time training steps of the score model (forward, backward, clipping, Adam) on real
+    /// chains: step time, samples/s, GFLOP/s and the fraction of the CPU's nominal peak.
+    BenchTrain(pretrain::BenchTrainArgs),
     /// DSM loss of weights on the chains of a chains.jsonl(.gz) file (any split), eval mode,
     /// with a fixed noise draw and crop per chain and level from the seed.
     EvalDsm(pretrain::EvalArgs),
@@ -140,7 +144,36 @@ enum Command {
     BenchSearch(align::BenchSearchArgs),
 }
 
+/// Keep freed memory in the process: the score network allocates and frees the same large
+/// tensors every training step, and glibc's defaults return each one to the kernel (an mmap per
+/// allocation above 128 KiB, then page faults and zeroing on reuse).
+///
+/// `FOLDSPACE_MALLOC=default` leaves glibc's defaults (to measure the difference).
+fn tune_allocator() {
+    if std::env::var("FOLDSPACE_MALLOC").is_ok_and(|v| v == "default") {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation thresholds; it is called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+    }
+}
+
+/// How the allocator is set up, for benchmark reports.
+pub(crate) fn allocator_note() -> &'static str {
+    if std::env::var("FOLDSPACE_MALLOC").is_ok_and(|v| v == "default") {
+        "glibc defaults"
+    } else {
+        "glibc, mallopt: no mmap below 1 GiB, no trimming"
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
@@ -176,6 +209,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             repeats,
         } => bench(weights.as_deref(), &backend, &lengths, repeats).map(|()| ExitCode::SUCCESS),
         Command::Pretrain(args) => pretrain::pretrain(args).map(|()| ExitCode::SUCCESS),
+        Command::BenchTrain(args) => pretrain::bench_train(args).map(|()| ExitCode::SUCCESS),
         Command::EvalDsm(args) => pretrain::eval_dsm(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => pretrain::export(args).map(|()| ExitCode::SUCCESS),
         Command::EmbedText(args) => text::embed_text(args).map(|()| ExitCode::SUCCESS),

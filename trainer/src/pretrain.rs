@@ -13,12 +13,15 @@ use anyhow::{Context, Result, anyhow, bail};
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use foldspace::compute::Compute;
 use foldspace::data::{
-    ChainFilter, FilterReport, TrainChain, evaluation_example, mix, training_batch,
+    ChainFilter, FilterReport, LevelSampling, TrainChain, evaluation_example, mix, training_batch,
 };
 use foldspace::loss::DsmExample;
-use foldspace::model::{ScoreNet, ScoreNetConfig};
+use foldspace::model::{Numerics, ScoreNet, ScoreNetConfig};
 use foldspace::structure::{ReadOptions, read_chains_jsonl, read_structure};
-use foldspace::training::{DsmReport, Ema, EvalItem, evaluate_items, report, train_step};
+use foldspace::training::{
+    DsmReport, Ema, EvalItem, evaluate_items, recalibrate_norms, report, scheduled_rate,
+    train_step, train_step_with,
+};
 use foldspace::weights::{
     CONFIG_METADATA_KEY, Precision, WeightMap, load_model, sha256_hex, to_safetensors_with,
     weight_map,
@@ -45,6 +48,28 @@ pub struct Stage {
     /// beyond the data filter.
     #[serde(default)]
     pub max_length: Option<usize>,
+    /// Steps of linear learning-rate warm-up at the start of the stage (0: none).
+    #[serde(default)]
+    pub warmup_steps: u64,
+    /// Cosine decay from `learning_rate` to this at the stage's last step; `null`: constant.
+    #[serde(default)]
+    pub final_learning_rate: Option<f64>,
+    /// How the noise levels of a batch are drawn.
+    #[serde(default)]
+    pub levels: LevelSampling,
+}
+
+impl Stage {
+    /// The learning rate of 0-based step `t` of this stage.
+    pub fn rate(&self, t: u64) -> f64 {
+        scheduled_rate(
+            self.learning_rate,
+            self.final_learning_rate,
+            self.warmup_steps,
+            t,
+            self.steps,
+        )
+    }
 }
 
 /// Everything that defines a training run; written as `config.json` in the run directory.
@@ -72,6 +97,23 @@ pub struct TrainConfig {
     pub val_levels: Vec<usize>,
     /// Validation crop (`null`: full maps).
     pub val_crop: Option<usize>,
+    /// Clip the gradient to this global L2 norm (over every parameter); `null`: no clipping.
+    #[serde(default)]
+    pub max_grad_norm: Option<f32>,
+    /// Training batches (of the first stage's shape) over which the batch-norm statistics of
+    /// the weight average are recalibrated before each validation and in each checkpoint's
+    /// `ema.safetensors`; 0: copy the raw model's running statistics (the reference).
+    #[serde(default)]
+    pub recalibrate_batches: usize,
+    /// Threads a training step's batch is split over on the CPU, each part with its own batch
+    /// statistics (`foldspace::training::train_step`); 1: the whole batch at once (the
+    /// reference). Part of the recipe: it changes the batch statistics, not only the speed.
+    #[serde(default = "one")]
+    pub shards: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TrainConfig {
@@ -89,6 +131,9 @@ impl TrainConfig {
                 proteins_per_batch: 1,
                 learning_rate: 1e-3,
                 max_length: None,
+                warmup_steps: 0,
+                final_learning_rate: None,
+                levels: LevelSampling::Independent,
             }],
             adam: [0.9, 0.999, 1e-8],
             ema_decay: 0.999,
@@ -98,11 +143,46 @@ impl TrainConfig {
             val_chains: 16,
             val_levels: (0..61).step_by(3).collect(),
             val_crop: Some(64),
+            max_grad_norm: None,
+            recalibrate_batches: 0,
+            shards: 1,
         }
+    }
+
+    /// Our recipe, the default of `foldspace pretrain`: the reference's network, crops, batch
+    /// and optimiser, with the training changes that TRAINING.md measured in paired runs: the
+    /// score map scaled by 0.01 (folded into `conv_out` on export) from a zero `conv_out`, so
+    /// training starts at the zero score; 16 proteins a batch (2 noisy copies each); levels
+    /// stratified within the batch; a 500-step warm-up to 1e-3, then a cosine decay to 1e-5 over
+    /// the stage; the gradient clipped to a global norm of 1; the weight average's batch-norm
+    /// statistics recalibrated on 16 batches.
+    pub fn recipe() -> Self {
+        let mut config = Self::reference();
+        config.model.output_scale = 0.01;
+        config.stages = vec![Stage {
+            steps: 100_000,
+            crop: Some(31),
+            batch_size: 32,
+            proteins_per_batch: 16,
+            learning_rate: 1e-3,
+            max_length: None,
+            warmup_steps: 500,
+            final_learning_rate: Some(1e-5),
+            levels: LevelSampling::Stratified,
+        }];
+        config.max_grad_norm = Some(1.0);
+        config.recalibrate_batches = 16;
+        config.shards = 2;
+        config
     }
 
     fn total_steps(&self) -> u64 {
         self.stages.iter().map(|s| s.steps).sum()
+    }
+
+    /// Steps before stage `index`.
+    fn stage_start(&self, index: usize) -> u64 {
+        self.stages.iter().take(index).map(|s| s.steps).sum()
     }
 
     /// Index of the stage of 1-based step `step`.
@@ -127,6 +207,31 @@ impl TrainConfig {
         }
         if self.checkpoint_every == 0 || self.eval_every == 0 {
             bail!("checkpoint_every and eval_every must be above 0");
+        }
+        for (k, stage) in self.stages.iter().enumerate() {
+            let rates = [Some(stage.learning_rate), stage.final_learning_rate];
+            if rates
+                .iter()
+                .flatten()
+                .any(|r| !(r.is_finite() && *r >= 0.0))
+            {
+                bail!(
+                    "stage {}: learning rates must be finite and not negative",
+                    k + 1
+                );
+            }
+            if stage.proteins_per_batch == 0 {
+                bail!("stage {}: proteins_per_batch must be above 0", k + 1);
+            }
+        }
+        if self
+            .max_grad_norm
+            .is_some_and(|n| !(n.is_finite() && n > 0.0))
+        {
+            bail!("max_grad_norm must be positive");
+        }
+        if self.shards == 0 {
+            bail!("shards must be at least 1");
         }
         Ok(())
     }
@@ -287,9 +392,13 @@ pub(crate) struct PretrainArgs {
     /// Run directory (config, checkpoints, logs).
     #[arg(long)]
     pub out: PathBuf,
-    /// Training configuration (JSON); default: the reference recipe.
-    #[arg(long, conflicts_with = "resume")]
+    /// Training configuration (JSON); default: the recipe named by --recipe.
+    #[arg(long, conflicts_with_all = ["resume", "recipe"])]
     pub config: Option<PathBuf>,
+    /// Built-in recipe: ours (TRAINING.md) or the published reference's (reference-model.md
+    /// §3–§5: one protein a batch, constant 1e-3, no clipping).
+    #[arg(long, value_enum)]
+    pub recipe: Option<Recipe>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -302,6 +411,33 @@ pub(crate) struct PretrainArgs {
     /// Crop of the first stage: residues, or `full`.
     #[arg(long)]
     pub crop: Option<String>,
+    /// Distinct chains per step in the first stage.
+    #[arg(long)]
+    pub proteins_per_batch: Option<usize>,
+    /// Peak learning rate of the first stage.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Warm-up steps of the first stage.
+    #[arg(long)]
+    pub warmup_steps: Option<u64>,
+    /// Final learning rate of the first stage's cosine decay, or `none` (constant).
+    #[arg(long)]
+    pub final_learning_rate: Option<String>,
+    /// Noise levels of a batch in the first stage: independent or stratified.
+    #[arg(long, value_enum)]
+    pub levels: Option<Levels>,
+    /// Global gradient-norm clip, or `none`.
+    #[arg(long)]
+    pub max_grad_norm: Option<String>,
+    /// The score map's training-time scale (folded into conv_out on export).
+    #[arg(long)]
+    pub output_scale: Option<f64>,
+    /// Batches for the weight average's batch-norm recalibration (0: none).
+    #[arg(long)]
+    pub recalibrate_batches: Option<usize>,
+    /// Threads a step's batch is split over (each part with its own batch statistics).
+    #[arg(long)]
+    pub shards: Option<usize>,
     /// Seed of all draws.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -332,6 +468,10 @@ pub(crate) struct PretrainArgs {
     /// Where training runs.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
+    /// Keep only the newest N checkpoints (0: all). A run directory kept in the repository
+    /// needs only its last one to resume.
+    #[arg(long, default_value_t = 0)]
+    pub keep_checkpoints: usize,
 }
 
 /// `foldspace eval-dsm` options.
@@ -343,6 +483,9 @@ pub(crate) struct EvalArgs {
     /// The chains.
     #[arg(long)]
     pub data: PathBuf,
+    /// Only the chains of this split (the `split` field of chains.jsonl, e.g. `val`).
+    #[arg(long)]
+    pub split: Option<String>,
     /// Use at most this many chains (in file order, after the length filter).
     #[arg(long)]
     pub max_chains: Option<usize>,
@@ -384,6 +527,45 @@ pub(crate) struct ExportArgs {
     /// File name stem.
     #[arg(long, default_value = "foldspace-score")]
     pub name: String,
+    /// `eval-dsm --json` outputs of these weights (e.g. on val at crop 64): their bands go
+    /// into the weights' description (shown by the page) and the manifest, with the file name.
+    #[arg(long, num_args = 1..)]
+    pub eval: Vec<PathBuf>,
+    /// Recalibrate the batch-norm statistics on this many training batches drawn from --data
+    /// before export (checkpoints written by this version already hold recalibrated ones).
+    #[arg(long, default_value_t = 0)]
+    pub recalibrate: usize,
+    /// Chains for --recalibrate (the run's training data).
+    #[arg(long)]
+    pub data: Vec<PathBuf>,
+}
+
+/// A built-in training recipe.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Recipe {
+    /// `TrainConfig::recipe()`.
+    Foldspace,
+    /// `TrainConfig::reference()`.
+    Reference,
+}
+
+/// How the noise levels of a batch are drawn (see `foldspace::data::LevelSampling`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Levels {
+    /// Uniformly and independently.
+    Independent,
+    /// One level in each of `batch_size` equal strata of the ladder.
+    Stratified,
+}
+
+/// `none` or a number.
+fn optional_number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<Option<T>> {
+    if s == "none" {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| anyhow!("{flag} takes a number or `none`, not `{s}`"))
 }
 
 /// What to do with chains that have a C-alpha gap.
@@ -424,7 +606,10 @@ fn config_for(args: &PretrainArgs) -> Result<TrainConfig> {
             &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         )
         .with_context(|| format!("{} is not a training config", path.display()))?,
-        None => TrainConfig::reference(),
+        None => match args.recipe.unwrap_or(Recipe::Foldspace) {
+            Recipe::Foldspace => TrainConfig::recipe(),
+            Recipe::Reference => TrainConfig::reference(),
+        },
     };
     if let Some(stage) = config.stages.first_mut() {
         if let Some(s) = args.steps {
@@ -436,6 +621,36 @@ fn config_for(args: &PretrainArgs) -> Result<TrainConfig> {
         if let Some(c) = &args.crop {
             stage.crop = parse_crop(c)?;
         }
+        if let Some(p) = args.proteins_per_batch {
+            stage.proteins_per_batch = p;
+        }
+        if let Some(r) = args.learning_rate {
+            stage.learning_rate = r;
+        }
+        if let Some(w) = args.warmup_steps {
+            stage.warmup_steps = w;
+        }
+        if let Some(f) = &args.final_learning_rate {
+            stage.final_learning_rate = optional_number(f, "--final-learning-rate")?;
+        }
+        if let Some(l) = args.levels {
+            stage.levels = match l {
+                Levels::Independent => LevelSampling::Independent,
+                Levels::Stratified => LevelSampling::Stratified,
+            };
+        }
+    }
+    if let Some(n) = &args.max_grad_norm {
+        config.max_grad_norm = optional_number(n, "--max-grad-norm")?;
+    }
+    if let Some(s) = args.output_scale {
+        config.model.output_scale = s;
+    }
+    if let Some(n) = args.recalibrate_batches {
+        config.recalibrate_batches = n;
+    }
+    if let Some(n) = args.shards {
+        config.shards = n;
     }
     if let Some(s) = args.seed {
         config.seed = s;
@@ -487,7 +702,53 @@ struct Run {
     elapsed_s: f64,
 }
 
-fn save_checkpoint(out: &Path, run: &Run, data: &Dataset, config_sha: &str) -> Result<PathBuf> {
+/// The weight average as it is validated and exported: its batch-norm statistics recalibrated
+/// on `recalibrate_batches` fixed training batches of the first stage's shape (drawn from their
+/// own seed stream, the same at every call), or as the average holds them when that is 0.
+fn averaged_weights(
+    run: &Run,
+    pool: &[TrainChain],
+    sigmas: &[f32],
+    compute: &Compute,
+) -> Result<WeightMap> {
+    let config = &run.config;
+    let Some(stage) = config.stages.first() else {
+        return Ok(run.ema.weights.clone());
+    };
+    if config.recalibrate_batches == 0 || pool.is_empty() {
+        return Ok(run.ema.weights.clone());
+    }
+    let seed = mix(&[config.seed, 0x5ca1_ab1e]);
+    let batches: Vec<Vec<DsmExample>> = (1..=config.recalibrate_batches as u64)
+        .map(|i| {
+            training_batch(
+                pool,
+                sigmas,
+                seed,
+                i,
+                stage.batch_size,
+                stage.proteins_per_batch,
+                stage.crop,
+                stage.levels,
+            )
+        })
+        .collect();
+    Ok(pollster::block_on(recalibrate_norms(
+        &run.ema.weights,
+        &config.model,
+        compute,
+        sigmas,
+        &batches,
+    ))?)
+}
+
+fn save_checkpoint(
+    out: &Path,
+    run: &Run,
+    averaged: &WeightMap,
+    data: &Dataset,
+    config_sha: &str,
+) -> Result<PathBuf> {
     let dir = checkpoint_dir(out, run.step);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let net = run
@@ -501,7 +762,7 @@ fn save_checkpoint(out: &Path, run: &Run, data: &Dataset, config_sha: &str) -> R
     )?;
     write_atomic(
         &dir.join("ema.safetensors"),
-        &to_safetensors_with(&run.ema.weights, Precision::F32)?,
+        &to_safetensors_with(averaged, Precision::F32)?,
     )?;
     run.optimizer
         .save(dir.join("optimizer.bpk"))
@@ -524,6 +785,30 @@ fn save_checkpoint(out: &Path, run: &Run, data: &Dataset, config_sha: &str) -> R
         .to_string();
     write_atomic(&out.join("checkpoints").join(LATEST), name.as_bytes())?;
     Ok(dir)
+}
+
+/// Remove all but the newest `keep` checkpoints (by step; 0 keeps all).
+fn prune_checkpoints(out: &Path, keep: usize) -> Result<()> {
+    if keep == 0 {
+        return Ok(());
+    }
+    let root = out.join("checkpoints");
+    let mut steps: Vec<PathBuf> = std::fs::read_dir(&root)
+        .with_context(|| format!("listing {}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("step-"))
+        })
+        .collect();
+    steps.sort();
+    let excess = steps.len().saturating_sub(keep);
+    for old in &steps[..excess] {
+        std::fs::remove_dir_all(old).with_context(|| format!("removing {}", old.display()))?;
+    }
+    Ok(())
 }
 
 fn latest_checkpoint(out: &Path) -> Result<PathBuf> {
@@ -744,6 +1029,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
                         stage.batch_size,
                         stage.proteins_per_batch,
                         stage.crop,
+                        stage.levels,
                     );
                     if tx.send((step, batch)).is_err() {
                         break;
@@ -765,7 +1051,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
     if new_file {
         writeln!(
             metrics,
-            "step,stage,loss,learning_rate,batch_size,crop,step_s,samples_per_s,elapsed_s"
+            "step,stage,loss,learning_rate,batch_size,crop,step_s,samples_per_s,elapsed_s,grad_norm,clipped"
         )?;
     }
 
@@ -807,14 +1093,18 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
             .model
             .take()
             .ok_or_else(|| anyhow!("the model was lost in a failed step"))?;
-        let (model, loss) = pollster::block_on(train_step(
+        let rate = stage.rate(step - 1 - config.stage_start(stage_index));
+        let (model, report) = pollster::block_on(train_step(
             model,
             &mut run.optimizer,
             &compute,
             &sigmas,
             &batch,
-            stage.learning_rate,
+            rate,
+            config.max_grad_norm,
+            config.shards,
         ))?;
+        let loss = report.loss;
         let current = pollster::block_on(weight_map(&model, &config.model, step))?;
         run.model = Some(model);
         if !loss.is_finite() {
@@ -830,20 +1120,28 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
         loss_avg = Some(avg);
         writeln!(
             metrics,
-            "{step},{stage_index},{loss},{},{},{},{dt:.4},{:.2},{:.1}",
-            stage.learning_rate,
+            "{step},{stage_index},{loss},{rate:.6e},{},{},{dt:.4},{:.2},{:.1},{},{}",
             stage.batch_size,
             stage.crop.map_or("full".to_string(), |c| c.to_string()),
             stage.batch_size as f64 / dt,
-            run.elapsed_s
+            run.elapsed_s,
+            report.grad_norm,
+            u8::from(report.clipped)
         )?;
         metrics.flush()?;
         bar.set_message(format!("{loss:.4} (avg {avg:.4})"));
         bar.set_position(step);
 
         let stopping = interrupted.load(Ordering::SeqCst);
-        if step.is_multiple_of(config.eval_every) || step == end {
-            let rep = validate(&run, &data.val, &sigmas, &base)?;
+        let evaluating = step.is_multiple_of(config.eval_every) || step == end;
+        let saving = step.is_multiple_of(config.checkpoint_every) || step == end || stopping;
+        let averaged = if evaluating || saving {
+            Some(averaged_weights(&run, &pools[0], &sigmas, &base)?)
+        } else {
+            None
+        };
+        if let (true, Some(averaged)) = (evaluating, &averaged) {
+            let rep = validate(&run, averaged, &data.val, &sigmas, &base)?;
             say(
                 &bar,
                 format!(
@@ -864,8 +1162,9 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
                 serde_json::json!({"step": step, "elapsed_s": run.elapsed_s, "report": rep})
             )?;
         }
-        if step.is_multiple_of(config.checkpoint_every) || step == end || stopping {
-            let dir = save_checkpoint(&out, &run, &data, &config_sha)?;
+        if let (true, Some(averaged)) = (saving, &averaged) {
+            let dir = save_checkpoint(&out, &run, averaged, &data, &config_sha)?;
+            prune_checkpoints(&out, args.keep_checkpoints)?;
             say(&bar, format!("checkpoint: {}", dir.display()));
         }
         if stopping {
@@ -890,8 +1189,14 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn validate(run: &Run, val: &[TrainChain], sigmas: &[f32], compute: &Compute) -> Result<DsmReport> {
-    let model = load_model(&run.ema.weights, &run.config.model, &compute.device)?;
+fn validate(
+    run: &Run,
+    averaged: &WeightMap,
+    val: &[TrainChain],
+    sigmas: &[f32],
+    compute: &Compute,
+) -> Result<DsmReport> {
+    let model = load_model(averaged, &run.config.model, &compute.device)?;
     let levels: Vec<usize> = if run.config.val_levels.is_empty() {
         (0..sigmas.len()).collect()
     } else {
@@ -965,6 +1270,7 @@ pub fn eval_dsm(args: EvalArgs) -> Result<()> {
     let chains: Vec<TrainChain> = read_chains_jsonl(&bytes, 8 << 30)
         .with_context(|| format!("reading {}", args.data.display()))?
         .into_iter()
+        .filter(|c| args.split.as_ref().is_none_or(|s| &c.split == s))
         .map(|c| TrainChain {
             name: c.name,
             sequence: c.chain.sequence,
@@ -1072,6 +1378,101 @@ pub fn export(args: ExportArgs) -> Result<()> {
     let mut map = read_weights(&dir.join(format!("{source}.safetensors")))?;
     let config = map.config()?;
     foldspace::weights::validate(&map, &config)?;
+    if args.recalibrate > 0 {
+        let run_dir = dir
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| anyhow!("{} is not inside a run directory", dir.display()))?;
+        let run_config: TrainConfig = serde_json::from_slice(
+            &std::fs::read(run_dir.join("config.json"))
+                .with_context(|| format!("reading {}", run_dir.join("config.json").display()))?,
+        )?;
+        if args.data.is_empty() {
+            bail!("--recalibrate needs --data (the run's training chains)");
+        }
+        let data = load_dataset(&args.data, &run_config.filter)?;
+        let stage = run_config
+            .stages
+            .first()
+            .ok_or_else(|| anyhow!("the run has no stage"))?;
+        let pool: Vec<TrainChain> = data
+            .train
+            .into_iter()
+            .filter(|t| stage.crop.is_none_or(|c| t.len() >= c))
+            .collect();
+        let sigmas = config.sigmas();
+        let seed = mix(&[run_config.seed, 0x5ca1_ab1e]);
+        let batches: Vec<Vec<DsmExample>> = (1..=args.recalibrate as u64)
+            .map(|i| {
+                training_batch(
+                    &pool,
+                    &sigmas,
+                    seed,
+                    i,
+                    stage.batch_size,
+                    stage.proteins_per_batch,
+                    stage.crop,
+                    stage.levels,
+                )
+            })
+            .collect();
+        map = pollster::block_on(recalibrate_norms(
+            &map,
+            &config,
+            &Compute::cpu(),
+            &sigmas,
+            &batches,
+        ))?;
+        eprintln!(
+            "recalibrated the batch-norm statistics on {} batches",
+            batches.len()
+        );
+    }
+    // The training-time output scale goes into conv_out: shipped weights are the published
+    // architecture (output_scale 1).
+    map.fold_output_scale()?;
+    let mut scores = Vec::new();
+    let mut evaluations = Vec::new();
+    for path in &args.eval {
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{} is not eval-dsm --json output", path.display()))?;
+        let band = |b: &str| v["bands"][b].as_f64().unwrap_or(f64::NAN);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        scores.push(format!(
+            "{name}: high {:.3} / mid {:.3} / low {:.3}",
+            band("high"),
+            band("mid"),
+            band("low")
+        ));
+        evaluations
+            .push(serde_json::json!({"file": name, "bands": v["bands"], "chains": v["chains"]}));
+    }
+    let description = format!(
+        "foldspace score model, step {} ({}){}",
+        state.step,
+        if args.raw {
+            "raw weights"
+        } else {
+            "weight average"
+        },
+        if scores.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; DSM loss (zero score 3.0) {}; see TRAINING.md",
+                scores.join("; ")
+            )
+        }
+    );
+    map.metadata.insert(
+        foldspace::weights::DESCRIPTION_METADATA_KEY.into(),
+        description.clone(),
+    );
     map.metadata
         .insert("foldspace.step".into(), state.step.to_string());
     map.metadata
@@ -1111,11 +1512,194 @@ pub fn export(args: ExportArgs) -> Result<()> {
         "weights": source,
         "train_chains": state.train_chains,
         "training_seconds": state.elapsed_s,
+        "description": description,
+        "evaluation": evaluations,
         "files": files,
     });
     write_atomic(
         &args.out.join(format!("{}.json", args.name)),
         serde_json::to_string_pretty(&manifest)?.as_bytes(),
     )?;
+    Ok(())
+}
+
+/// `foldspace bench-train` options.
+#[derive(clap::Args)]
+pub(crate) struct BenchTrainArgs {
+    /// Where training runs.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+    /// Examples per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Crop (residues).
+    #[arg(long, default_value_t = 31)]
+    pub crop: usize,
+    /// Timed steps (after two untimed warm-up steps).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Chains to draw batches from (chains.jsonl(.gz) or structure directories); default: the
+    /// shipped examples in assets/examples.
+    #[arg(long, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// Threads the batch is split over (default: the recipe's).
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Arithmetic of the step: `fast` (training's) or `exact` (PyTorch's ELU and batch norm,
+    /// as before the fast forms existed), to measure what the fast forms give.
+    #[arg(long, value_enum, default_value_t = BenchNumerics::Fast)]
+    pub numerics: BenchNumerics,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bench-train --numerics`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BenchNumerics {
+    /// `Numerics::Fast`.
+    Fast,
+    /// `Numerics::Exact`.
+    Exact,
+}
+
+/// Multiply-adds of the network's convolutions per map pixel (forward).
+fn conv_macs_per_pixel(c: &ScoreNetConfig) -> f64 {
+    let (h, m) = (c.hidden_channels as f64, c.bottleneck_channels as f64);
+    c.in_channels as f64 * h * 9.0 + c.blocks as f64 * (h * m + m * m * 9.0 + m * h) + h * 9.0
+}
+
+/// The machine's nominal fp32 peak: cores × clock × FMA lanes (2 FMA units; 16 lanes with
+/// AVX-512, 8 with AVX2) × 2 flops. An estimate from /proc/cpuinfo, not a measurement.
+fn nominal_peak_gflops() -> Option<(f64, String)> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz: f64 = info
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split(':')
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()?;
+    let flags = info.lines().find(|l| l.starts_with("flags"))?;
+    let avx512 = flags.split_whitespace().any(|f| f == "avx512f");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let lanes = if avx512 { 16.0 } else { 8.0 };
+    let peak = cores * mhz / 1e3 * lanes * 2.0 * 2.0;
+    let what = format!(
+        "{cores} cores x {:.2} GHz x {} fp32 lanes x 2 FMA units x 2 flops",
+        mhz / 1e3,
+        lanes
+    );
+    Some((peak, what))
+}
+
+/// `foldspace bench-train`: time full training steps (forward, backward, global-norm clipping,
+/// Adam) of the recipe's network on real chains.
+pub fn bench_train(args: BenchTrainArgs) -> Result<()> {
+    let config = TrainConfig::recipe();
+    let sources = if args.data.is_empty() {
+        let local = PathBuf::from("assets/examples");
+        let beside_repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/examples");
+        vec![if local.is_dir() { local } else { beside_repo }]
+    } else {
+        args.data.clone()
+    };
+    let filter = ChainFilter {
+        min_length: args.crop.max(2),
+        ..config.filter.clone()
+    };
+    let data = load_dataset(&sources, &filter)?;
+    let chains: Vec<TrainChain> = data.train.into_iter().chain(data.val).collect();
+    if chains.is_empty() {
+        bail!("no chain of at least {} residues in the data", args.crop);
+    }
+    let base = crate::compute(args.backend)?;
+    let compute = base.autodiff();
+    compute.device.seed(config.seed);
+    let mut model = config.model.init(&compute.device);
+    let mut optimizer = new_optimizer(&config);
+    let sigmas = config.model.sigmas();
+    let stage = &config.stages[0];
+    let mut times = Vec::new();
+    for step in 0..args.steps + 2 {
+        let batch = training_batch(
+            &chains,
+            &sigmas,
+            config.seed,
+            step as u64 + 1,
+            args.batch,
+            stage.proteins_per_batch.min(args.batch),
+            Some(args.crop),
+            stage.levels,
+        );
+        let t = Instant::now();
+        let (next, _) = pollster::block_on(train_step_with(
+            model,
+            &mut optimizer,
+            &compute,
+            &sigmas,
+            &batch,
+            1e-4,
+            config.max_grad_norm,
+            args.shards.unwrap_or(config.shards),
+            match args.numerics {
+                BenchNumerics::Fast => Numerics::Fast,
+                BenchNumerics::Exact => Numerics::Exact,
+            },
+        ))?;
+        model = next;
+        if step >= 2 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let pixels = (args.batch * args.crop * args.crop) as f64;
+    // Forward convolutions, and twice that backward (input and weight gradients).
+    let gflop = 3.0 * 2.0 * conv_macs_per_pixel(&config.model) * pixels / 1e9;
+    let peak = nominal_peak_gflops();
+    let summary = serde_json::json!({
+        "backend": base.describe(),
+        "batch": args.batch,
+        "crop": args.crop,
+        "steps": times.len(),
+        "median_step_s": median,
+        "min_step_s": times[0],
+        "max_step_s": times[times.len() - 1],
+        "samples_per_s": args.batch as f64 / median,
+        "gflop_per_step": gflop,
+        "gflop_per_s": gflop / median,
+        "nominal_peak_gflop_per_s": peak.as_ref().map(|p| p.0),
+        "nominal_peak": peak.as_ref().map(|p| p.1.clone()),
+        "fraction_of_peak": peak.as_ref().map(|p| gflop / median / p.0),
+        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "shards": args.shards.unwrap_or(config.shards),
+        "numerics": format!("{:?}", args.numerics).to_lowercase(),
+        "rayon_threads": std::env::var("RAYON_NUM_THREADS").ok(),
+        "allocator": crate::allocator_note(),
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!("backend: {}", base.describe());
+        println!(
+            "B = {}, crop {}: median {median:.3} s a step over {} steps (min {:.3}, max {:.3}); \
+             {:.1} samples/s; {gflop:.1} GFLOP a step (convolutions, forward + backward), {:.1} GFLOP/s",
+            args.batch,
+            args.crop,
+            times.len(),
+            times[0],
+            times[times.len() - 1],
+            args.batch as f64 / median,
+            gflop / median
+        );
+        if let Some((p, what)) = peak {
+            println!(
+                "nominal peak {p:.0} GFLOP/s ({what}; an estimate): {:.1} % of it",
+                100.0 * gflop / median / p
+            );
+        }
+    }
     Ok(())
 }

@@ -49,13 +49,17 @@ fn slice(dir: &Path, train: usize, val: usize) -> PathBuf {
     path
 }
 
+/// A tiny network with every part of our recipe (output scale, warm-up and cosine decay,
+/// stratified levels, global-norm clipping, recalibrated statistics) in its first stage and the
+/// reference's plain settings (the fields' defaults) in its second.
 const TINY: &str = r#"{"model":{"in_channels":149,"hidden_channels":8,"bottleneck_channels":4,"blocks":2,
-"dilations":[1,3,5,9],"levels":61,"sigma_max":10.0,"sigma_min":0.01},
+"dilations":[1,3,5,9],"levels":61,"sigma_max":10.0,"sigma_min":0.01,"output_scale":0.01},
 "filter":{"min_length":32,"max_length":400,"max_ca_gap":4.2,"gap_policy":"cut"},
-"stages":[{"steps":4,"crop":16,"batch_size":4,"proteins_per_batch":2,"learning_rate":0.001},
+"stages":[{"steps":4,"crop":16,"batch_size":4,"proteins_per_batch":2,"learning_rate":0.001,
+           "warmup_steps":2,"final_learning_rate":0.0001,"levels":"stratified"},
           {"steps":2,"crop":null,"batch_size":2,"proteins_per_batch":1,"learning_rate":0.0005,"max_length":150}],
 "adam":[0.9,0.999,1e-8],"ema_decay":0.9,"seed":3,"checkpoint_every":2,"eval_every":3,
-"val_chains":2,"val_levels":[0,30,60],"val_crop":16}"#;
+"val_chains":2,"val_levels":[0,30,60],"val_crop":16,"max_grad_norm":1.0,"recalibrate_batches":2}"#;
 
 fn foldspace(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_foldspace"))
@@ -148,6 +152,19 @@ fn resumed_run_equals_the_uninterrupted_one_and_exports() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&read(weights.join("tiny.json"))).expect("manifest");
     assert_eq!(manifest["step"], 6);
+    // The training-time output scale is folded into conv_out: shipped weights have 1.
+    assert_eq!(manifest["config"]["output_scale"], 1.0);
+    // The learning rates of the log follow the schedule: warm-up 5e-4, 1e-3, then the cosine
+    // from 1e-3 to 1e-4 over the stage's last two steps; the second stage is constant.
+    let metrics = String::from_utf8(read(a.join("metrics.csv"))).expect("utf-8");
+    let rates: Vec<f64> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(3).expect("rate").parse().expect("number"))
+        .collect();
+    for (got, want) in rates.iter().zip([5e-4, 1e-3, 1e-3, 1e-4, 5e-4, 5e-4]) {
+        assert!((got - want).abs() < 1e-9, "rates {rates:?}");
+    }
     for f in manifest["files"].as_array().expect("files") {
         let name = f["file"].as_str().expect("name");
         let sum = String::from_utf8(read(weights.join(format!("{name}.sha256")))).expect("sha");

@@ -25,10 +25,10 @@ use crate::logic::{self, ColorMode, Legend, PLAUSIBILITY_SIGMA, PageOptions};
 use crate::scene::{self, Camera};
 use crate::viewer::{Layer, Viewer};
 
-/// Shipped weights: an early checkpoint of our own training run (TRAINING.md).
+/// Shipped weights: our own training run's export (TRAINING.md). The page names them by the
+/// description `foldspace export` writes into the file (step, validation scores).
 const DEFAULT_WEIGHTS: &str = "assets/weights/foldspace-score-f16.safetensors";
-const DEFAULT_WEIGHTS_LABEL: &str =
-    "foldspace early checkpoint (step 325, f16) — an under-trained model; see TRAINING.md";
+const DEFAULT_WEIGHTS_ORIGIN: &str = "shipped, f16";
 
 /// Example structures shipped in `assets/examples` (file, what it is).
 const EXAMPLES: [(&str, &str); 6] = [
@@ -1016,7 +1016,7 @@ impl Component for App {
                     Some(w) => (w.clone(), format!("{w} (from ?weights=)")),
                     None => (
                         DEFAULT_WEIGHTS.to_string(),
-                        DEFAULT_WEIGHTS_LABEL.to_string(),
+                        DEFAULT_WEIGHTS_ORIGIN.to_string(),
                     ),
                 };
                 let link = ctx.link().clone();
@@ -1060,7 +1060,7 @@ impl Component for App {
                                 .unwrap_or(levels.saturating_sub(1))
                                 .min(levels.saturating_sub(1));
                         }
-                        self.weights_label = label;
+                        self.weights_label = weights_label(&label, &embedder);
                         self.weights_error = None;
                         self.embedder = Some(embedder);
                         self.embedding = None;
@@ -2179,6 +2179,16 @@ async fn similar(
 }
 
 /// Fetch weights, check them against `<url>.sha256` when the site has one, and load them.
+/// What the page says about the weights it runs: their description (from the file) where they
+/// have one, where they came from, and the start of their SHA-256.
+fn weights_label(origin: &str, embedder: &Embedder) -> String {
+    let sha: String = embedder.weights_sha256.chars().take(12).collect();
+    match &embedder.description {
+        Some(d) => format!("{d} — {origin}, sha256 {sha}…"),
+        None => format!("{origin}, sha256 {sha}…"),
+    }
+}
+
 async fn load_weights(
     url: &str,
     compute: Compute,
