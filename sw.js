@@ -18,7 +18,7 @@ self.addEventListener("activate", (event) =>
       // Drop the caches of earlier versions of this worker (v1 served weights cache-first
       // with no check).
       for (const name of await caches.keys()) {
-        if (name !== CACHE) await caches.delete(name);
+        if (name.startsWith("foldspace-") && name !== CACHE) await caches.delete(name);
       }
       await self.clients.claim();
     })(),
@@ -30,10 +30,14 @@ async function sha256Hex(buffer) {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// The hash the site publishes for `url` now, or null (offline, no .sha256, unreadable).
+// The hash the site publishes for `url` now, or null (offline, no .sha256, unreadable, or no
+// answer within 10 s).
 async function publishedDigest(url) {
   try {
-    const response = await fetch(`${url}.sha256`, { cache: "no-store" });
+    const sha = new URL(url);
+    sha.pathname += ".sha256";
+    sha.search = "";
+    const response = await fetch(sha, { cache: "no-store", signal: AbortSignal.timeout(10_000) });
     if (!response.ok) return null;
     const word = (await response.text()).trim().split(/\s+/)[0] || "";
     return /^[0-9a-f]{64}$/i.test(word) ? word.toLowerCase() : null;
@@ -56,6 +60,9 @@ async function weights(request) {
   if (!response.ok) return hit || response;
   const bytes = await response.arrayBuffer();
   const headers = new Headers(response.headers);
+  // The body is now the decoded bytes: their length, no transfer encoding.
+  headers.delete("content-encoding");
+  headers.set("content-length", String(bytes.byteLength));
   headers.set(DIGEST_HEADER, await sha256Hex(bytes));
   const fresh = new Response(bytes, { status: response.status, statusText: response.statusText, headers });
   await cache.put(request, fresh.clone());
@@ -70,8 +77,11 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(weights(request));
     return;
   }
+  // Checksums always from the network (never the browser's HTTP cache): they are what tells a
+  // stale file from a fresh one.
+  const fresh = url.pathname.endsWith(".sha256") ? { cache: "no-store" } : undefined;
   event.respondWith(
-    fetch(request)
+    fetch(request, fresh)
       .then((response) => {
         if (response.ok) {
           const copy = response.clone();

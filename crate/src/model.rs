@@ -55,6 +55,25 @@ impl ScoreNetConfig {
         Self::new()
     }
 
+    /// A configuration from JSON, with the defaults of fields that files written before the
+    /// field existed lack (`output_scale`: 1). burn's `Config` derive gives serde no defaults.
+    pub fn from_json(mut value: serde_json::Value) -> Result<Self, String> {
+        if let Some(object) = value.as_object_mut() {
+            object
+                .entry("output_scale")
+                .or_insert(serde_json::json!(1.0));
+        }
+        serde_json::from_value(value).map_err(|e| format!("not a score-network configuration: {e}"))
+    }
+
+    /// serde `deserialize_with` for configurations embedded in other files (training configs).
+    pub fn deserialize_with_defaults<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        let value = <serde_json::Value as serde::Deserialize>::deserialize(deserializer)?;
+        Self::from_json(value).map_err(serde::de::Error::custom)
+    }
+
     /// The noise standard deviations, decreasing.
     pub fn sigmas(&self) -> Vec<f32> {
         noise_levels(self.sigma_max, self.sigma_min, self.levels)
@@ -95,7 +114,8 @@ impl ScoreNetConfig {
     /// A network with freshly initialised parameters, as PyTorch initialises the reference
     /// (batch-norm scales N(1, 0.01), shifts 0, running statistics 0 and 1, convolutions
     /// Kaiming-uniform), except `conv_out`, which starts at zero (weight and bias): a fresh
-    /// network predicts the zero score, whose DSM loss is exactly 3 (E‖z‖² of the noise), instead
+    /// network predicts the zero score, whose DSM loss is the noise's mean ‖z‖² (expected 3),
+    /// instead
     /// of a random map whose coordinate gradients are hundreds of Å (a first loss of ~4e4).
     pub fn init(&self, device: &Device) -> ScoreNet {
         let conv = |cin: usize, cout: usize, k: usize, dilation: usize| {
@@ -464,5 +484,26 @@ impl ScoreNet {
             .iter_mut()
             .flat_map(|b| [&mut b.norm1, &mut b.norm2, &mut b.norm3])
             .chain(std::iter::once(&mut self.norm_out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configurations_written_before_output_scale_still_parse() {
+        let legacy = serde_json::json!({"in_channels": 149, "hidden_channels": 64,
+            "bottleneck_channels": 16, "blocks": 32, "dilations": [1, 3, 5, 9], "levels": 61,
+            "sigma_max": 10.0, "sigma_min": 0.01});
+        let config = ScoreNetConfig::from_json(legacy).expect("legacy config");
+        assert_eq!(config, ScoreNetConfig::reference());
+        assert_eq!(config.output_scale, 1.0);
+        let mut scaled = serde_json::to_value(ScoreNetConfig::reference().with_output_scale(0.01))
+            .expect("json");
+        scaled["blocks"] = serde_json::json!(2);
+        let back = ScoreNetConfig::from_json(scaled).expect("round trip");
+        assert_eq!((back.output_scale, back.blocks), (0.01, 2));
+        assert!(ScoreNetConfig::from_json(serde_json::json!({"blocks": "many"})).is_err());
     }
 }

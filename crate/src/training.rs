@@ -32,11 +32,12 @@ pub struct StepReport {
 /// `max_grad_norm` is set (burn's own clipping works tensor by tensor), and the update. Returns
 /// the updated network.
 ///
-/// `shards` > 1 splits the batch into that many equal parts whose forward and backward passes
-/// run on their own threads (CPU, native), each with its own batch statistics ("ghost" batch
-/// norm over the part), and averages their gradients: burn's CPU backend runs most element-wise
-/// operations on one core, so this is what uses the others. Only the first shard updates the
-/// running statistics, so a step is deterministic. 1: the whole batch at once.
+/// `shards` > 1 splits the batch round-robin into that many parts ([`shard_parts`]) whose
+/// forward and backward passes run on their own threads (CPU, native), each with its own batch
+/// statistics ("ghost" batch norm over the part), and averages their gradients weighted by their
+/// sizes: burn's CPU backend runs most element-wise operations on one core, so this is what uses
+/// the others. Only the first shard (on the calling thread) updates the running statistics, so
+/// a step is deterministic. 1: the whole batch at once.
 ///
 /// `model` must live on `compute.device`, an autodiff device ([`Compute::autodiff`]).
 #[allow(clippy::too_many_arguments)]
@@ -81,8 +82,13 @@ pub async fn train_step_with(
     let (loss, mut grads) =
         batch_gradients(&model, compute, sigmas, examples, shards, numerics).await?;
     let grad_norm = global_norm(&model, &grads).await?;
+    if !grad_norm.is_finite() {
+        return Err(LossError::Batch(format!(
+            "the gradient is not finite (norm {grad_norm}, loss {loss}); the step was not taken"
+        )));
+    }
     let clipped = match max_grad_norm {
-        Some(max) if grad_norm.is_finite() && grad_norm > max => {
+        Some(max) if grad_norm > max => {
             grads = scale_gradients(&model, grads, f64::from(max / grad_norm));
             true
         }
@@ -131,39 +137,38 @@ fn sharded_gradients(
     shards: usize,
     numerics: Numerics,
 ) -> Result<(f32, GradientsParams), LossError> {
-    let size = examples.len().div_ceil(shards.min(examples.len()));
-    let parts: Vec<&[DsmExample]> = examples.chunks(size).collect();
+    let parts = shard_parts(examples, shards);
+    // One shard's loss and gradients, on a fork of the model: the same parameters (and ids) as
+    // new autodiff leaves, so each shard has its own graph (burn keeps graphs that share nodes
+    // under one mutex, which would run the backward passes one after the other).
+    let run = |k: usize, part: &[DsmExample]| -> Result<(f32, usize, GradientsParams), LossError> {
+        let net = model.clone().fork(&compute.device);
+        let mode = if k == 0 {
+            NormMode::Train
+        } else {
+            NormMode::Batch
+        };
+        let out = pollster::block_on(dsm_loss_with(&net, compute, sigmas, part, mode, numerics))?;
+        let loss = pollster::block_on(read_f32(out.loss.clone()))?;
+        let grads = GradientsParams::from_grads(out.loss.backward(), &net);
+        Ok((loss.first().copied().unwrap_or(f32::NAN), part.len(), grads))
+    };
     let results: Vec<Result<(f32, usize, GradientsParams), LossError>> = std::thread::scope(|s| {
         let handles: Vec<_> = parts
             .iter()
             .enumerate()
-            .map(|(k, part)| {
-                // A fork: the same parameters (and ids) as new autodiff leaves, so each shard has
-                // its own graph. burn keeps graphs that share nodes under one mutex, which would
-                // run the shards' backward passes one after the other.
-                let (net, compute) = (model.clone().fork(&compute.device), compute.clone());
-                s.spawn(move || {
-                    let mode = if k == 0 {
-                        NormMode::Train
-                    } else {
-                        NormMode::Batch
-                    };
-                    let out = pollster::block_on(dsm_loss_with(
-                        &net, &compute, sigmas, part, mode, numerics,
-                    ))?;
-                    let loss = pollster::block_on(read_f32(out.loss.clone()))?;
-                    let grads = GradientsParams::from_grads(out.loss.backward(), &net);
-                    Ok((loss.first().copied().unwrap_or(f32::NAN), part.len(), grads))
-                })
-            })
+            .skip(1)
+            .map(|(k, part)| s.spawn(move || run(k, part)))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(LossError::Batch("a training thread panicked".into())))
-            })
-            .collect()
+        // Shard 0 on this thread: it updates the running statistics, which burn keeps per
+        // thread and folds in when the same thread reads them (a new thread each step would
+        // leave every update pending).
+        let mut results = vec![run(0, &parts[0])];
+        results.extend(handles.into_iter().map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(LossError::Batch("a training thread panicked".into())))
+        }));
+        results
     });
     let total = examples.len() as f64;
     let mut loss = 0.0;
@@ -179,6 +184,17 @@ fn sharded_gradients(
         });
     }
     Ok((loss as f32, sum.unwrap_or_default()))
+}
+
+/// A batch split into `shards` parts round-robin (example k to part k mod shards), so that
+/// each part of a stratified batch still spans the whole noise ladder.
+pub fn shard_parts(examples: &[DsmExample], shards: usize) -> Vec<Vec<DsmExample>> {
+    let n = shards.clamp(1, examples.len().max(1));
+    let mut parts = vec![Vec::new(); n];
+    for (k, e) in examples.iter().enumerate() {
+        parts[k % n].push(e.clone());
+    }
+    parts
 }
 
 #[cfg(target_family = "wasm")]
@@ -310,27 +326,35 @@ pub enum RecalibrateError {
 
 /// Batch-norm running statistics recalibrated for `weights` (e.g. the weight average, whose
 /// parameters no running statistics were ever computed for): train-mode forward passes over
-/// `batches` without gradients, each norm's running mean and variance set to the plain average
-/// over the batches of the batch mean and unbiased batch variance (PyTorch's cumulative average,
-/// `momentum = None`). The parameters are unchanged; the result holds the new statistics.
+/// `batches`, each split into `shards` groups as training splits it, without gradients; each
+/// norm's running mean and variance become the plain average over the groups of the group mean
+/// and unbiased group variance (PyTorch's cumulative average, `momentum = None`). The parameters
+/// are unchanged; the result holds the new statistics.
 pub async fn recalibrate_norms(
     weights: &WeightMap,
     config: &ScoreNetConfig,
     compute: &Compute,
     sigmas: &[f32],
     batches: &[Vec<DsmExample>],
+    shards: usize,
 ) -> Result<WeightMap, RecalibrateError> {
     if batches.is_empty() {
         return Err(RecalibrateError::NoBatch);
     }
     let mut model = load_model(weights, config, &compute.device)?;
-    for (k, batch) in batches.iter().enumerate() {
-        // After batch k the running value is the mean of the k + 1 batch values.
+    // The groups training normalised over: each batch's shards ([`shard_parts`]).
+    let groups: Vec<Vec<DsmExample>> = batches
+        .iter()
+        .flat_map(|b| shard_parts(b, shards))
+        .filter(|g| !g.is_empty())
+        .collect();
+    for (k, group) in groups.iter().enumerate() {
+        // After group k the running value is the mean of the k + 1 group values.
         let momentum = 1.0 / (k + 1) as f64;
         for norm in model.norms_mut() {
             norm.momentum = momentum;
         }
-        dsm_loss(&model, compute, sigmas, batch, NormMode::Train).await?;
+        dsm_loss(&model, compute, sigmas, group, NormMode::Train).await?;
     }
     for norm in model.norms_mut() {
         norm.momentum = 0.1;

@@ -292,8 +292,9 @@ impl WeightMap {
     /// the tensor shapes with the reference's dilations and noise ladder.
     pub fn config(&self) -> Result<ScoreNetConfig, WeightsError> {
         if let Some(json) = self.metadata.get(CONFIG_METADATA_KEY) {
-            let config: ScoreNetConfig =
+            let value: serde_json::Value =
                 serde_json::from_str(json).map_err(|e| WeightsError::Config(e.to_string()))?;
+            let config = ScoreNetConfig::from_json(value).map_err(WeightsError::Config)?;
             config.validate().map_err(WeightsError::Config)?;
             return Ok(config);
         }

@@ -13,7 +13,7 @@ use foldspace::embed::recover_gradients;
 use foldspace::loss::{DsmExample, dsm_loss, dsm_loss_with, network_inputs};
 use foldspace::model::{NormMode, Numerics, ScoreNetConfig};
 use foldspace::training::{
-    EvalItem, batch_gradients, evaluate_items, recalibrate_norms, report, train_step,
+    EvalItem, batch_gradients, evaluate_items, recalibrate_norms, report, shard_parts, train_step,
 };
 use foldspace::weights::{WeightMap, load_model, weight_map};
 use pollster::block_on;
@@ -159,9 +159,10 @@ fn sharded_gradients_average_the_shards() {
         Numerics::Fast,
     ))
     .expect("sharded");
+    let after_sharded = block_on(weight_map(&model, &tiny(), 1)).expect("weights");
     let mut want_loss = 0.0;
     let mut parts = Vec::new();
-    for (k, part) in examples.chunks(3).enumerate() {
+    for (k, part) in shard_parts(&examples, 2).iter().enumerate() {
         let mode = if k == 0 {
             NormMode::Train
         } else {
@@ -183,6 +184,32 @@ fn sharded_gradients_average_the_shards() {
         (f64::from(loss) - want_loss).abs() <= 1e-6 * want_loss,
         "{loss} vs {want_loss}"
     );
+    // The running statistics moved exactly as one training-mode pass over shard 0 moves them
+    // (burn keeps them per thread: shard 0 runs on this thread, so they are folded in here).
+    let (_, start) = fresh_model(&compute);
+    let key = "blocks_hid.0.norm1.norm.running_mean";
+    let single = load_model(&start, &tiny(), &compute.device).expect("load");
+    block_on(dsm_loss_with(
+        &single,
+        &compute,
+        &sigmas,
+        &shard_parts(&examples, 2)[0],
+        NormMode::Train,
+        Numerics::Fast,
+    ))
+    .expect("loss");
+    let after_single = block_on(weight_map(&single, &tiny(), 1)).expect("weights");
+    assert_ne!(
+        start.tensors[key], after_sharded.tensors[key],
+        "not updated"
+    );
+    for (a, b) in after_sharded.tensors[key]
+        .values
+        .iter()
+        .zip(&after_single.tensors[key].values)
+    {
+        assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+    }
     let read = |g: &GradientsParams, id, len: usize| -> Vec<f32> {
         let t: Tensor<1> = g.get::<4>(id).expect("gradient").reshape([len]);
         block_on(read_f32(t)).expect("read")
@@ -340,10 +367,10 @@ fn a_fresh_network_starts_at_the_zero_score() {
     assert!((loss - 3.0).abs() < 0.3, "first loss {loss} is not about 3");
 }
 
-/// Recalibrated running statistics are the plain average over the batches of each batch's
-/// mean and unbiased variance: checked against a direct computation of the first norm's
-/// statistics (its input is `conv_in` of the network inputs) in f64, and the parameters are
-/// unchanged.
+/// Recalibrated running statistics are the plain average, over the groups training normalised
+/// over (each batch's shards), of each group's mean and unbiased variance: checked against a
+/// direct computation of the first norm's statistics (its input is `conv_in` of the network
+/// inputs) in f64, and the parameters are unchanged.
 #[test]
 fn recalibrated_statistics_equal_a_direct_computation() {
     let compute = Compute::cpu();
@@ -353,14 +380,21 @@ fn recalibrated_statistics_equal_a_direct_computation() {
     let batches: Vec<Vec<DsmExample>> = (0..3)
         .map(|k| batch(&[k * 7, 20 + k, 40 + 2 * k, 60 - k], 10 + k))
         .collect();
+    // Two shards: each batch of 4 normalised as two groups of 2 (examples 0, 2 and 1, 3).
     let recalibrated = block_on(recalibrate_norms(
-        &map, &config, &compute, &sigmas, &batches,
+        &map, &config, &compute, &sigmas, &batches, 2,
     ))
     .expect("recalibrate");
+    let groups: Vec<Vec<DsmExample>> = batches.iter().flat_map(|b| shard_parts(b, 2)).collect();
+    assert_eq!(groups.len(), 6);
+    assert_eq!(
+        groups[0],
+        vec![batches[0][0].clone(), batches[0][2].clone()]
+    );
     let model = load_model(&map, &config, &compute.device).expect("load");
     let c = config.hidden_channels;
     let (mut mean, mut var) = (vec![0f64; c], vec![0f64; c]);
-    for b in &batches {
+    for b in &groups {
         let (inputs, _) = block_on(network_inputs(&compute, &sigmas, b)).expect("inputs");
         let h = model.conv_in.forward(inputs);
         let [nb, _, hh, ww] = h.dims();
@@ -376,8 +410,8 @@ fn recalibrated_statistics_equal_a_direct_computation() {
             let n = xs.len() as f64;
             let m = xs.iter().sum::<f64>() / n;
             let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
-            mean[ch] += m / batches.len() as f64;
-            var[ch] += v / batches.len() as f64;
+            mean[ch] += m / groups.len() as f64;
+            var[ch] += v / groups.len() as f64;
         }
     }
     // Bound: the network's statistics are float32 reductions over 400–576 values per channel

@@ -40,7 +40,7 @@ const TYPES = {
 };
 
 // Weights served under one name whose content a test replaces (an update of the site).
-const swap = { bytes: null, sha: null };
+const swap = { bytes: null, sha: null, hits: 0 };
 function setSwap(bytes) {
   swap.bytes = bytes;
   swap.sha = crypto.createHash("sha256").update(bytes).digest("hex");
@@ -53,7 +53,10 @@ function serve() {
     const url = new URL(req.url, "http://localhost");
     let body;
     let file = url.pathname;
-    if (file === "/swap/model.safetensors" && swap.bytes) body = swap.bytes;
+    if (file === "/swap/model.safetensors" && swap.bytes) {
+      body = swap.bytes;
+      swap.hits += 1;
+    }
     else if (file === "/swap/model.safetensors.sha256" && swap.bytes) body = Buffer.from(`${swap.sha}  model.safetensors\n`);
     else if (file === "/published/model.safetensors") body = publishedBytes;
     else if (file === "/published/model.safetensors.sha256") body = Buffer.from(`${publishedSha}  model.safetensors\n`);
@@ -322,6 +325,11 @@ test("weights updated under the same name load fresh through the service worker"
     return null;
   });
   assert.equal(cached, first, "the worker did not cache the weights with their digest");
+  // Unchanged on the site: the next visit is served from the cache, nothing downloaded again.
+  const hits = swap.hits;
+  await page.reload();
+  await shows(first);
+  assert.equal(swap.hits, hits, "unchanged weights were downloaded again");
   // The site is updated: same name, new bytes, new .sha256. A returning visitor gets the new ones.
   setSwap(fs.readFileSync(path.join(root, "assets/weights/foldspace-score.safetensors")));
   assert.notEqual(swap.sha, first);

@@ -149,31 +149,36 @@ enum Command {
 /// allocation above 128 KiB, then page faults and zeroing on reuse).
 ///
 /// `FOLDSPACE_MALLOC=default` leaves glibc's defaults (to measure the difference).
-fn tune_allocator() {
+fn tune_allocator() -> bool {
     if std::env::var("FOLDSPACE_MALLOC").is_ok_and(|v| v == "default") {
-        return;
+        return false;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's allocation thresholds; it is called before any
-    // other thread exists.
+    // other thread exists. It returns 1 on success, 0 for a value glibc does not accept.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+            && libc::mallopt(libc::M_TOP_PAD, 256 << 20) == 1
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    false
 }
+
+/// Whether [`tune_allocator`] took effect (for benchmark reports).
+static ALLOCATOR_TUNED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 /// How the allocator is set up, for benchmark reports.
 pub(crate) fn allocator_note() -> &'static str {
-    if std::env::var("FOLDSPACE_MALLOC").is_ok_and(|v| v == "default") {
-        "glibc defaults"
-    } else {
+    if ALLOCATOR_TUNED.get().copied().unwrap_or(false) {
         "glibc, mallopt: no mmap below 1 GiB, no trimming"
+    } else {
+        "the allocator's defaults"
     }
 }
 
 fn main() -> ExitCode {
-    tune_allocator();
+    ALLOCATOR_TUNED.get_or_init(tune_allocator);
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

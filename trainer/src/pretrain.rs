@@ -42,7 +42,8 @@ pub struct Stage {
     pub batch_size: usize,
     /// Distinct chains per step (the reference: 1, with `batch_size` noisy copies).
     pub proteins_per_batch: usize,
-    /// Adam learning rate (constant within the stage).
+    /// Adam learning rate: the peak of the stage's schedule (constant without warm-up and
+    /// decay).
     pub learning_rate: f64,
     /// Longest chain sampled in this stage (full-map stages grow with L²); `null`: no limit
     /// beyond the data filter.
@@ -76,6 +77,7 @@ impl Stage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// The network and its noise ladder.
+    #[serde(deserialize_with = "ScoreNetConfig::deserialize_with_defaults")]
     pub model: ScoreNetConfig,
     /// Which chains are used.
     pub filter: ChainFilter,
@@ -402,7 +404,7 @@ pub(crate) struct PretrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// Steps of the first stage (default: 50 epochs of the reference data).
+    /// Steps of the first stage (default: the recipe's).
     #[arg(long)]
     pub steps: Option<u64>,
     /// Examples per step in the first stage.
@@ -712,14 +714,36 @@ fn averaged_weights(
     compute: &Compute,
 ) -> Result<WeightMap> {
     let config = &run.config;
-    let Some(stage) = config.stages.first() else {
-        return Ok(run.ema.weights.clone());
-    };
     if config.recalibrate_batches == 0 || pool.is_empty() {
         return Ok(run.ema.weights.clone());
     }
+    recalibrated(
+        config,
+        &run.ema.weights,
+        pool,
+        sigmas,
+        compute,
+        config.recalibrate_batches,
+    )
+}
+
+/// `weights` with batch-norm statistics recalibrated on `batches` fixed training batches of the
+/// first stage's shape from `pool` (their own seed stream: the same batches at every call), each
+/// split over the run's shards as training splits it.
+fn recalibrated(
+    config: &TrainConfig,
+    weights: &WeightMap,
+    pool: &[TrainChain],
+    sigmas: &[f32],
+    compute: &Compute,
+    batches: usize,
+) -> Result<WeightMap> {
+    let stage = config
+        .stages
+        .first()
+        .ok_or_else(|| anyhow!("the run has no stage"))?;
     let seed = mix(&[config.seed, 0x5ca1_ab1e]);
-    let batches: Vec<Vec<DsmExample>> = (1..=config.recalibrate_batches as u64)
+    let batches: Vec<Vec<DsmExample>> = (1..=batches as u64)
         .map(|i| {
             training_batch(
                 pool,
@@ -734,12 +758,24 @@ fn averaged_weights(
         })
         .collect();
     Ok(pollster::block_on(recalibrate_norms(
-        &run.ema.weights,
+        weights,
         &config.model,
         compute,
         sigmas,
         &batches,
+        config.shards,
     ))?)
+}
+
+/// The chains a stage draws from: long enough for its crop, not above its length limit.
+fn stage_pool(stage: &Stage, chains: &[TrainChain]) -> Vec<TrainChain> {
+    chains
+        .iter()
+        .filter(|t| {
+            stage.crop.is_none_or(|c| t.len() >= c) && stage.max_length.is_none_or(|m| t.len() <= m)
+        })
+        .cloned()
+        .collect()
 }
 
 fn save_checkpoint(
@@ -989,16 +1025,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
         config
             .stages
             .iter()
-            .map(|st| {
-                data.train
-                    .iter()
-                    .filter(|t| {
-                        st.crop.is_none_or(|c| t.len() >= c)
-                            && st.max_length.is_none_or(|m| t.len() <= m)
-                    })
-                    .cloned()
-                    .collect()
-            })
+            .map(|st| stage_pool(st, &data.train))
             .collect(),
     );
     let (tx, rx) = mpsc::sync_channel::<(u64, Vec<DsmExample>)>(args.workers.max(1) * 2);
@@ -1395,37 +1422,18 @@ pub fn export(args: ExportArgs) -> Result<()> {
             .stages
             .first()
             .ok_or_else(|| anyhow!("the run has no stage"))?;
-        let pool: Vec<TrainChain> = data
-            .train
-            .into_iter()
-            .filter(|t| stage.crop.is_none_or(|c| t.len() >= c))
-            .collect();
-        let sigmas = config.sigmas();
-        let seed = mix(&[run_config.seed, 0x5ca1_ab1e]);
-        let batches: Vec<Vec<DsmExample>> = (1..=args.recalibrate as u64)
-            .map(|i| {
-                training_batch(
-                    &pool,
-                    &sigmas,
-                    seed,
-                    i,
-                    stage.batch_size,
-                    stage.proteins_per_batch,
-                    stage.crop,
-                    stage.levels,
-                )
-            })
-            .collect();
-        map = pollster::block_on(recalibrate_norms(
+        let pool = stage_pool(stage, &data.train);
+        map = recalibrated(
+            &run_config,
             &map,
-            &config,
+            &pool,
+            &config.sigmas(),
             &Compute::cpu(),
-            &sigmas,
-            &batches,
-        ))?;
+            args.recalibrate,
+        )?;
         eprintln!(
             "recalibrated the batch-norm statistics on {} batches",
-            batches.len()
+            args.recalibrate
         );
     }
     // The training-time output scale goes into conv_out: shipped weights are the published

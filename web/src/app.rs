@@ -29,6 +29,10 @@ use crate::viewer::{Layer, Viewer};
 /// description `foldspace export` writes into the file (step, validation scores).
 const DEFAULT_WEIGHTS: &str = "assets/weights/foldspace-score-f16.safetensors";
 const DEFAULT_WEIGHTS_ORIGIN: &str = "shipped, f16";
+/// Said of shipped weights whose file has no description (exports before descriptions existed:
+/// the early step-325 checkpoint).
+const UNDESCRIBED_SHIPPED: &str =
+    "foldspace early checkpoint (step 325) — an under-trained model; see TRAINING.md";
 
 /// Example structures shipped in `assets/examples` (file, what it is).
 const EXAMPLES: [(&str, &str); 6] = [
@@ -2178,17 +2182,20 @@ async fn similar(
     })
 }
 
-/// Fetch weights, check them against `<url>.sha256` when the site has one, and load them.
 /// What the page says about the weights it runs: their description (from the file) where they
 /// have one, where they came from, and the start of their SHA-256.
 fn weights_label(origin: &str, embedder: &Embedder) -> String {
     let sha: String = embedder.weights_sha256.chars().take(12).collect();
     match &embedder.description {
         Some(d) => format!("{d} — {origin}, sha256 {sha}…"),
+        None if origin == DEFAULT_WEIGHTS_ORIGIN => {
+            format!("{UNDESCRIBED_SHIPPED} — {origin}, sha256 {sha}…")
+        }
         None => format!("{origin}, sha256 {sha}…"),
     }
 }
 
+/// Fetch weights, check them against `<url>.sha256` when the site has one, and load them.
 async fn load_weights(
     url: &str,
     compute: Compute,
