@@ -306,19 +306,18 @@ impl CondBatchNorm {
         let alpha = (var + self.epsilon).sqrt().recip();
         let beta = mean.neg() * alpha.clone();
         let normalised = x * alpha + beta;
-        let gamma = self
-            .embed_gamma
-            .weight
-            .val()
-            .select(0, levels.clone())
-            .reshape([b, c, 1, 1]);
-        let beta = self
-            .embed_beta
-            .weight
-            .val()
-            .select(0, levels)
-            .reshape([b, c, 1, 1]);
+        let (gamma, beta) = self.level_affine(levels, b, c);
         normalised * gamma + beta
+    }
+
+    /// Each example's scale and shift for its noise level, `[B, C, 1, 1]` each.
+    fn level_affine(&self, levels: Tensor<1, Int>, b: usize, c: usize) -> (Tensor<4>, Tensor<4>) {
+        let pick =
+            |table: &Embedding, levels| table.weight.val().select(0, levels).reshape([b, c, 1, 1]);
+        (
+            pick(&self.embed_gamma, levels.clone()),
+            pick(&self.embed_beta, levels),
+        )
     }
 
     /// Fold a batch's mean and biased variance (`[1, C, 1, 1]`, over `n` values each) into the
@@ -362,18 +361,7 @@ impl CondBatchNorm {
             self.update_running(mean, var.clone(), b * h * w);
         }
         let rstd = (var + self.epsilon).sqrt().recip();
-        let gamma = self
-            .embed_gamma
-            .weight
-            .val()
-            .select(0, levels.clone())
-            .reshape([b, c, 1, 1]);
-        let beta = self
-            .embed_beta
-            .weight
-            .val()
-            .select(0, levels)
-            .reshape([b, c, 1, 1]);
+        let (gamma, beta) = self.level_affine(levels, b, c);
         centred * (gamma * rstd) + beta
     }
 }
