@@ -1,5 +1,5 @@
 //! The parity test of `reference.rs`, compiled to wasm32 and run in headless Chromium by
-//! `wasm-pack test --headless --chrome crate`: WebGPU (SwiftShader on CI) and the CPU backend.
+//! `bash tests/browser --test wasm_parity`: WebGPU (SwiftShader on CI) and the CPU backend.
 //! The checkpoint and golden vectors are embedded at compile time from `../shared`.
 #![cfg(target_family = "wasm")]
 

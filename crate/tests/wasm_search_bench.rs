@@ -1,8 +1,7 @@
 //! Browser timings of the search bank (BENCHMARKS.md), not run by the tests (`#[ignore]`):
 //!
 //! ```sh
-//! cd crate && wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" \
-//!     -- --test wasm_search_bench -- --include-ignored --nocapture
+//! bash tests/browser --test wasm_search_bench -- --include-ignored --nocapture
 //! ```
 //!
 //! Builds banks of 20,000 and 100,000 random unit vectors (256-d, written and read back in the

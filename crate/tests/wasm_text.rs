@@ -1,4 +1,4 @@
-//! The MiniLM text encoder in headless Chromium (`wasm-pack test --headless --chrome crate`):
+//! The MiniLM text encoder in headless Chromium (`bash tests/browser --test wasm_text`):
 //! the files `foldspace export-text` writes, fetched the way the page fetches them, on WebGPU
 //! (SwiftShader on CI: f32 and f16) and on the CPU backend (int8), against the golden tokens and embeddings of
 //! `shared/minilm` (embedded at compile time).

@@ -1,8 +1,7 @@
 //! Browser timings of the text encoder (BENCHMARKS.md), not run by the tests (`#[ignore]`):
 //!
 //! ```sh
-//! cd crate && wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" \
-//!     -- --test wasm_text_bench -- --include-ignored
+//! bash tests/browser --test wasm_text_bench -- --include-ignored --nocapture
 //! ```
 //!
 //! Needs `crate/tests/served/` (see `tests/run`). Prints, per backend and stored precision: the

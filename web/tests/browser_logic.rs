@@ -1,4 +1,4 @@
-//! The page's logic in the browser (wasm32, headless Chromium via `wasm-pack test`): reading a
+//! The page's logic in the browser (wasm32, headless Chromium via `tests/browser`): reading a
 //! shipped example, colours and legends, heatmap pixels, query parsing and the 3D meshes,
 //! exactly as the components call them.
 #![cfg(target_family = "wasm")]
