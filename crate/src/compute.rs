@@ -7,10 +7,10 @@ use std::fmt;
 use burn::prelude::*;
 use wgpu::util::DeviceExt;
 
-use crate::features::{distance_map, torch_squared_distance, uses_matmul_form};
+use crate::score::inputs::{distance_map, torch_squared_distance, uses_matmul_form};
 
 /// The distance shader: one invocation per (row, column) pair, the same arithmetic as
-/// [`crate::features::torch_distance`].
+/// [`crate::score::inputs::torch_distance`].
 const DISTANCE_WGSL: &str = include_str!("distance.wgsl");
 
 /// Smallest map sent to the distance shader. Smaller maps (training crops of 31–32 residues,

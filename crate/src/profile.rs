@@ -16,10 +16,11 @@
 //!   BLOSUM62 conditional probabilities (target frequencies `q_ab ∝ p_a p_b 2^{S_ab / 2}`).
 //!   A query without hits gets the BLOSUM62 row of each residue, as PSI-BLAST's first PSSM.
 
+use crate::io::maybe_gunzip;
 use crate::sequence::{
     OTHER, Pssm, blosum, blosum_pssm, encode, local_alignment_pssm, local_score_pssm,
 };
-use crate::structure::{ReadError, maybe_gunzip};
+use crate::structure::ReadError;
 
 /// The largest database read (decompressed): 2 GiB (wasm32 addresses 4 GiB in all).
 const MAX_DB_BYTES: usize = 1 << 31;
@@ -97,7 +98,7 @@ pub enum ProfileError {
 /// Sequences of a database file: a TSV with a header naming a `sequence` column (Swiss-Prot
 /// export) or JSON lines with a `seq` field (the structure chains); plain or gzip.
 pub fn read_sequences(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ProfileError> {
-    let data = maybe_gunzip(bytes, MAX_DB_BYTES)?;
+    let data = maybe_gunzip(bytes, MAX_DB_BYTES).map_err(ReadError::from)?;
     let text = std::str::from_utf8(&data).map_err(|_| ProfileError::NotText)?;
     let mut out = Vec::new();
     let mut lines = text

@@ -1,9 +1,10 @@
 //! The WGSL distance-map shader agrees with the CPU distance map, in both of torch's forms
 //! (exact differences up to 25 points, the matmul form above), on rectangular maps too.
 #![cfg(not(target_family = "wasm"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 use foldspace::compute::{Compute, GPU_DISTANCE_MIN_PAIRS};
-use foldspace::features::distance_map;
+use foldspace::score::inputs::distance_map;
 
 /// Points of a rough helix far from the origin (where the matmul form loses precision).
 fn points(n: usize, offset: f32) -> Vec<[f32; 3]> {
@@ -50,7 +51,7 @@ fn compare(rows: &[[f32; 3]], cols: &[[f32; 3]]) -> (f32, f32) {
     // (lavapipe compiles for the host CPU; 98.2% measured on an AMD EPYC): a figure to log, not
     // a property of our code. The bound that matters is the rounding-unit check below.
     eprintln!("{} of {} distances bit-identical", same, on_gpu.len());
-    if foldspace::features::uses_matmul_form(rows.len(), cols.len()) {
+    if foldspace::score::inputs::uses_matmul_form(rows.len(), cols.len()) {
         let ulps = squared_error_in_ulps(rows, cols, &on_gpu, &on_cpu);
         assert!(
             ulps < 8.0,

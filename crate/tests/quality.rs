@@ -5,6 +5,7 @@
 //! (PDB 1CRN) and `proteins/best.pdb` from h3nnn4n/TMscore.py (MIT); its test asserts the
 //! program's output for `TMscore 1crn.pdb best.pdb`.
 #![cfg(not(target_family = "wasm"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 use foldspace::quality::{Correspondence, compare_chains, compare_same, lddt};
 use foldspace::structure::{ReadOptions, read_structure};

@@ -1,6 +1,7 @@
 //! Real PDB and mmCIF entries of different kinds (assets/examples/README.md says where each comes
 //! from and how the expected values were counted and cross-checked with gemmi and Biopython).
 #![cfg(not(target_family = "wasm"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 use foldspace::structure::{BFactorKind, Format, ReadOptions, Warning, read_structure};
 

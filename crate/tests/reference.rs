@@ -1,17 +1,18 @@
-//! Parity with the published score model (reference-model.md §8): features, score map, encoder
+//! Parity with the published score model (docs/score-model.md §8): features, score map, encoder
 //! features and embeddings of A0A023PZB3 at noise level 4, and the four golden DSM losses, on
 //! the CPU (burn flex) and on wgpu (lavapipe Vulkan on CI).
 #![cfg(not(target_family = "wasm"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 mod common;
 
 use common::{golden_loss_rows, npy, reference, rel_err, transpose};
 use foldspace::compute::{Compute, read_f32};
-use foldspace::embed::Embedder;
-use foldspace::loss::{DsmExample, dsm_loss, perturb};
-use foldspace::model::NormMode;
+use foldspace::score::embed::Embedder;
+use foldspace::score::loss::{DsmExample, dsm_loss, perturb};
+use foldspace::score::network::NormMode;
+use foldspace::score::weights::{WeightMap, WeightsError, expected_keys, load_model};
 use foldspace::structure::{ReadOptions, read_structure};
-use foldspace::weights::{WeightMap, WeightsError, expected_keys, load_model};
 
 /// Relative error allowed for the level-4 embedding arrays against the golden float32 ones.
 /// By the rule of `loss_tolerance` (tests/numerics/f64_reference.py, case `embed_level4_eval`):
@@ -243,7 +244,10 @@ fn pth_and_safetensors_hold_the_same_tensors() {
     assert_eq!(pth.tensors.len(), 681);
     assert_eq!(pth.tensors, st.tensors);
     let config = pth.config().expect("config");
-    assert_eq!(config, foldspace::model::ScoreNetConfig::reference());
+    assert_eq!(
+        config,
+        foldspace::score::network::ScoreNetConfig::reference()
+    );
     assert_eq!(expected_keys(&config).len(), 681);
 }
 

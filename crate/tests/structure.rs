@@ -1,5 +1,6 @@
 //! Structure reading: one test per class of bad input, the training format, and synthetic
 //! files that exercise each path (real PDB/mmCIF entries are in `real_files.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 use std::io::Write;
 

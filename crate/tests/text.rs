@@ -3,6 +3,7 @@
 //! original f32 weights to cosine ≥ 0.9999 on the CPU and on wgpu (lavapipe on CI), the f16
 //! export to ≥ 0.995 and the int8 export to ≥ 0.98; odd inputs and bad files.
 #![cfg(not(target_family = "wasm"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 mod common;
 

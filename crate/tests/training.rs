@@ -1,21 +1,21 @@
 //! Training and evaluation: an optimiser step lowers the loss on its batch, autodiff gradients
 //! agree with finite differences (the chain-rule coordinate gradient and the parameters), the
 //! model ↔ weight-map round trip is exact, and the evaluation path reproduces the golden losses.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 #![cfg(not(target_family = "wasm"))]
 
 mod common;
 
 use common::{golden_loss_rows, reference};
 use foldspace::compute::{Compute, read_f32};
-use foldspace::data::{LevelSampling, TrainChain, training_batch};
-use foldspace::embed::recover_gradients;
-use foldspace::loss::{DsmExample, dsm_loss, dsm_loss_with, network_inputs};
-use foldspace::model::{NormMode, Numerics, ScoreNetConfig};
-use foldspace::training::{
+use foldspace::score::data::{LevelSampling, TrainChain, training_batch};
+use foldspace::score::embed::recover_gradients;
+use foldspace::score::loss::{DsmExample, dsm_loss, dsm_loss_with, network_inputs};
+use foldspace::score::network::{NormMode, Numerics, ScoreNetConfig};
+use foldspace::score::training::{
     EvalItem, batch_gradients, evaluate_items, recalibrate_norms, report, shard_parts, train_step,
 };
-use foldspace::weights::{WeightMap, load_model, weight_map};
+use foldspace::score::weights::{WeightMap, load_model, weight_map};
 use pollster::block_on;
 
 use burn::optim::{AdamConfig, GradientsParams};
@@ -54,7 +54,7 @@ fn batch(levels: &[usize], crop: usize) -> Vec<DsmExample> {
                     [f, -f * 0.7, (f * 3.0).sin()]
                 })
                 .collect();
-            let noisy = foldspace::loss::perturb(&ca, &z, sigmas[level]);
+            let noisy = foldspace::score::loss::perturb(&ca, &z, sigmas[level]);
             let mut e = DsmExample::full(&seq, ca.clone(), noisy, level);
             e.crop = crop;
             e.row_start = k % (ca.len() - crop + 1);
@@ -66,7 +66,7 @@ fn batch(levels: &[usize], crop: usize) -> Vec<DsmExample> {
 
 /// A tiny network as training has made it: `conv_out` is set to small fixed values (a fresh
 /// network's is zero, which would leave every other parameter without a gradient).
-fn fresh_model(compute: &Compute) -> (foldspace::model::ScoreNet, WeightMap) {
+fn fresh_model(compute: &Compute) -> (foldspace::score::network::ScoreNet, WeightMap) {
     let config = tiny();
     // A fixed initialisation: the tests must not depend on a lucky draw.
     compute.device.seed(7);
@@ -88,7 +88,7 @@ fn weight_map_round_trip_is_exact() {
     let (model, map) = fresh_model(&compute);
     let again = block_on(weight_map(&model, &tiny(), 0)).expect("weights");
     assert_eq!(map, again);
-    foldspace::weights::validate(&map, &tiny()).expect("every key present");
+    foldspace::score::weights::validate(&map, &tiny()).expect("every key present");
 }
 
 #[test]
@@ -437,7 +437,7 @@ fn recalibrated_statistics_equal_a_direct_computation() {
     }
     // Every norm got new statistics; no parameter moved.
     for (key, t) in &map.tensors {
-        if foldspace::training::is_parameter(key) {
+        if foldspace::score::training::is_parameter(key) {
             assert_eq!(t, &recalibrated.tensors[key], "{key} changed");
         } else if key.ends_with("running_var") {
             assert_ne!(t, &recalibrated.tensors[key], "{key} was not recalibrated");

@@ -2,6 +2,7 @@
 //! `bash tests/browser --test wasm_parity`: WebGPU (SwiftShader on CI) and the CPU backend.
 //! The checkpoint and golden vectors are embedded at compile time from `../shared`.
 #![cfg(target_family = "wasm")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 #[cfg(not(foldspace_shared))]
 compile_error!(
@@ -10,7 +11,7 @@ compile_error!(
 );
 
 use foldspace::compute::{Compute, read_f32};
-use foldspace::embed::Embedder;
+use foldspace::score::embed::Embedder;
 use foldspace::structure::{ReadOptions, read_structure};
 use wasm_bindgen_test::*;
 

@@ -8,6 +8,7 @@
 //! bank format, f16) in the page's wasm32 code and prints the time to read each bank and the mean
 //! time of an exact top-10 search over 50 random queries.
 #![cfg(target_family = "wasm")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 use std::collections::BTreeMap;
 

@@ -6,6 +6,7 @@
 //! `tests/run` exports the model into `crate/tests/served/` first: the test runner's web server
 //! serves the crate directory and nothing above it.
 #![cfg(target_family = "wasm")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 #[cfg(not(foldspace_shared))]
 compile_error!(

@@ -9,6 +9,7 @@
 //! and texts per second over 32 GO-style texts after a warm-up (SwiftShader is slow: 256 texts
 //! ran past the runner's 900 s).
 #![cfg(target_family = "wasm")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 mod web;
 

@@ -23,10 +23,10 @@ deviation of the float32 runs after conv_in, every block, norm_out and conv_out.
 
 The inputs (149-channel maps, X~, true score, weights) are the golden float32 data, promoted
 exactly to float64: only the arithmetic differs between the runs. sigma is the float32 ladder
-value of crate/src/features.rs. Batch 1 throughout (as every golden case).
+value of crate/src/score/inputs.rs. Batch 1 throughout (as every golden case).
 
-The network follows crate/src/model.rs (reference-model.md §4), the loss crate/src/loss.rs and
-crate/src/embed.rs (§5). Relative errors are those of crate/tests/common: ||a - b|| / ||b|| with
+The network follows crate/src/score/network.rs (docs/score-model.md §4), the loss crate/src/score/loss.rs and
+crate/src/score/embed.rs (§5). Relative errors are those of crate/tests/common: ||a - b|| / ||b|| with
 b the float64 value (for a scalar: |a - b| / |b|).
 
     python3 tests/numerics/f64_reference.py [--samples 8] [--kick-samples 4] [--seed 0]
@@ -86,7 +86,7 @@ def load_safetensors(path: Path) -> dict:
 
 
 def noise_levels(sigma_max=10.0, sigma_min=0.01, n=61) -> np.ndarray:
-    """crate/src/features.rs noise_levels: f32(2^(log2 max + k*step)), the last one exactly min."""
+    """crate/src/score/inputs.rs noise_levels: f32(2^(log2 max + k*step)), the last one exactly min."""
     start, stop = np.log2(sigma_max), np.log2(sigma_min)
     step = (stop - start) / (n - 1)
     e = [stop if k == n - 1 else start + step * k for k in range(n)]

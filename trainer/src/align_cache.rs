@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use foldspace::align::structure::structure_features;
-use foldspace::embed::Embedder;
+use foldspace::score::embed::Embedder;
 use foldspace::structure::JsonChain;
 use foldspace::text::TextEncoder;
 use serde::{Deserialize, Serialize};

@@ -7,24 +7,24 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use foldspace::compute::Compute;
-use foldspace::embed::Embedder;
+use foldspace::io::sha256_hex;
 use foldspace::ppi::data::{
     PpiChain, PreparedChain, Standardiser, base_features, exposure_features, neighbours,
     read_ppi_jsonl,
 };
 use foldspace::ppi::model::PpiModelKind;
-use foldspace::ppi::train::{PpiTrainConfig, predict, train};
+use foldspace::ppi::training::{PpiTrainConfig, predict, train};
 use foldspace::profile::{
     PROFILE_FEATURES, SearchConfig, SequenceDb, profile, read_sequences, search,
 };
+use foldspace::score::embed::Embedder;
 use foldspace::sequence::{KmerIndex, nearest};
 use foldspace::stats::{BinaryMetrics, MeanStd, binary_metrics, mean_std};
 use foldspace::structure::{Chain, ResidueNumber, read_chains_jsonl};
-use foldspace::weights::sha256_hex;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::{Backend, compute, weights_path};
+use crate::common::{Backend, cache_dir, compute, weights_path};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ModelArg {
@@ -421,10 +421,7 @@ fn overlap_report(path: &Path, tests: &[(String, Vec<PpiChain>, String)]) -> Res
 }
 
 fn default_cache() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join(".cache/foldspace/eval-ppi")
+    cache_dir().join("eval-ppi")
 }
 
 fn prepare_plain(chain: &PpiChain, k: usize) -> PreparedChain {

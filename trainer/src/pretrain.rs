@@ -1,5 +1,5 @@
 //! `foldspace pretrain`, `foldspace export` and `foldspace eval-dsm`: the training loop around
-//! `foldspace::training` (data threads, checkpoints, resume, Ctrl-C, logs) and the evaluation.
+//! `foldspace::score::training` (data threads, checkpoints, resume, Ctrl-C, logs) and the evaluation.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,232 +12,25 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use foldspace::compute::Compute;
-use foldspace::data::{
+use foldspace::io::sha256_hex;
+use foldspace::score::data::{
     ChainFilter, FilterReport, LevelSampling, TrainChain, evaluation_example, mix, training_batch,
 };
-use foldspace::loss::DsmExample;
-use foldspace::model::{Numerics, ScoreNet, ScoreNetConfig};
+use foldspace::score::loss::DsmExample;
+use foldspace::score::network::{Numerics, ScoreNet, ScoreNetConfig};
+use foldspace::score::recipe::{Stage, TrainConfig};
+use foldspace::score::training::{
+    DsmReport, Ema, EvalItem, evaluate_items, recalibrate_norms, report, train_step,
+    train_step_with,
+};
+use foldspace::score::weights::{
+    CONFIG_METADATA_KEY, Precision, WeightMap, load_model, to_safetensors_with, weight_map,
+};
 use foldspace::structure::{ReadOptions, read_chains_jsonl, read_structure};
-use foldspace::training::{
-    DsmReport, Ema, EvalItem, evaluate_items, recalibrate_norms, report, scheduled_rate,
-    train_step, train_step_with,
-};
-use foldspace::weights::{
-    CONFIG_METADATA_KEY, Precision, WeightMap, load_model, sha256_hex, to_safetensors_with,
-    weight_map,
-};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::{Backend, say};
-
-/// One phase of training with its own crop and batch (e.g. crops, then full-map fine-tuning).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Stage {
-    /// Optimiser steps in this stage.
-    pub steps: u64,
-    /// Crop size in residues (rows and columns drawn independently); `null` = full maps.
-    pub crop: Option<usize>,
-    /// Examples per step.
-    pub batch_size: usize,
-    /// Distinct chains per step (the reference: 1, with `batch_size` noisy copies).
-    pub proteins_per_batch: usize,
-    /// Adam learning rate: the peak of the stage's schedule (constant without warm-up and
-    /// decay).
-    pub learning_rate: f64,
-    /// Longest chain sampled in this stage (full-map stages grow with L²); `null`: no limit
-    /// beyond the data filter.
-    #[serde(default)]
-    pub max_length: Option<usize>,
-    /// Steps of linear learning-rate warm-up at the start of the stage (0: none).
-    #[serde(default)]
-    pub warmup_steps: u64,
-    /// Cosine decay from `learning_rate` to this at the stage's last step; `null`: constant.
-    #[serde(default)]
-    pub final_learning_rate: Option<f64>,
-    /// How the noise levels of a batch are drawn.
-    #[serde(default)]
-    pub levels: LevelSampling,
-}
-
-impl Stage {
-    /// The learning rate of 0-based step `t` of this stage.
-    pub fn rate(&self, t: u64) -> f64 {
-        scheduled_rate(
-            self.learning_rate,
-            self.final_learning_rate,
-            self.warmup_steps,
-            t,
-            self.steps,
-        )
-    }
-}
-
-/// Everything that defines a training run; written as `config.json` in the run directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// The network and its noise ladder.
-    #[serde(deserialize_with = "ScoreNetConfig::deserialize_with_defaults")]
-    pub model: ScoreNetConfig,
-    /// Which chains are used.
-    pub filter: ChainFilter,
-    /// Training phases, in order.
-    pub stages: Vec<Stage>,
-    /// Adam β1, β2, ε (PyTorch defaults, as the reference).
-    pub adam: [f64; 3],
-    /// Decay of the weight average (reached after a warm-up, see `foldspace::training::Ema`).
-    pub ema_decay: f32,
-    /// Seed of every draw (batches, noise, crops, validation).
-    pub seed: u64,
-    /// Steps between checkpoints.
-    pub checkpoint_every: u64,
-    /// Steps between validations.
-    pub eval_every: u64,
-    /// Validation chains (the first of the val split after filtering).
-    pub val_chains: usize,
-    /// Validation noise levels (empty: all).
-    pub val_levels: Vec<usize>,
-    /// Validation crop (`null`: full maps).
-    pub val_crop: Option<usize>,
-    /// Clip the gradient to this global L2 norm (over every parameter); `null`: no clipping.
-    #[serde(default)]
-    pub max_grad_norm: Option<f32>,
-    /// Training batches (of the first stage's shape) over which the batch-norm statistics of
-    /// the weight average are recalibrated before each validation and in each checkpoint's
-    /// `ema.safetensors`; 0: copy the raw model's running statistics (the reference).
-    #[serde(default)]
-    pub recalibrate_batches: usize,
-    /// Threads a training step's batch is split over on the CPU, each part with its own batch
-    /// statistics (`foldspace::training::train_step`); 1: the whole batch at once (the
-    /// reference). Part of the recipe: it changes the batch statistics, not only the speed.
-    #[serde(default = "one")]
-    pub shards: usize,
-}
-
-fn one() -> usize {
-    1
-}
-
-impl TrainConfig {
-    /// The reference recipe (reference-model.md §3–§5): 61 levels 10 → 0.01 Å, 32 blocks,
-    /// 64 channels, multi crops of 31, batch 32 from one protein, Adam 1e-3, EMA 0.999, 50 epochs
-    /// of the 18,289 training chains.
-    pub fn reference() -> Self {
-        Self {
-            model: ScoreNetConfig::reference(),
-            filter: ChainFilter::default(),
-            stages: vec![Stage {
-                steps: 50 * 18_289,
-                crop: Some(31),
-                batch_size: 32,
-                proteins_per_batch: 1,
-                learning_rate: 1e-3,
-                max_length: None,
-                warmup_steps: 0,
-                final_learning_rate: None,
-                levels: LevelSampling::Independent,
-            }],
-            adam: [0.9, 0.999, 1e-8],
-            ema_decay: 0.999,
-            seed: 0,
-            checkpoint_every: 500,
-            eval_every: 500,
-            val_chains: 16,
-            val_levels: (0..61).step_by(3).collect(),
-            val_crop: Some(64),
-            max_grad_norm: None,
-            recalibrate_batches: 0,
-            shards: 1,
-        }
-    }
-
-    /// Our recipe, the default of `foldspace pretrain`: the reference's network, crops, batch
-    /// and optimiser, with the training changes that TRAINING.md measured in paired runs: the
-    /// score map scaled by 0.01 (folded into `conv_out` on export) from a zero `conv_out`, so
-    /// training starts at the zero score; 16 proteins a batch (2 noisy copies each); levels
-    /// stratified within the batch; a 500-step warm-up to 1e-3, then a cosine decay to 1e-5 over
-    /// the stage; the gradient clipped to a global norm of 1; the weight average's batch-norm
-    /// statistics recalibrated on 16 batches.
-    pub fn recipe() -> Self {
-        let mut config = Self::reference();
-        config.model.output_scale = 0.01;
-        config.stages = vec![Stage {
-            steps: 100_000,
-            crop: Some(31),
-            batch_size: 32,
-            proteins_per_batch: 16,
-            learning_rate: 1e-3,
-            max_length: None,
-            warmup_steps: 500,
-            final_learning_rate: Some(1e-5),
-            levels: LevelSampling::Stratified,
-        }];
-        config.max_grad_norm = Some(1.0);
-        config.recalibrate_batches = 16;
-        config.shards = 2;
-        config
-    }
-
-    fn total_steps(&self) -> u64 {
-        self.stages.iter().map(|s| s.steps).sum()
-    }
-
-    /// Steps before stage `index`.
-    fn stage_start(&self, index: usize) -> u64 {
-        self.stages.iter().take(index).map(|s| s.steps).sum()
-    }
-
-    /// Index of the stage of 1-based step `step`.
-    fn stage_index(&self, step: u64) -> Option<usize> {
-        let mut end = 0;
-        self.stages.iter().position(|s| {
-            end += s.steps;
-            step <= end
-        })
-    }
-
-    fn validate(&self) -> Result<()> {
-        self.model.validate().map_err(|e| anyhow!("model: {e}"))?;
-        if self.stages.is_empty() || self.stages.iter().any(|s| s.batch_size == 0) {
-            bail!("the config needs at least one stage, each with a batch size above 0");
-        }
-        if self.stages.iter().any(|s| s.crop.is_some_and(|c| c < 2)) {
-            bail!("crops need at least 2 residues");
-        }
-        if !(0.0..1.0).contains(&self.ema_decay) {
-            bail!("ema_decay must be in [0, 1)");
-        }
-        if self.checkpoint_every == 0 || self.eval_every == 0 {
-            bail!("checkpoint_every and eval_every must be above 0");
-        }
-        for (k, stage) in self.stages.iter().enumerate() {
-            let rates = [Some(stage.learning_rate), stage.final_learning_rate];
-            if rates
-                .iter()
-                .flatten()
-                .any(|r| !(r.is_finite() && *r >= 0.0))
-            {
-                bail!(
-                    "stage {}: learning rates must be finite and not negative",
-                    k + 1
-                );
-            }
-            if stage.proteins_per_batch == 0 {
-                bail!("stage {}: proteins_per_batch must be above 0", k + 1);
-            }
-        }
-        if self
-            .max_grad_norm
-            .is_some_and(|n| !(n.is_finite() && n > 0.0))
-        {
-            bail!("max_grad_norm must be positive");
-        }
-        if self.shards == 0 {
-            bail!("shards must be at least 1");
-        }
-        Ok(())
-    }
-}
+use crate::common::{Backend, allocator_note, compute, file_stem, say, weights_path};
 
 /// Where training and validation chains come from.
 pub struct Dataset {
@@ -367,7 +160,7 @@ fn read_file_chains(path: &Path) -> Result<Vec<TrainChain>, String> {
     let name = path.file_name().and_then(|n| n.to_str());
     let parsed =
         read_structure(&bytes, name, &ReadOptions::default()).map_err(|e| e.to_string())?;
-    let stem = crate::file_stem(path);
+    let stem = file_stem(path);
     let model = parsed
         .structure
         .models
@@ -397,7 +190,7 @@ pub(crate) struct PretrainArgs {
     /// Training configuration (JSON); default: the recipe named by --recipe.
     #[arg(long, conflicts_with_all = ["resume", "recipe"])]
     pub config: Option<PathBuf>,
-    /// Built-in recipe: ours (TRAINING.md) or the published reference's (reference-model.md
+    /// Built-in recipe: ours (TRAINING.md) or the published reference's (docs/score-model.md
     /// §3–§5: one protein a batch, constant 1e-3, no clipping).
     #[arg(long, value_enum)]
     pub recipe: Option<Recipe>,
@@ -551,7 +344,7 @@ pub(crate) enum Recipe {
     Reference,
 }
 
-/// How the noise levels of a batch are drawn (see `foldspace::data::LevelSampling`).
+/// How the noise levels of a batch are drawn (see `foldspace::score::data::LevelSampling`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Levels {
     /// Uniformly and independently.
@@ -674,8 +467,8 @@ fn config_for(args: &PretrainArgs) -> Result<TrainConfig> {
     }
     if let Some(g) = args.gaps {
         config.filter.gap_policy = match g {
-            Gaps::Cut => foldspace::data::GapPolicy::Cut,
-            Gaps::Drop => foldspace::data::GapPolicy::Drop,
+            Gaps::Cut => foldspace::score::data::GapPolicy::Cut,
+            Gaps::Drop => foldspace::score::data::GapPolicy::Drop,
         };
     }
     config.validate()?;
@@ -902,7 +695,7 @@ fn truncate_log(path: &Path, step: u64) -> Result<()> {
 
 /// Train (or resume) and write checkpoints, logs and validation reports under `args.out`.
 pub fn pretrain(args: PretrainArgs) -> Result<()> {
-    let base = crate::compute(args.backend)?;
+    let base = compute(args.backend)?;
     let out = args.out.clone();
     let config_path = out.join("config.json");
     let config: TrainConfig = if args.resume {
@@ -941,8 +734,8 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
         r.with_gaps,
         config.filter.max_ca_gap,
         match config.filter.gap_policy {
-            foldspace::data::GapPolicy::Cut => "cut",
-            foldspace::data::GapPolicy::Drop => "dropped",
+            foldspace::score::data::GapPolicy::Cut => "cut",
+            foldspace::score::data::GapPolicy::Drop => "dropped",
         },
         r.too_short,
         r.too_long,
@@ -1265,8 +1058,8 @@ fn eval_items<'a>(
 
 /// `foldspace eval-dsm`.
 pub fn eval_dsm(args: EvalArgs) -> Result<()> {
-    let compute = crate::compute(args.backend)?;
-    let weights = crate::weights_path(args.weights.as_deref())?;
+    let compute = compute(args.backend)?;
+    let weights = weights_path(args.weights.as_deref())?;
     let (map, sha) = WeightMap::from_file(&weights)
         .with_context(|| format!("loading weights {}", weights.display()))?;
     let config = map.config()?;
@@ -1404,7 +1197,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
     let source = if args.raw { "model" } else { "ema" };
     let mut map = read_weights(&dir.join(format!("{source}.safetensors")))?;
     let config = map.config()?;
-    foldspace::weights::validate(&map, &config)?;
+    foldspace::score::weights::validate(&map, &config)?;
     if args.recalibrate > 0 {
         let run_dir = dir
             .parent()
@@ -1478,7 +1271,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
         }
     );
     map.metadata.insert(
-        foldspace::weights::DESCRIPTION_METADATA_KEY.into(),
+        foldspace::score::weights::DESCRIPTION_METADATA_KEY.into(),
         description.clone(),
     );
     map.metadata
@@ -1622,7 +1415,7 @@ pub fn bench_train(args: BenchTrainArgs) -> Result<()> {
     if chains.is_empty() {
         bail!("no chain of at least {} residues in the data", args.crop);
     }
-    let base = crate::compute(args.backend)?;
+    let base = compute(args.backend)?;
     let compute = base.autodiff();
     compute.device.seed(config.seed);
     let mut model = config.model.init(&compute.device);
@@ -1685,7 +1478,7 @@ pub fn bench_train(args: BenchTrainArgs) -> Result<()> {
         "shards": args.shards.unwrap_or(config.shards),
         "numerics": format!("{:?}", args.numerics).to_lowercase(),
         "rayon_threads": std::env::var("RAYON_NUM_THREADS").ok(),
-        "allocator": crate::allocator_note(),
+        "allocator": allocator_note(),
     });
     if args.json {
         println!("{summary}");

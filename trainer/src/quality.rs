@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use foldspace::embed::Embedder;
 use foldspace::quality::{Comparison, Correspondence, compare_chains, compare_same};
-use foldspace::refine::{Langevin, Schedule, coordinate_score};
+use foldspace::score::embed::Embedder;
+use foldspace::score::refine::{Langevin, Schedule, coordinate_score};
 use foldspace::stats::{mean_std, pearson, spearman};
 
 use foldspace::structure::{Chain, ReadOptions, read_chains_jsonl, read_structure};
@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde_json::{Value, json};
 
-use crate::{Backend, compute, weights_path};
+use crate::common::{Backend, compute, weights_path};
 
 #[derive(Args)]
 pub(crate) struct CompareArgs {

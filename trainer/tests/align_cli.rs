@@ -1,5 +1,6 @@
 //! `foldspace pool-structures`, `align`, `eval-retrieval`, `bank` and `search` end to end on a
 //! small real subset of the shared data (TRAINING.md has the full run).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 mod common;
 

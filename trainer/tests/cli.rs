@@ -1,4 +1,5 @@
 //! `foldspace embed` end to end: the real binary on the golden structure and a bad file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 mod common;
 

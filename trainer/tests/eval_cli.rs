@@ -1,5 +1,6 @@
 //! `foldspace compare`, `eval-ppi` and `eval-qa` end to end, on real files (small subsets so the
 //! test stays short; EVALUATION.md has the full runs).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `foldspace embed-text` and `export-text` end to end: the real binary, the original
 //! all-MiniLM-L6-v2 package, the golden embeddings of `shared/minilm`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 mod common;
 

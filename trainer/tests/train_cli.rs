@@ -1,6 +1,7 @@
 //! `foldspace pretrain`, `export` and `eval-dsm` end to end on real chains (a small slice of the
 //! shared chains.jsonl.gz) with a tiny network: an interrupted and resumed run equals the
 //! uninterrupted one, exported weights load, and eval-dsm is deterministic.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 mod common;
 

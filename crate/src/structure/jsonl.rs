@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 
-use super::{Chain, ReadError, ResidueNumber, maybe_gunzip, residues};
+use super::{Chain, ReadError, ResidueNumber, residues};
+use crate::io::{json_lines, maybe_gunzip};
 
 /// One line of `chains.jsonl`, with the [`Chain`] it describes.
 #[derive(Debug, Clone)]
@@ -52,11 +53,7 @@ pub fn read_chains_jsonl(bytes: &[u8], max_bytes: usize) -> Result<Vec<JsonChain
     let text = std::str::from_utf8(&data)
         .map_err(|e| ReadError::NotStructure(format!("the JSON lines are not UTF-8 ({e})")))?;
     let mut out = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line_no = index + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
+    for (line_no, raw) in json_lines(text) {
         let line: Line = serde_json::from_str(raw).map_err(|e| ReadError::Json {
             line: line_no,
             message: e.to_string(),

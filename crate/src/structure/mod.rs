@@ -5,17 +5,18 @@
 //! A successful read returns the [`Structure`] and the [`Warning`]s met on the way; bad input
 //! returns a [`ReadError`] that names the problem. Nothing here panics on any input.
 
+pub mod header;
 mod jsonl;
 pub mod residues;
-pub mod text;
 
 use std::fmt;
-use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
+use crate::io::{GunzipError, maybe_gunzip};
+
+pub use header::Description;
 pub use jsonl::{JsonChain, read_chains_jsonl};
-pub use text::Description;
 
 /// Structure file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,30 +276,13 @@ pub struct Parsed {
 /// Largest coordinate accepted (Å); beyond it distances overflow f32 arithmetic.
 pub const MAX_COORDINATE: f32 = 1e6;
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Decompress gzip data if `bytes` starts with the gzip magic, refusing to expand past `limit`.
-pub fn maybe_gunzip(bytes: &[u8], limit: usize) -> Result<std::borrow::Cow<'_, [u8]>, ReadError> {
-    if !bytes.starts_with(&GZIP_MAGIC) {
-        if bytes.len() > limit {
-            return Err(ReadError::TooLarge {
-                size: bytes.len(),
-                limit,
-            });
+impl From<GunzipError> for ReadError {
+    fn from(e: GunzipError) -> Self {
+        match e {
+            GunzipError::DecompressionBomb { limit } => ReadError::DecompressionBomb { limit },
+            GunzipError::TooLarge { size, limit } => ReadError::TooLarge { size, limit },
+            GunzipError::Truncated(why) => ReadError::Truncated(why),
         }
-        return Ok(std::borrow::Cow::Borrowed(bytes));
-    }
-    let mut out = Vec::new();
-    let decoder = flate2::read::MultiGzDecoder::new(bytes);
-    match decoder.take(limit as u64 + 1).read_to_end(&mut out) {
-        Ok(_) if out.len() > limit => Err(ReadError::DecompressionBomb { limit }),
-        Ok(_) => Ok(std::borrow::Cow::Owned(out)),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ReadError::Truncated(
-            "the gzip stream ends early".to_string(),
-        )),
-        Err(e) => Err(ReadError::Truncated(format!(
-            "the gzip data is corrupt ({e})"
-        ))),
     }
 }
 
@@ -377,13 +361,13 @@ pub fn read_structure(
     })?;
     let description = match format {
         Format::Pdb => {
-            if let Some(why) = text::pdb_truncated(&text) {
+            if let Some(why) = header::pdb_truncated(&text) {
                 return Err(ReadError::Truncated(why));
             }
-            text::pdb_description(&text)
+            header::pdb_description(&text)
         }
-        Format::Mmcif => text::cif_description(&text)
-            .map_err(|text::Unterminated(why)| ReadError::Truncated(why))?,
+        Format::Mmcif => header::cif_description(&text)
+            .map_err(|header::Unterminated(why)| ReadError::Truncated(why))?,
     };
     // pdbtbx slices lines by byte offsets and panics inside multi-byte characters (found by
     // fuzzing; a panic aborts in wasm), so it gets an ASCII copy with every non-ASCII byte
@@ -480,7 +464,7 @@ fn parse_models(text: &str, format: Format) -> Result<(NumberedModels, Vec<Warni
             }
         }
         Format::Mmcif => {
-            let minimal = text::cif_atom_site_only(text)
+            let minimal = header::cif_atom_site_only(text)
                 .map_err(|message| ReadError::Parse { format, message })?;
             parse_mmcif(&minimal, &mut out, &mut warnings)?;
         }

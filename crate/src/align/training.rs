@@ -8,31 +8,18 @@ use std::sync::Arc;
 
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use rand::prelude::*;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use super::loss::{info_nce, positive_mask};
-use super::model::{AlignConfig, AlignModel, MASK_TOKEN, sequence_tokens, sequence_window};
+use super::model::{
+    AlignConfig, AlignError, AlignTrained, MASK_TOKEN, sequence_tokens, token_tensor,
+};
 use super::structure::{STRUCTURE_WINDOW, central_window, pool_features};
-use crate::compute::{Compute, ComputeError, read_f32};
-use crate::embed::chain_inputs;
-use crate::model::{NormMode, ScoreNet};
-
-/// Why training or embedding failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AlignError {
-    /// The device failed.
-    #[error(transparent)]
-    Compute(#[from] ComputeError),
-    /// The data cannot train the model.
-    #[error("the alignment data cannot be used: {0}")]
-    Data(String),
-    /// Weights could not be written or read.
-    #[error("the alignment weights cannot be used: {0}")]
-    Weights(String),
-}
+use crate::compute::{Compute, read_f32};
+use crate::score::embed::chain_inputs;
+use crate::score::network::{NormMode, ScoreNet};
 
 /// One protein for training: its sequence and whatever else it has.
 #[derive(Debug, Clone, PartialEq)]
@@ -197,183 +184,12 @@ pub fn structure_statistics(items: &[AlignItem], width: usize) -> (Vec<f32>, Vec
     (mean, std)
 }
 
-/// The trained model with everything needed to use it.
-#[derive(Debug)]
-pub struct AlignTrained {
-    pub model: AlignModel,
-    pub config: AlignConfig,
-    pub structure_mean: Vec<f32>,
-    pub structure_std: Vec<f32>,
-}
-
-/// What the exported JSON beside the weights says.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlignManifest {
-    pub config: AlignConfig,
-    pub structure_mean: Vec<f32>,
-    pub structure_std: Vec<f32>,
-    /// SHA-256 of the score-network weights the structure vectors came from.
-    pub structure_weights_sha256: String,
-    /// Stage 2: the file, beside `align.json`, of the fine-tuned score network the structure
-    /// vectors come from (in the format of the shipped score weights). `None`: the score
-    /// network was frozen, and `structure_weights_sha256` names which one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub structure_network: Option<String>,
-    /// SHA-256 of the text encoder's source weights.
-    pub text_weights_sha256: String,
-    /// Free-form training record (steps, data counts, …).
-    pub training: serde_json::Value,
-}
-
-impl AlignTrained {
-    /// The weights as safetensors bytes.
-    pub fn to_safetensors(&self) -> Result<Vec<u8>, AlignError> {
-        let mut store = SafetensorsStore::from_bytes(None);
-        self.model
-            .save_into(&mut store)
-            .map_err(|e| AlignError::Weights(e.to_string()))?;
-        store
-            .get_bytes()
-            .map_err(|e| AlignError::Weights(e.to_string()))
-    }
-
-    /// A model from its manifest and safetensors bytes.
-    pub fn from_parts(
-        manifest: &AlignManifest,
-        weights: &[u8],
-        device: &Device,
-    ) -> Result<Self, AlignError> {
-        let mut model = manifest.config.init(device);
-        let mut store = SafetensorsStore::from_bytes(Some(weights.to_vec()));
-        model
-            .load_from(&mut store)
-            .map_err(|e| AlignError::Weights(e.to_string()))?;
-        if manifest.structure_mean.len() != manifest.config.structure_width
-            || manifest.structure_std.len() != manifest.config.structure_width
-        {
-            return Err(AlignError::Weights(
-                "the structure statistics do not match the structure width".into(),
-            ));
-        }
-        Ok(Self {
-            model,
-            config: manifest.config.clone(),
-            structure_mean: manifest.structure_mean.clone(),
-            structure_std: manifest.structure_std.clone(),
-        })
-    }
-
-    fn standardise(&self, v: &[f32]) -> Vec<f32> {
-        v.iter()
-            .zip(self.structure_mean.iter().zip(&self.structure_std))
-            .map(|(x, (m, s))| (x - m) / s)
-            .collect()
-    }
-
-    /// Sequences → unit vectors in the shared space (central window of `max_sequence`).
-    pub async fn embed_sequences(
-        &self,
-        sequences: &[&str],
-        device: &Device,
-    ) -> Result<Vec<Vec<f32>>, AlignError> {
-        let mut out = Vec::with_capacity(sequences.len());
-        // Batches of similar length waste less padding.
-        let mut order: Vec<usize> = (0..sequences.len()).collect();
-        order.sort_by_key(|&i| sequences[i].len());
-        let mut vectors = vec![Vec::new(); sequences.len()];
-        for chunk in order.chunks(64) {
-            let tokens: Vec<Vec<i64>> = chunk
-                .iter()
-                .map(|&i| {
-                    let (start, len) =
-                        sequence_window(sequences[i].len(), self.config.max_sequence);
-                    sequence_tokens(sequences[i], start, len)
-                })
-                .collect();
-            let e = self.model.embed_sequence(token_tensor(&tokens, device));
-            let values = read_f32(e).await?;
-            for (row, &i) in chunk.iter().enumerate() {
-                vectors[i] = values[row * self.config.dim..(row + 1) * self.config.dim].to_vec();
-            }
-        }
-        out.extend(vectors);
-        Ok(out)
-    }
-
-    /// Structure tower outputs → unit vectors.
-    pub async fn embed_structures(
-        &self,
-        inputs: &[&[f32]],
-        device: &Device,
-    ) -> Result<Vec<Vec<f32>>, AlignError> {
-        self.rows(inputs, device, true).await
-    }
-
-    /// Text tower outputs (MiniLM vectors) → unit vectors.
-    pub async fn embed_texts(
-        &self,
-        inputs: &[&[f32]],
-        device: &Device,
-    ) -> Result<Vec<Vec<f32>>, AlignError> {
-        self.rows(inputs, device, false).await
-    }
-
-    async fn rows(
-        &self,
-        inputs: &[&[f32]],
-        device: &Device,
-        structure: bool,
-    ) -> Result<Vec<Vec<f32>>, AlignError> {
-        let width = if structure {
-            self.config.structure_width
-        } else {
-            self.config.text_width
-        };
-        let mut out = Vec::with_capacity(inputs.len());
-        for chunk in inputs.chunks(512) {
-            let mut flat = Vec::with_capacity(chunk.len() * width);
-            for v in chunk {
-                if v.len() != width {
-                    return Err(AlignError::Data(format!(
-                        "an input has {} values; the model expects {width}",
-                        v.len()
-                    )));
-                }
-                if structure {
-                    flat.extend(self.standardise(v));
-                } else {
-                    flat.extend_from_slice(v);
-                }
-            }
-            let x = Tensor::<2>::from_data(TensorData::new(flat, [chunk.len(), width]), device);
-            let e = if structure {
-                self.model.embed_structure(x)
-            } else {
-                self.model.embed_text(x)
-            };
-            let values = read_f32(e).await?;
-            out.extend(values.chunks_exact(self.config.dim).map(<[f32]>::to_vec));
-        }
-        Ok(out)
-    }
-}
-
 /// `slot += value`, where an empty slot is zero.
 fn accumulate(slot: &mut Option<Tensor<1>>, value: Tensor<1>) {
     *slot = Some(match slot.take() {
         Some(x) => x + value,
         None => value,
     });
-}
-
-/// Token rows (right-padded with 0) → `[B, L]`.
-fn token_tensor(rows: &[Vec<i64>], device: &Device) -> Tensor<2, Int> {
-    let l = rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
-    let mut flat = vec![0i64; rows.len() * l];
-    for (r, row) in rows.iter().enumerate() {
-        flat[r * l..r * l + row.len()].copy_from_slice(row);
-    }
-    Tensor::from_data(TensorData::new(flat, [rows.len(), l]), device)
 }
 
 /// A random window of at most `max` residues, with `fraction` of them masked.
@@ -980,7 +796,7 @@ mod tests {
         let compute = Compute::cpu().autodiff();
         let device = compute.device.clone();
         // A small score network (2 blocks of 8 channels): structure width 16.
-        let net_config = crate::model::ScoreNetConfig::new()
+        let net_config = crate::score::network::ScoreNetConfig::new()
             .with_hidden_channels(8)
             .with_bottleneck_channels(4)
             .with_blocks(2);

@@ -10,7 +10,7 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-use crate::loss::{DsmExample, perturb};
+use crate::score::loss::{DsmExample, perturb};
 
 /// A chain ready for the score model: one letter and one C-alpha per residue, no gaps.
 #[derive(Debug, Clone, PartialEq)]
@@ -295,7 +295,7 @@ mod tests {
     #[test]
     fn draws_are_deterministic_and_in_range() {
         let chains = vec![line(40, 3.8), line(70, 3.8)];
-        let sigmas = crate::features::noise_levels(10.0, 0.01, 61);
+        let sigmas = crate::score::inputs::noise_levels(10.0, 0.01, 61);
         let a = training_batch(
             &chains,
             &sigmas,

@@ -1,13 +1,13 @@
-//! The denoising score matching loss of reference-model.md §5 ("scheme #2"): the score map of
+//! The denoising score matching loss of docs/score-model.md §5 ("scheme #2"): the score map of
 //! the perturbed pair map is turned into coordinate gradients of the row and column residues by
 //! the chain rule, divided by σ, and compared with the true score `(X − X̃)/σ²`, σ²-weighted.
 
 use burn::prelude::*;
 
 use crate::compute::{Compute, ComputeError};
-use crate::embed::recover_gradients;
-use crate::features::{RESIDUE_CHANNELS, encode_inputs, residue_features};
-use crate::model::{NormMode, Numerics, ScoreNet};
+use crate::score::embed::recover_gradients;
+use crate::score::inputs::{RESIDUE_CHANNELS, encode_inputs, residue_features};
+use crate::score::network::{NormMode, Numerics, ScoreNet};
 
 /// One perturbed protein (or crop of one) in a loss batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +92,7 @@ fn window<T: Copy>(v: &[T], start: usize, len: usize, what: &str) -> Result<Vec<
     })
 }
 
-/// DSM loss of a batch of equally sized crops (reference-model.md §5).
+/// DSM loss of a batch of equally sized crops (docs/score-model.md §5).
 pub async fn dsm_loss(
     model: &ScoreNet,
     compute: &Compute,

@@ -1,21 +1,21 @@
-//! The score network of reference-model.md §4: `CondResnet(149 → 1)`, a fully convolutional 2D
+//! The score network of docs/score-model.md §4: `CondResnet(149 → 1)`, a fully convolutional 2D
 //! residual network of pre-activation bottleneck blocks with dilated 3×3 convolutions and batch
 //! norm whose scale and shift depend on the noise level.
 //!
 //! Field names follow the published PyTorch module (`conv_in`, `blocks_hid.{b}.norm1.norm…`), so
-//! checkpoint keys map one to one (see [`crate::weights`]).
+//! checkpoint keys map one to one (see [`crate::score::weights`]).
 
 use burn::module::{Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Embedding, EmbeddingConfig, PaddingConfig2d};
 use burn::prelude::*;
 
-use crate::features::{INPUT_CHANNELS, noise_levels};
+use crate::score::inputs::{INPUT_CHANNELS, noise_levels};
 
 /// Configuration of the score network and its noise ladder.
 #[derive(Config, Debug, PartialEq)]
 pub struct ScoreNetConfig {
-    /// Input channels (149: see [`crate::features`]).
+    /// Input channels (149: see [`crate::score::inputs`]).
     #[config(default = 149)]
     pub in_channels: usize,
     /// Channels of the residual stream.
@@ -43,14 +43,14 @@ pub struct ScoreNetConfig {
     /// only: a small scale (with `conv_out` starting at zero) starts the network at the zero score
     /// and keeps Adam's steps on `conv_out` on the scale of a useful score map (~1e-3 to 1e-2;
     /// the coordinate gradient sums the map over a whole row of Å-sized differences).
-    /// [`crate::weights::WeightMap::fold_output_scale`] folds it into `conv_out` on export, so
+    /// [`crate::score::weights::WeightMap::fold_output_scale`] folds it into `conv_out` on export, so
     /// shipped weights always have 1 (the published architecture).
     #[config(default = 1.0)]
     pub output_scale: f64,
 }
 
 impl ScoreNetConfig {
-    /// The published model's configuration (reference-model.md §4).
+    /// The published model's configuration (docs/score-model.md §4).
     pub fn reference() -> Self {
         Self::new()
     }

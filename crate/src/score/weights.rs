@@ -2,7 +2,7 @@
 //! checkpoint (`.pth`, zip format), checked key for key against the configuration, and turned
 //! into a [`ScoreNet`] on any device; and written back as safetensors.
 //!
-//! Key names are the published model's (reference-model.md §7); any missing key, extra key or
+//! Key names are the published model's (docs/score-model.md §7); any missing key, extra key or
 //! shape mismatch is an error that lists them.
 
 use std::collections::BTreeMap;
@@ -11,10 +11,10 @@ use burn::module::{Param, ParamId};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::compute::{ComputeError, read_f32};
-use crate::model::{Bottleneck, CondBatchNorm, ScoreNet, ScoreNetConfig};
+use crate::io::{SafetensorsEntry, serialize_safetensors};
+use crate::score::network::{Bottleneck, CondBatchNorm, ScoreNet, ScoreNetConfig};
 
 /// Metadata key under which our safetensors files carry the model configuration (JSON).
 pub const CONFIG_METADATA_KEY: &str = "foldspace.config";
@@ -98,12 +98,6 @@ pub struct WeightMap {
     pub tensors: BTreeMap<String, WeightTensor>,
     /// Text metadata (safetensors header `__metadata__`).
     pub metadata: BTreeMap<String, String>,
-}
-
-/// Hex SHA-256 of bytes (weights are identified by it).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn f16_to_f32(bits: u16) -> f32 {
@@ -191,7 +185,7 @@ impl WeightMap {
     pub fn from_file(path: &std::path::Path) -> Result<(Self, String), WeightsError> {
         let bytes = std::fs::read(path)
             .map_err(|e| WeightsError::Format(format!("cannot read {}: {e}", path.display())))?;
-        let sha = sha256_hex(&bytes);
+        let sha = crate::io::sha256_hex(&bytes);
         let map = if bytes.starts_with(b"PK\x03\x04") {
             Self::from_pytorch_file(path)?
         } else {
@@ -541,62 +535,6 @@ pub fn to_safetensors_with(map: &WeightMap, precision: Precision) -> Result<Vec<
         })
         .collect();
     serialize_safetensors(&entries, &map.metadata).map_err(WeightsError::Format)
-}
-
-/// One tensor to write: name, safetensors dtype (`F32`, `F16`, `I8`, `I64`, …), shape, bytes.
-pub type SafetensorsEntry = (String, &'static str, Vec<usize>, Vec<u8>);
-
-/// Write safetensors deterministically: tensors in name order, header keys sorted, the header
-/// padded with spaces to 8 bytes (the `safetensors` crate's writer orders the metadata by a
-/// hash map, so the same weights would get a different SHA-256 on every export).
-pub fn serialize_safetensors(
-    entries: &[SafetensorsEntry],
-    metadata: &BTreeMap<String, String>,
-) -> Result<Vec<u8>, String> {
-    let width = |dtype: &str| match dtype {
-        "F64" | "I64" | "U64" => Some(8),
-        "F32" | "I32" | "U32" => Some(4),
-        "F16" | "BF16" | "I16" | "U16" => Some(2),
-        "I8" | "U8" | "BOOL" => Some(1),
-        _ => None,
-    };
-    let mut sorted: Vec<&SafetensorsEntry> = entries.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut header = serde_json::Map::new();
-    let mut offset = 0usize;
-    for (name, dtype, shape, bytes) in &sorted {
-        let w = width(dtype).ok_or_else(|| format!("{name}: unknown dtype {dtype}"))?;
-        if shape.iter().product::<usize>() * w != bytes.len() {
-            return Err(format!(
-                "{name}: {} bytes do not hold a {dtype} tensor of shape {shape:?}",
-                bytes.len()
-            ));
-        }
-        header.insert(
-            name.clone(),
-            serde_json::json!({
-                "dtype": dtype,
-                "shape": shape,
-                "data_offsets": [offset, offset + bytes.len()],
-            }),
-        );
-        offset += bytes.len();
-    }
-    if !metadata.is_empty() {
-        header.insert("__metadata__".into(), serde_json::json!(metadata));
-    }
-    let mut json =
-        serde_json::to_vec(&serde_json::Value::Object(header)).map_err(|e| e.to_string())?;
-    while json.len() % 8 != 0 {
-        json.push(b' ');
-    }
-    let mut out = Vec::with_capacity(8 + json.len() + offset);
-    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(&json);
-    for (_, _, _, bytes) in sorted {
-        out.extend_from_slice(bytes);
-    }
-    Ok(out)
 }
 
 async fn read_param<const D: usize>(

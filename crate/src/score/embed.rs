@@ -1,14 +1,15 @@
 //! Inference: from a chain to its score map, coordinate gradient and embeddings at three levels
-//! (reference-model.md §4 "Returned embedding", §5 gradient recovery).
+//! (docs/score-model.md §4 "Returned embedding", §5 gradient recovery).
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::compute::{Compute, ComputeError, read_f32};
-use crate::features::{RESIDUE_CHANNELS, encode_inputs, residue_features};
-use crate::model::{NormMode, ScoreNet, ScoreNetConfig, ScoreOutput};
+use crate::io::sha256_hex;
+use crate::score::inputs::{RESIDUE_CHANNELS, encode_inputs, residue_features};
+use crate::score::network::{NormMode, ScoreNet, ScoreNetConfig, ScoreOutput};
+use crate::score::weights::{WeightMap, WeightsError, load_model};
 use crate::structure::Chain;
-use crate::weights::{WeightMap, WeightsError, load_model, sha256_hex};
 
 /// Why an embedding could not be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -75,7 +76,7 @@ pub struct Embedder {
     /// SHA-256 of the weights file it was loaded from.
     pub weights_sha256: String,
     /// What the weights are and how they score, as `foldspace export` wrote it into the file
-    /// (metadata key [`crate::weights::DESCRIPTION_METADATA_KEY`]); `None` for other files.
+    /// (metadata key [`crate::score::weights::DESCRIPTION_METADATA_KEY`]); `None` for other files.
     pub description: Option<String>,
     sigmas: Vec<f32>,
 }
@@ -121,7 +122,7 @@ impl Embedder {
             weights_sha256: sha256,
             description: map
                 .metadata
-                .get(crate::weights::DESCRIPTION_METADATA_KEY)
+                .get(crate::score::weights::DESCRIPTION_METADATA_KEY)
                 .cloned(),
         })
     }

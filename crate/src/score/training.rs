@@ -1,4 +1,4 @@
-//! Training and evaluation of the score model (reference-model.md §3–§5): one optimiser step on a
+//! Training and evaluation of the score model (docs/score-model.md §3–§5): one optimiser step on a
 //! DSM batch, the exponential moving average of the weights, and the DSM evaluation that
 //! `foldspace eval-dsm` and the trainer's validation report (per level and per σ band).
 //!
@@ -12,9 +12,9 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::compute::{Compute, ComputeError, read_f32};
-use crate::loss::{DsmExample, LossError, dsm_loss, dsm_loss_with};
-use crate::model::{NormMode, Numerics, ScoreNet, ScoreNetConfig};
-use crate::weights::{WeightMap, WeightsError, load_model, weight_map};
+use crate::score::loss::{DsmExample, LossError, dsm_loss, dsm_loss_with};
+use crate::score::network::{NormMode, Numerics, ScoreNet, ScoreNetConfig};
+use crate::score::weights::{WeightMap, WeightsError, load_model, weight_map};
 
 /// What one optimiser step did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -517,11 +517,11 @@ pub fn report(items: &[EvalItem], losses: &[f32], sigmas: &[f32]) -> DsmReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::weights::WeightTensor;
+    use crate::score::weights::WeightTensor;
 
     #[test]
     fn bands_split_at_one_and_a_tenth() {
-        let s = crate::features::noise_levels(10.0, 0.01, 61);
+        let s = crate::score::inputs::noise_levels(10.0, 0.01, 61);
         assert_eq!(band(s[20]), "high");
         assert_eq!(band(s[21]), "mid");
         assert_eq!(band(s[40]), "mid");

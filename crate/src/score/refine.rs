@@ -1,5 +1,5 @@
 //! Annealed Langevin dynamics on C-alpha coordinates with the score network
-//! (reference-model.md §6), one step at a time so that a page can animate it and stop it.
+//! (docs/score-model.md §6), one step at a time so that a page can animate it and stop it.
 //!
 //! For level l: `α_l = ε·(σ_l/σ_last)²`, `c_l = noise_mult·√α_l`, and `n` times
 //! `X ← X + (α_l/2)·g(X, σ_l) + c_l·z`, with `g` the estimated score of the coordinates
@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::compute::read_f32;
-use crate::embed::{EmbedError, Embedder, recover_gradients};
+use crate::score::embed::{EmbedError, Embedder, recover_gradients};
 
 /// Which levels to visit and how many iterations at each.
 #[derive(Debug, Clone, Copy, PartialEq)]

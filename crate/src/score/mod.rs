@@ -1,0 +1,33 @@
+//! The score model (docs/score-model.md): a conditional residual network on the C-alpha pair map
+//! that predicts the score of noise-perturbed coordinates, trained by denoising score matching.
+//! Data flows one way through these modules:
+//!
+//! - [`inputs`]: the noise ladder and the 149-channel pair input (§2–§3; also without burn).
+//! - [`network`]: the network's configuration and modules (§4), on any burn device.
+//! - [`weights`]: the published checkpoint and our own safetensors, checked key for key (§7).
+//! - [`data`]: training chains (gap and length filters) and the deterministic DSM draws (§3).
+//! - [`loss`]: the denoising score matching loss (§5).
+//! - [`recipe`]: what defines a training run (stages, schedules, optimiser; the reference and ours).
+//! - [`training`]: the optimiser step, data-parallel gradients, schedules, weight averaging and
+//!   recalibrated batch-norm statistics, the DSM evaluation per noise band.
+//! - [`embed`]: inference: score map, coordinate score, pair / residue / protein embeddings.
+//! - [`refine`]: annealed Langevin dynamics on the coordinates (§6).
+
+pub mod inputs;
+
+#[cfg(feature = "model")]
+pub mod data;
+#[cfg(feature = "model")]
+pub mod embed;
+#[cfg(feature = "model")]
+pub mod loss;
+#[cfg(feature = "model")]
+pub mod network;
+#[cfg(feature = "model")]
+pub mod recipe;
+#[cfg(feature = "model")]
+pub mod refine;
+#[cfg(feature = "model")]
+pub mod training;
+#[cfg(feature = "model")]
+pub mod weights;

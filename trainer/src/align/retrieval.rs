@@ -1,0 +1,298 @@
+//! `foldspace eval-retrieval`: cross-modal retrieval and zero-shot GO molecular-function Fmax, with
+//! random, naive and nearest-sequence baselines.
+
+use super::*;
+
+#[derive(Args)]
+pub(crate) struct EvalRetrievalArgs {
+    #[command(flatten)]
+    inputs: FunctionInputs,
+    #[command(flatten)]
+    towers: Towers,
+    /// Evaluate only chains of this split (e.g. val); default: every split.
+    #[arg(long)]
+    split: Option<String>,
+    /// GO terms each protein predicts before propagation (Fmax).
+    #[arg(long, default_value_t = 50)]
+    terms_per_protein: usize,
+    /// Seed of the random baseline.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Neighbours of the transfer predictor ("likely function").
+    #[arg(long, default_value_t = TRANSFER_NEIGHBOURS)]
+    neighbours: usize,
+    /// Weight of the structure vector in the protein vector (default: the model's), to compare
+    /// weights; `align --structure-weight` sets the model's.
+    #[arg(long)]
+    structure_weight: Option<f32>,
+    /// Leave out the transfer predictor (it needs the structure vectors of every train chain;
+    /// for a stage-2 model, whose network must pool them afresh, that is hours on a CPU).
+    #[arg(long)]
+    no_transfer: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `foldspace eval-retrieval`: cross-modal retrieval and zero-shot GO-MF prediction with baselines.
+pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
+    let corpus = args.inputs.read()?;
+    let o = &corpus.ontology;
+    let device = compute(args.towers.backend)?.device;
+    let (mut model, _, score) = args.towers.open(&device)?;
+    if let Some(w) = args.structure_weight {
+        model.config.structure_weight = checked_weight(w)?;
+    }
+    let mf_set = |a: &Annotation| -> Vec<String> {
+        a.function
+            .iter()
+            .filter(|t| t.as_str() != MF_ROOT)
+            .cloned()
+            .collect()
+    };
+    // The evaluated proteins: in both files, in the split, with an informative MF set.
+    let proteins: Vec<(&Annotation, &JsonChain)> = corpus
+        .function
+        .iter()
+        .filter_map(|a| Some((a, corpus.chain(&a.name)?)))
+        .filter(|(a, c)| {
+            args.split.as_deref().is_none_or(|s| c.split == s)
+                && !query_text(o, &a.function).is_empty()
+                && c.chain.len() >= 2
+        })
+        .collect();
+    let n = proteins.len();
+    if n < 2 {
+        bail!(
+            "only {n} chains are in both files{} with a molecular-function term",
+            args.split
+                .as_deref()
+                .map(|s| format!(" (split {s})"))
+                .unwrap_or_default()
+        );
+    }
+    let quiet = args.json;
+    let log = |m: String| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    };
+    log(format!("{n} proteins"));
+    let mut structures = args.towers.structure_cache(&score)?;
+    let chains: Vec<&JsonChain> = proteins.iter().map(|(_, c)| *c).collect();
+    structures.fill_structures(&score, &chains)?;
+    let (encoder, mut text_cache) = args.towers.text()?;
+    // Candidate GO terms: the MF terms of the training chains, propagated.
+    let train_sets: Vec<(&JsonChain, BTreeSet<String>)> = corpus
+        .function
+        .iter()
+        .filter_map(|a| Some((corpus.chain(&a.name)?, a)))
+        .filter(|(c, a)| c.split == "train" && !mf_set(a).is_empty())
+        .map(|(c, a)| {
+            let mut p = o.propagate(&a.function);
+            p.remove(MF_ROOT);
+            (c, p)
+        })
+        .collect();
+    let mut frequency: HashMap<String, f64> = HashMap::new();
+    for (_, set) in &train_sets {
+        for t in set {
+            *frequency.entry(t.clone()).or_default() += 1.0;
+        }
+    }
+    let mut terms: Vec<String> = frequency.keys().cloned().collect();
+    terms.sort();
+    let term_names: Vec<String> = terms.iter().map(|t| o.name(t).to_string()).collect();
+    let queries: Vec<String> = proteins
+        .iter()
+        .map(|(a, _)| query_text(o, &a.function))
+        .collect();
+    let mut all_texts = queries.clone();
+    all_texts.extend(term_names.iter().cloned());
+    text_cache.fill_texts(&encoder, &all_texts)?;
+    let train_chains: Vec<&JsonChain> = train_sets.iter().map(|(c, _)| *c).collect();
+    if !args.no_transfer {
+        structures.fill_structures(&score, &train_chains)?;
+    }
+    let query_inputs = text_cache.get_all(queries.iter().map(String::as_str))?;
+    let term_inputs = text_cache.get_all(term_names.iter().map(String::as_str))?;
+    let text_vectors = pollster::block_on(model.embed_texts(&query_inputs, &device))?;
+    let term_vectors = pollster::block_on(model.embed_texts(&term_inputs, &device))?;
+    let ProteinVectors {
+        sequence: sequence_vectors,
+        structure: structure_vectors,
+        fused: protein_vectors,
+    } = embed_proteins(&model, &structures, &chains, &device)?;
+    let sets: Vec<Vec<String>> = proteins.iter().map(|(a, _)| mf_set(a)).collect();
+    let hit = |q: usize, c: usize| q == c || sets[q] == sets[c];
+    let retrieve = |p: &[Vec<f32>]| -> (Retrieval, Retrieval) {
+        let t2p = retrieval(
+            n,
+            |q| p.iter().map(|v| dot(v, &text_vectors[q])).collect(),
+            hit,
+        );
+        let p2t = retrieval(
+            n,
+            |q| text_vectors.iter().map(|t| dot(t, &p[q])).collect(),
+            hit,
+        );
+        (t2p, p2t)
+    };
+    let (t2p, p2t) = retrieve(&protein_vectors);
+    let (t2p_seq, p2t_seq) = retrieve(&sequence_vectors);
+    let (t2p_str, p2t_str) = retrieve(&structure_vectors);
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let random_scores: Vec<Vec<f32>> = (0..n)
+        .map(|_| (0..n).map(|_| rng.random::<f32>()).collect())
+        .collect();
+    let t2p_random = retrieval(n, |q| random_scores[q].clone(), hit);
+    // Fmax.
+    let truth: Vec<BTreeSet<String>> = proteins
+        .iter()
+        .map(|(a, _)| {
+            let mut p = o.propagate(&a.function);
+            p.remove(MF_ROOT);
+            p
+        })
+        .collect();
+    let k = args.terms_per_protein;
+    let zero_shot = |vectors: &[Vec<f32>]| -> f64 {
+        let predictions: Vec<HashMap<String, f32>> = vectors
+            .iter()
+            .map(|v| {
+                let scores = terms
+                    .iter()
+                    .zip(&term_vectors)
+                    .map(|(t, tv)| (t.clone(), (dot(v, tv) + 1.0) / 2.0))
+                    .collect();
+                o.propagate_scores(scores, k)
+            })
+            .collect();
+        fmax(&predictions, &truth)
+    };
+    let fmax_model = zero_shot(&protein_vectors);
+    let fmax_sequence = zero_shot(&sequence_vectors);
+    let fmax_structure = zero_shot(&structure_vectors);
+    let random_predictions: Vec<HashMap<String, f32>> = (0..n)
+        .map(|_| {
+            o.propagate_scores(
+                terms
+                    .iter()
+                    .map(|t| (t.clone(), rng.random::<f32>()))
+                    .collect(),
+                k,
+            )
+        })
+        .collect();
+    let fmax_random = fmax(&random_predictions, &truth);
+    let train_count = train_sets.len().max(1) as f64;
+    let naive: HashMap<String, f32> = frequency
+        .iter()
+        .map(|(t, c)| (t.clone(), (c / train_count) as f32))
+        .collect();
+    let fmax_naive = fmax(&vec![naive; n], &truth);
+    // Nearest training chain by Smith–Waterman identity (itself excluded).
+    let train_sequences: Vec<&[u8]> = train_sets
+        .iter()
+        .map(|(c, _)| c.chain.sequence.as_bytes())
+        .collect();
+    let index = KmerIndex::new(train_sequences.iter().copied(), 3);
+    let nearest_predictions: Vec<HashMap<String, f32>> = chains
+        .iter()
+        .map(|c| {
+            let best = index
+                .candidates(c.chain.sequence.as_bytes(), 20)
+                .into_iter()
+                .filter(|(id, _)| train_sets[*id].0.name != c.name)
+                .map(|(id, _)| {
+                    (
+                        id,
+                        local_identity(c.chain.sequence.as_bytes(), train_sequences[id]).fraction(),
+                    )
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            match best {
+                Some((id, identity)) => train_sets[id]
+                    .1
+                    .iter()
+                    .map(|t| (t.clone(), identity as f32))
+                    .collect(),
+                None => HashMap::new(),
+            }
+        })
+        .collect();
+    let fmax_nearest = fmax(&nearest_predictions, &truth);
+    // Transfer from the nearest training chains in the shared space (itself excluded).
+    let fmax_knn = if args.no_transfer {
+        None
+    } else {
+        let train_vectors = embed_proteins(&model, &structures, &train_chains, &device)?.fused;
+        let knn_predictions: Vec<HashMap<String, f32>> = protein_vectors
+            .iter()
+            .zip(&chains)
+            .map(|(v, c)| {
+                let mut near: Vec<(f32, usize)> = train_vectors
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| train_sets[*j].0.name != c.name)
+                    .map(|(j, t)| (dot(v, t), j))
+                    .collect();
+                near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                near.truncate(args.neighbours.max(1));
+                transfer(near.iter().map(|&(s, j)| (s, &train_sets[j].1)))
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
+        Some(fmax(&knn_predictions, &truth))
+    };
+    let r = |x: Retrieval| serde_json::json!({"r1": x.r1, "r10": x.r10, "map": x.map});
+    let out = serde_json::json!({
+        "n": n,
+        "split": args.split.clone().unwrap_or_else(|| "all".into()),
+        "text_to_protein": r(t2p),
+        "protein_to_text": r(p2t),
+        "go_mf_fmax": fmax_model,
+        "go_mf_fmax_transfer": fmax_knn.map(|f| serde_json::json!({"fmax": f, "neighbours": args.neighbours.max(1)})),
+        "structure_weight": model.config.structure_weight,
+        "towers": {
+            "sequence": {"text_to_protein": r(t2p_seq), "protein_to_text": r(p2t_seq), "go_mf_fmax": fmax_sequence},
+            "structure": {"text_to_protein": r(t2p_str), "protein_to_text": r(p2t_str), "go_mf_fmax": fmax_structure},
+        },
+        "baselines": {
+            "random": {"text_to_protein": r(t2p_random), "go_mf_fmax": fmax_random},
+            "naive": {"go_mf_fmax": fmax_naive},
+            "nearest_sequence": {"go_mf_fmax": fmax_nearest},
+        },
+        "candidate_terms": terms.len(),
+        "train_chains_for_baselines": train_sets.len(),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!(
+            "{n} proteins{}; {} candidate GO-MF terms",
+            args.split
+                .as_deref()
+                .map(|s| format!(" (split {s})"))
+                .unwrap_or_default(),
+            terms.len()
+        );
+        println!("{:<28} {:>6} {:>6} {:>6}", "", "R@1", "R@10", "MAP");
+        for (name, x) in [
+            ("text→protein", t2p),
+            ("protein→text", p2t),
+            ("text→protein (sequence)", t2p_seq),
+            ("text→protein (structure)", t2p_str),
+            ("text→protein (random)", t2p_random),
+        ] {
+            println!("{name:<28} {:>6.3} {:>6.3} {:>6.3}", x.r1, x.r10, x.map);
+        }
+        println!(
+            "GO-MF Fmax: model zero-shot {fmax_model:.3} (sequence {fmax_sequence:.3}, structure {fmax_structure:.3}), model transfer from {} neighbours {}; random {fmax_random:.3}, naive {fmax_naive:.3}, nearest sequence {fmax_nearest:.3}",
+            args.neighbours.max(1),
+            fmax_knn.map_or("not run".to_string(), |f| format!("{f:.3}"))
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,479 @@
+//! `foldspace align`: assemble the training items (chains, functions, Swiss-Prot pairs, texts) and
+//! train the tri-modal model (stage 1, or stage 2 with the score network).
+
+use super::*;
+
+#[derive(Args)]
+pub(crate) struct AlignArgs {
+    /// Chains (`chains.jsonl.gz`): sequences, structures and splits.
+    #[arg(long)]
+    structures: PathBuf,
+    /// Function annotations of chains (`chain_function.jsonl.gz`).
+    #[arg(long)]
+    function: PathBuf,
+    /// GO terms (`go_terms.tsv.gz`).
+    #[arg(long)]
+    go_terms: PathBuf,
+    /// Swiss-Prot sequence–GO pairs (`swissprot50_go.tsv.gz`): sequence–text pairs.
+    #[arg(long)]
+    swissprot: Option<PathBuf>,
+    /// Swiss-Prot entries to use at most (a seeded random subset).
+    #[arg(long, default_value_t = 12000)]
+    max_swissprot: usize,
+    /// Phrasings per protein (the canonical text and templated variants).
+    #[arg(long, default_value_t = 3)]
+    phrasings: usize,
+    /// Weights of the score network whose pooled embeddings are the structure tower (default:
+    /// the shipped ones); their vectors come from `pool-structures`'s cache.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Structure-vector cache (default: as `pool-structures` writes it).
+    #[arg(long)]
+    structure_cache: Option<PathBuf>,
+    /// The text model (as for `embed-text --model`).
+    #[arg(long)]
+    text_model: Option<PathBuf>,
+    /// Text-vector cache (default: ~/.cache/foldspace/align/text-<model>.jsonl).
+    #[arg(long)]
+    text_cache: Option<PathBuf>,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 600)]
+    steps: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f64,
+    /// Take the learning rate down to this by the last step on a cosine (default: constant).
+    #[arg(long)]
+    final_learning_rate: Option<f64>,
+    /// Raise the learning rates linearly from 0 over this many steps.
+    #[arg(long, default_value_t = 0)]
+    warmup_steps: usize,
+    /// Continue from a model written by `foldspace align` (a directory with align.json and
+    /// align.safetensors): its weights and structure standardisation; the optimiser starts afresh.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Weight of the sequence-masking intra-modal term (0: off; it doubles the sequence cost).
+    #[arg(long, default_value_t = 0.0)]
+    sequence_views: f32,
+    /// Weight of the structure vector in a protein's vector (recorded with the model; training
+    /// does not use it). With `--init` and `--steps 0`, re-weights a trained model.
+    #[arg(long)]
+    structure_weight: Option<f32>,
+    /// Fraction of the text-bearing items of each batch drawn as near misses of the others
+    /// (sharing a GO term or EC number that at most 2 % of the items have, of another function).
+    #[arg(long, default_value_t = 0.0)]
+    near_misses: f32,
+    /// Items per step with all three modalities.
+    #[arg(long, default_value_t = 48)]
+    triples: usize,
+    /// Items per step with sequence and structure only.
+    #[arg(long, default_value_t = 24)]
+    sequence_structure: usize,
+    /// Items per step with sequence and text only.
+    #[arg(long, default_value_t = 24)]
+    sequence_text: usize,
+    /// Weight of the structure-view intra-modal term (stage 1: two noise draws on the pooled
+    /// vector; stage 2: two crops of the structure through the network, doubling its cost).
+    #[arg(long, default_value_t = 0.2)]
+    structure_views: f32,
+    /// Stage 2: train the score network of the structure tower too, through the pooling
+    /// (needs `--init`, a stage-1 model). The tuned network is written beside the model as
+    /// structure.safetensors and the structure vectors of everything else come from it.
+    #[arg(long)]
+    fine_tune_structure: bool,
+    /// Learning rate of the score network in stage 2 (follows the schedule of the rest). Small:
+    /// the pooled features vary by 0.005–0.05 between chains, and Adam moves each weight by
+    /// about this much a step.
+    #[arg(long, default_value_t = 1e-6)]
+    structure_learning_rate: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+    /// Output directory: align.safetensors, align.json, metrics.csv (and structure.safetensors
+    /// in stage 2).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Interned facts (GO ids, EC numbers).
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    /// The sorted ids of some facts (new facts get new ids).
+    fn of(&mut self, f: &[String]) -> Vec<u32> {
+        let mut v: Vec<u32> = f
+            .iter()
+            .map(|x| {
+                let next = self.ids.len() as u32;
+                *self.ids.entry(x.clone()).or_insert(next)
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Distinct training texts and the facts each states.
+#[derive(Default)]
+struct TextTable {
+    texts: Vec<String>,
+    facts: Vec<Vec<u32>>,
+    index: HashMap<String, usize>,
+}
+
+impl TextTable {
+    fn add(&mut self, p: Phrasing, facts: &mut Interner) -> usize {
+        if let Some(&i) = self.index.get(&p.text) {
+            return i;
+        }
+        self.texts.push(p.text.clone());
+        self.facts.push(facts.of(&p.facts));
+        self.index.insert(p.text, self.texts.len() - 1);
+        self.texts.len() - 1
+    }
+}
+
+/// Train the alignment model (stage 1: the structure and text towers frozen; stage 2 with
+/// `--fine-tune-structure`: the score network trained too).
+pub(crate) fn align(args: AlignArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&args.near_misses) {
+        bail!(
+            "--near-misses is a fraction of the batch (0 to 1), not {}",
+            args.near_misses
+        );
+    }
+    let corpus = Corpus::read(&args.structures, &args.function, &args.go_terms, None)?;
+    let o = &corpus.ontology;
+    if args.fine_tune_structure && args.init.is_none() {
+        bail!("--fine-tune-structure (stage 2) continues a stage-1 model: pass --init");
+    }
+    // A model continued from a stage-2 one keeps reading structures through its tuned network.
+    let init_manifest = args.init.as_deref().map(read_manifest).transpose()?;
+    let score_path = match (&args.weights, &args.init, &init_manifest) {
+        (None, Some(dir), Some(m)) if m.structure_network.is_some() => {
+            dir.join(m.structure_network.as_deref().unwrap_or_default())
+        }
+        _ => weights_path(args.weights.as_deref())?,
+    };
+    let score = Embedder::from_file(&score_path, Compute::cpu())?;
+    let structure_path = args
+        .structure_cache
+        .clone()
+        .unwrap_or_else(|| default_structure_cache(&score));
+    let structures =
+        StructureCache::open(&structure_path, "structure vectors", &score.weights_sha256)?;
+    let annotated: HashMap<&str, &Annotation> = corpus
+        .function
+        .iter()
+        .map(|a| (a.name.as_str(), a))
+        .collect();
+    let mut facts = Interner::default();
+    let mut table = TextTable::default();
+    let mut items = Vec::new();
+    let (mut n_triples, mut n_seq_str, mut n_text_only, mut missing_structure) = (0, 0, 0, 0);
+    for c in corpus.chains.iter().filter(|c| c.split == "train") {
+        let structure = structures.vectors.get(&c.name).cloned();
+        let (phr, group) = match annotated.get(c.name.as_str()) {
+            Some(a) => (
+                phrasings(o, a, args.phrasings),
+                function_group(o, &a.function),
+            ),
+            None => (Vec::new(), None),
+        };
+        if structure.is_none() {
+            missing_structure += 1;
+        }
+        match (&structure, phr.is_empty()) {
+            (Some(_), false) => n_triples += 1,
+            (Some(_), true) => n_seq_str += 1,
+            (None, false) => n_text_only += 1,
+            (None, true) => continue,
+        }
+        let coordinates = (args.fine_tune_structure
+            && structure.is_some()
+            && c.chain.ca.len() == c.chain.sequence.len())
+        .then(|| Arc::from(c.chain.ca.as_slice()));
+        items.push(AlignItem {
+            sequence: c.chain.sequence.clone(),
+            structure,
+            coordinates,
+            texts: phr.into_iter().map(|p| table.add(p, &mut facts)).collect(),
+            group,
+            facts: annotated
+                .get(c.name.as_str())
+                .map(|a| facts.of(&all_facts(a)))
+                .unwrap_or_default(),
+        });
+    }
+    // Swiss-Prot: never an entry of a val chain, nor a sequence equal to one.
+    let mut n_swissprot = 0;
+    if let Some(path) = &args.swissprot {
+        let val_names: HashSet<&str> = corpus
+            .chains
+            .iter()
+            .filter(|c| c.split == "val")
+            .map(|c| c.name.as_str())
+            .collect();
+        let val_accessions: HashSet<&str> = corpus
+            .function
+            .iter()
+            .filter(|a| val_names.contains(a.name.as_str()))
+            .flat_map(|a| a.uniprot.iter().map(String::as_str))
+            .collect();
+        let val_sequences: HashSet<&str> = corpus
+            .chains
+            .iter()
+            .filter(|c| c.split == "val")
+            .map(|c| c.chain.sequence.as_str())
+            .collect();
+        let mut entries = read_swissprot_tsv(&read_bytes(path)?)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let dropped: usize = entries.iter_mut().map(|e| e.retain_known(o)).sum();
+        if dropped > 0 {
+            eprintln!(
+                "{dropped} GO annotations of Swiss-Prot entries name terms that {} does not have \
+                 (obsolete): left out",
+                args.go_terms.display()
+            );
+        }
+        entries.retain(|e| {
+            !e.uniprot
+                .iter()
+                .any(|u| val_accessions.contains(u.as_str()))
+                && !e
+                    .sequence
+                    .as_deref()
+                    .is_some_and(|s| val_sequences.contains(s))
+                && !phrasings(o, e, 1).is_empty()
+        });
+        let mut rng = StdRng::seed_from_u64(args.seed);
+        entries.shuffle(&mut rng);
+        entries.truncate(args.max_swissprot);
+        for e in &entries {
+            let Some(sequence) = &e.sequence else {
+                continue;
+            };
+            if sequence.is_empty() {
+                continue;
+            }
+            items.push(AlignItem {
+                sequence: sequence.clone(),
+                structure: None,
+                coordinates: None,
+                texts: phrasings(o, e, args.phrasings.min(2))
+                    .into_iter()
+                    .map(|p| table.add(p, &mut facts))
+                    .collect(),
+                group: function_group(o, &e.function),
+                facts: facts.of(&all_facts(e)),
+            });
+            n_swissprot += 1;
+        }
+    }
+    eprintln!(
+        "items: {n_triples} train chains with all three modalities, {n_seq_str} sequence–structure, \
+         {n_text_only} sequence–text chains (no cached structure vector: {missing_structure} train chains), \
+         {n_swissprot} Swiss-Prot sequence–text; {} distinct texts",
+        table.texts.len()
+    );
+    let texts = &table.texts;
+    let (encoder, mut text_cache) = text_tower(
+        args.text_model.as_deref(),
+        args.backend,
+        args.text_cache.as_deref(),
+    )?;
+    text_cache.fill_texts(&encoder, texts)?;
+    let vectors: Vec<Vec<f32>> = text_cache
+        .get_all(texts.iter().map(String::as_str))?
+        .into_iter()
+        .map(<[f32]>::to_vec)
+        .collect();
+    let train_compute = compute(args.backend)?.autodiff();
+    let device = train_compute.device.clone();
+    let init = match &args.init {
+        Some(dir) => {
+            let (model, manifest, _) = load_align(Some(dir), &device)?;
+            if manifest.structure_weights_sha256 != score.weights_sha256
+                || manifest.text_weights_sha256 != encoder.source_sha256
+            {
+                bail!(
+                    "{} was trained on other structure or text towers than this run's",
+                    dir.display()
+                );
+            }
+            Some((model, manifest))
+        }
+        None => None,
+    };
+    let mut model_config = match &init {
+        Some((model, _)) => model.config.clone(),
+        None => AlignConfig {
+            structure_width: structures
+                .vectors
+                .values()
+                .next()
+                .map(Vec::len)
+                .unwrap_or(128),
+            text_width: encoder.dim(),
+            ..AlignConfig::default()
+        },
+    };
+    if let Some(w) = args.structure_weight {
+        model_config.structure_weight = checked_weight(w)?;
+    }
+    // The weight is not trained: the continued model takes this run's.
+    let (init, continued_from) = match init {
+        Some((mut model, manifest)) => {
+            model.config.structure_weight = model_config.structure_weight;
+            let from = serde_json::json!({
+                "model": args.init.as_ref().map(|d| d.display().to_string()),
+                "training": manifest.training,
+            });
+            (Some(model), from)
+        }
+        None => (None, serde_json::Value::Null),
+    };
+    let config = AlignTrainConfig {
+        steps: args.steps,
+        triples: args.triples,
+        sequence_structure: args.sequence_structure,
+        sequence_text: args.sequence_text,
+        learning_rate: args.learning_rate,
+        final_learning_rate: args.final_learning_rate,
+        warmup_steps: args.warmup_steps,
+        weight_structure_views: args.structure_views,
+        weight_sequence_views: args.sequence_views,
+        near_misses: args.near_misses,
+        seed: args.seed,
+        ..AlignTrainConfig::default()
+    };
+    // Stage 2: the same network, trainable, on the training device.
+    let (tuning, batches_tracked) = if args.fine_tune_structure {
+        let (map, sha) = WeightMap::from_file(&score_path)?;
+        let batches = map
+            .tensors
+            .get("norm_out.norm.num_batches_tracked")
+            .and_then(|t| t.values.first())
+            .map_or(0, |&v| v as u64);
+        let network = Embedder::new(&map, sha, train_compute.clone())?;
+        let tuning = StructureTuning {
+            level: network.default_level(),
+            network: network.model,
+            compute: train_compute,
+            learning_rate: args.structure_learning_rate,
+        };
+        (Some(tuning), batches)
+    } else {
+        (None, 0)
+    };
+    let stage = if tuning.is_some() { 2 } else { 1 };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut metrics = std::fs::File::create(args.out.join("metrics.csv"))?;
+    writeln!(
+        metrics,
+        "step,loss,sequence_structure,sequence_text,structure_text,views,step_s"
+    )?;
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let mut write_error = None;
+    let (trained, tuned) = pollster::block_on(train(
+        &items,
+        &vectors,
+        &table.facts,
+        model_config,
+        init,
+        tuning,
+        &config,
+        &device,
+        |step, l| {
+            let dt = last.elapsed().as_secs_f64();
+            last = Instant::now();
+            if let Err(e) = writeln!(
+                metrics,
+                "{step},{:.5},{:.5},{:.5},{:.5},{:.5},{dt:.3}",
+                l[0], l[1], l[2], l[3], l[4]
+            ) {
+                write_error.get_or_insert(e);
+            }
+            if step % 20 == 0 || step == 1 {
+                eprintln!(
+                    "step {step}: loss {:.4} (seq–str {:.3}, seq–text {:.3}, str–text {:.3}, views {:.3}) {:.1} s/step",
+                    l[0], l[1], l[2], l[3], l[4], dt
+                );
+            }
+        },
+    ))?;
+    if let Some(e) = write_error {
+        return Err(e).context("writing metrics.csv");
+    }
+    let weights = trained.to_safetensors()?;
+    write_with_sha256(&args.out.join(WEIGHTS_FILE), &weights)?;
+    // The structure network the model reads: tuned here, or a tuned one it continued from.
+    let network = match tuned {
+        Some(net) => Some(to_safetensors(&pollster::block_on(weight_map(
+            &net,
+            &score.config,
+            batches_tracked,
+        ))?)?),
+        None if init_manifest
+            .as_ref()
+            .is_some_and(|m| m.structure_network.is_some()) =>
+        {
+            Some(read_bytes(&score_path)?)
+        }
+        None => None,
+    };
+    let (structure_network, structure_sha) = match &network {
+        Some(bytes) => {
+            write_with_sha256(&args.out.join(STRUCTURE_NETWORK), bytes)?;
+            (Some(STRUCTURE_NETWORK.to_string()), sha256_hex(bytes))
+        }
+        None => (None, score.weights_sha256.clone()),
+    };
+    let manifest = AlignManifest {
+        config: trained.config.clone(),
+        structure_mean: trained.structure_mean.clone(),
+        structure_std: trained.structure_std.clone(),
+        structure_weights_sha256: structure_sha,
+        structure_network,
+        text_weights_sha256: encoder.source_sha256.clone(),
+        training: serde_json::json!({
+            "stage": stage,
+            "frozen": if stage == 2 {
+                vec!["text tower (MiniLM)"]
+            } else {
+                vec!["structure tower (score network)", "text tower (MiniLM)"]
+            },
+            "structure_learning_rate": (stage == 2).then_some(args.structure_learning_rate),
+            "train": config,
+            "items": {
+                "triples": n_triples,
+                "sequence_structure": n_seq_str,
+                "sequence_text_chains": n_text_only,
+                "swissprot": n_swissprot,
+                "texts": texts.len(),
+            },
+            "seconds": started.elapsed().as_secs_f64(),
+            "weights_sha256": sha256_hex(&weights),
+            "continued_from": continued_from,
+        }),
+    };
+    write_with_sha256(
+        &args.out.join(MANIFEST_FILE),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    eprintln!(
+        "wrote {} ({:.0} s)",
+        args.out.join(WEIGHTS_FILE).display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

