@@ -446,7 +446,9 @@ test("refinement runs a short annealed Langevin schedule and reports the RMSD", 
   });
   await page.locator(".model input[type=number]").fill("1");
   await page.locator(".model input[type=number]").dispatchEvent("change");
-  await page.getByTestId("refine").click();
+  // Click from inside the page: the refinement then keeps the main thread busy, and on a loaded
+  // machine playwright's own click timed out waiting for the page after its click was done.
+  await page.getByTestId("refine").evaluate((el) => el.click());
   await page.getByTestId("refine").waitFor({ timeout: SLOW });
   const text = await page.getByTestId("refine-status").textContent();
   console.log("refinement:", text);
