@@ -119,3 +119,17 @@ pub fn serialize_safetensors(
     }
     Ok(out)
 }
+
+/// A file's name without its directory, `.gz` and extension (`x/1abc.cif.gz` → `1abc`).
+pub fn file_stem(file: &std::path::Path) -> String {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("structure");
+    let name = name.strip_suffix(".gz").unwrap_or(name);
+    std::path::Path::new(name)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(name)
+        .to_string()
+}

@@ -80,20 +80,6 @@ pub(crate) fn say(bar: &ProgressBar, line: String) {
     bar.suspend(|| eprintln!("{line}"));
 }
 
-/// `1abc.cif.gz` → `1abc`.
-pub(crate) fn file_stem(file: &Path) -> String {
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("structure");
-    let name = name.strip_suffix(".gz").unwrap_or(name);
-    Path::new(name)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or(name)
-        .to_string()
-}
-
 /// Keep freed memory in the process: the score network allocates and frees the same large
 /// tensors every training step, and glibc's defaults return each one to the kernel (an mmap per
 /// allocation above 128 KiB, then page faults and zeroing on reuse).

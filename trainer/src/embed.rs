@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use foldspace::io::file_stem;
 use foldspace::score::embed::{ChainEmbedding, Embedder, Provenance};
 use foldspace::structure::{Chain, ReadOptions, Structure, read_structure};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::common::{Backend, compute, file_stem, say, weights_path};
+use crate::common::{Backend, compute, say, weights_path};
 
 /// Arguments of `foldspace embed`.
 #[derive(Args)]

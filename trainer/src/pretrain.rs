@@ -1,181 +1,33 @@
 //! `foldspace pretrain`, `foldspace export` and `foldspace eval-dsm`: the training loop around
-//! `foldspace::score::training` (data threads, checkpoints, resume, Ctrl-C, logs) and the evaluation.
+//! `foldspace::score::run` (arguments, progress, Ctrl-C, messages) and the evaluation.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use burn::optim::{AdamConfig, ModuleOptimizer};
 use foldspace::compute::Compute;
 use foldspace::io::sha256_hex;
 use foldspace::score::data::{
-    ChainFilter, FilterReport, LevelSampling, TrainChain, evaluation_example, mix, training_batch,
+    ChainFilter, GapPolicy, LevelSampling, TrainChain, evaluation_example, training_batch,
 };
-use foldspace::score::loss::DsmExample;
-use foldspace::score::network::{Numerics, ScoreNet, ScoreNetConfig};
-use foldspace::score::recipe::{Stage, TrainConfig};
-use foldspace::score::training::{
-    DsmReport, Ema, EvalItem, evaluate_items, recalibrate_norms, report, train_step,
-    train_step_with,
+use foldspace::score::dataset::load_dataset;
+use foldspace::score::network::{Numerics, ScoreNetConfig};
+use foldspace::score::recipe::TrainConfig;
+use foldspace::score::run::{
+    CheckpointState, RunDir, RunEvent, SessionOptions, TrainingRun, new_optimizer, read_weights,
+    recalibrated, stage_pool, write_atomic,
 };
+use foldspace::score::training::{EvalItem, evaluate_items, report, train_step_with};
 use foldspace::score::weights::{
-    CONFIG_METADATA_KEY, Precision, WeightMap, load_model, to_safetensors_with, weight_map,
+    CONFIG_METADATA_KEY, Precision, WeightMap, load_model, to_safetensors_with,
 };
-use foldspace::structure::{ReadOptions, read_chains_jsonl, read_structure};
+use foldspace::structure::read_chains_jsonl;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 
-use crate::common::{Backend, allocator_note, compute, file_stem, say, weights_path};
-
-/// Where training and validation chains come from.
-pub struct Dataset {
-    /// Training chains after filtering.
-    pub train: Vec<TrainChain>,
-    /// Validation chains after filtering.
-    pub val: Vec<TrainChain>,
-    /// What the filter did.
-    pub report: FilterReport,
-    /// Chains set aside (e.g. `ppi_test_like`).
-    pub excluded: usize,
-}
-
-/// Read `chains.jsonl(.gz)` files (their `split` field: train / val; anything else, such as
-/// `ppi_test_like`, is left out) and directories of PDB / mmCIF files (every protein chain of the
-/// first model; 5% of chains, chosen by a hash of their name, go to validation).
-pub fn load_dataset(sources: &[PathBuf], filter: &ChainFilter) -> Result<Dataset> {
-    let mut data = Dataset {
-        train: Vec::new(),
-        val: Vec::new(),
-        report: FilterReport::default(),
-        excluded: 0,
-    };
-    for source in sources {
-        if source.is_dir() {
-            load_directory(source, filter, &mut data)?;
-        } else {
-            let bytes =
-                std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
-            let chains = read_chains_jsonl(&bytes, 8 << 30)
-                .with_context(|| format!("reading {}", source.display()))?;
-            for c in chains {
-                let target = match c.split.as_str() {
-                    "train" => &mut data.train,
-                    "val" => &mut data.val,
-                    _ => {
-                        data.excluded += 1;
-                        continue;
-                    }
-                };
-                let chain = TrainChain {
-                    name: c.name,
-                    sequence: c.chain.sequence,
-                    ca: c.chain.ca,
-                };
-                target.extend(filter.apply(chain, &mut data.report));
-            }
-        }
-    }
-    Ok(data)
-}
-
-fn is_structure_file(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let name = name.strip_suffix(".gz").unwrap_or(&name);
-    [".pdb", ".ent", ".cif", ".mmcif"]
-        .iter()
-        .any(|e| name.ends_with(e))
-}
-
-fn load_directory(dir: &Path, filter: &ChainFilter, data: &mut Dataset) -> Result<()> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if is_structure_file(&path) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        bail!(
-            "{} holds no .pdb/.ent/.cif/.mmcif(.gz) files",
-            dir.display()
-        );
-    }
-    // Parse on all cores; the order of the result does not depend on the threads.
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let chunk = files.len().div_ceil(threads);
-    type FileChains = (String, Result<Vec<TrainChain>, String>);
-    let parsed: Vec<Vec<FileChains>> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|f| (f.display().to_string(), read_file_chains(f)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    for (file, result) in parsed.into_iter().flatten() {
-        match result {
-            Ok(chains) => {
-                for chain in chains {
-                    let to_val = mix(&chain.name.bytes().map(u64::from).collect::<Vec<_>>())
-                        .is_multiple_of(20);
-                    let pieces = filter.apply(chain, &mut data.report);
-                    if to_val {
-                        data.val.extend(pieces);
-                    } else {
-                        data.train.extend(pieces);
-                    }
-                }
-            }
-            Err(e) => eprintln!("warning: skipping {file}: {e}"),
-        }
-    }
-    Ok(())
-}
-
-fn read_file_chains(path: &Path) -> Result<Vec<TrainChain>, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let name = path.file_name().and_then(|n| n.to_str());
-    let parsed =
-        read_structure(&bytes, name, &ReadOptions::default()).map_err(|e| e.to_string())?;
-    let stem = file_stem(path);
-    let model = parsed
-        .structure
-        .models
-        .first()
-        .ok_or_else(|| "no model".to_string())?;
-    Ok(model
-        .chains
-        .iter()
-        .map(|c| TrainChain {
-            name: format!("{stem}:{}", c.id),
-            sequence: c.sequence.clone(),
-            ca: c.ca.clone(),
-        })
-        .collect())
-}
+use crate::common::{Backend, allocator_note, compute, say, weights_path};
 
 /// `foldspace pretrain` options (see its help).
 #[derive(clap::Args)]
@@ -372,16 +224,6 @@ pub(crate) enum Gaps {
     Drop,
 }
 
-/// Trainer state beside each checkpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CheckpointState {
-    step: u64,
-    elapsed_s: f64,
-    train_chains: usize,
-    val_chains: usize,
-    config_sha256: String,
-}
-
 fn parse_crop(s: &str) -> Result<Option<usize>> {
     if s == "full" {
         return Ok(None);
@@ -475,255 +317,23 @@ fn config_for(args: &PretrainArgs) -> Result<TrainConfig> {
     Ok(config)
 }
 
-const LATEST: &str = "LATEST";
-
-fn checkpoint_dir(out: &Path, step: u64) -> PathBuf {
-    out.join("checkpoints").join(format!("step-{step:08}"))
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
-
-struct Run {
-    config: TrainConfig,
-    /// `None` only while a step holds it.
-    model: Option<ScoreNet>,
-    optimizer: ModuleOptimizer,
-    ema: Ema,
-    step: u64,
-    elapsed_s: f64,
-}
-
-/// The weight average as it is validated and exported: its batch-norm statistics recalibrated
-/// on `recalibrate_batches` fixed training batches of the first stage's shape (drawn from their
-/// own seed stream, the same at every call), or as the average holds them when that is 0.
-fn averaged_weights(
-    run: &Run,
-    pool: &[TrainChain],
-    sigmas: &[f32],
-    compute: &Compute,
-) -> Result<WeightMap> {
-    let config = &run.config;
-    if config.recalibrate_batches == 0 || pool.is_empty() {
-        return Ok(run.ema.weights.clone());
-    }
-    recalibrated(
-        config,
-        &run.ema.weights,
-        pool,
-        sigmas,
-        compute,
-        config.recalibrate_batches,
-    )
-}
-
-/// `weights` with batch-norm statistics recalibrated on `batches` fixed training batches of the
-/// first stage's shape from `pool` (their own seed stream: the same batches at every call), each
-/// split over the run's shards as training splits it.
-fn recalibrated(
-    config: &TrainConfig,
-    weights: &WeightMap,
-    pool: &[TrainChain],
-    sigmas: &[f32],
-    compute: &Compute,
-    batches: usize,
-) -> Result<WeightMap> {
-    let stage = config
-        .stages
-        .first()
-        .ok_or_else(|| anyhow!("the run has no stage"))?;
-    let seed = mix(&[config.seed, 0x5ca1_ab1e]);
-    let batches: Vec<Vec<DsmExample>> = (1..=batches as u64)
-        .map(|i| {
-            training_batch(
-                pool,
-                sigmas,
-                seed,
-                i,
-                stage.batch_size,
-                stage.proteins_per_batch,
-                stage.crop,
-                stage.levels,
-            )
-        })
-        .collect();
-    Ok(pollster::block_on(recalibrate_norms(
-        weights,
-        &config.model,
-        compute,
-        sigmas,
-        &batches,
-        config.shards,
-    ))?)
-}
-
-/// The chains a stage draws from: long enough for its crop, not above its length limit.
-fn stage_pool(stage: &Stage, chains: &[TrainChain]) -> Vec<TrainChain> {
-    chains
-        .iter()
-        .filter(|t| {
-            stage.crop.is_none_or(|c| t.len() >= c) && stage.max_length.is_none_or(|m| t.len() <= m)
-        })
-        .cloned()
-        .collect()
-}
-
-fn save_checkpoint(
-    out: &Path,
-    run: &Run,
-    averaged: &WeightMap,
-    data: &Dataset,
-    config_sha: &str,
-) -> Result<PathBuf> {
-    let dir = checkpoint_dir(out, run.step);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let net = run
-        .model
-        .as_ref()
-        .ok_or_else(|| anyhow!("no model to save"))?;
-    let model = pollster::block_on(weight_map(net, &run.config.model, run.step))?;
-    write_atomic(
-        &dir.join("model.safetensors"),
-        &to_safetensors_with(&model, Precision::F32)?,
-    )?;
-    write_atomic(
-        &dir.join("ema.safetensors"),
-        &to_safetensors_with(averaged, Precision::F32)?,
-    )?;
-    run.optimizer
-        .save(dir.join("optimizer.bpk"))
-        .map_err(|e| anyhow!("saving the optimiser state: {e:?}"))?;
-    let state = CheckpointState {
-        step: run.step,
-        elapsed_s: run.elapsed_s,
-        train_chains: data.train.len(),
-        val_chains: data.val.len(),
-        config_sha256: config_sha.to_string(),
-    };
-    write_atomic(
-        &dir.join("state.json"),
-        serde_json::to_string_pretty(&state)?.as_bytes(),
-    )?;
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string();
-    write_atomic(&out.join("checkpoints").join(LATEST), name.as_bytes())?;
-    Ok(dir)
-}
-
-/// Remove all but the newest `keep` checkpoints (by step; 0 keeps all).
-fn prune_checkpoints(out: &Path, keep: usize) -> Result<()> {
-    if keep == 0 {
-        return Ok(());
-    }
-    let root = out.join("checkpoints");
-    let mut steps: Vec<PathBuf> = std::fs::read_dir(&root)
-        .with_context(|| format!("listing {}", root.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("step-"))
-        })
-        .collect();
-    steps.sort();
-    let excess = steps.len().saturating_sub(keep);
-    for old in &steps[..excess] {
-        std::fs::remove_dir_all(old).with_context(|| format!("removing {}", old.display()))?;
-    }
-    Ok(())
-}
-
-fn latest_checkpoint(out: &Path) -> Result<PathBuf> {
-    let latest = out.join("checkpoints").join(LATEST);
-    let name = std::fs::read_to_string(&latest).with_context(|| {
-        format!(
-            "--resume: {} not found (no checkpoint in this run directory)",
-            latest.display()
-        )
-    })?;
-    Ok(out.join("checkpoints").join(name.trim()))
-}
-
-fn new_optimizer(config: &TrainConfig) -> ModuleOptimizer {
-    AdamConfig::new()
-        .with_beta_1(config.adam[0] as f32)
-        .with_beta_2(config.adam[1] as f32)
-        .with_epsilon(config.adam[2] as f32)
-        .init()
-}
-
-/// Read the weights of a checkpoint file.
-fn read_weights(path: &Path) -> Result<WeightMap> {
-    let (map, _) =
-        WeightMap::from_file(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(map)
-}
-
-/// Keep only log rows up to `step` (a run that crashed after its last checkpoint wrote rows
-/// that the resumed run will write again): CSV rows by their first field, JSON lines by `step`.
-fn truncate_log(path: &Path, step: u64) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let row_step = |line: &str| -> Option<u64> {
-        if line.starts_with('{') {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()?
-                .get("step")?
-                .as_u64()
-        } else {
-            line.split(',').next()?.trim().parse().ok()
-        }
-    };
-    let mut body: String = text
-        .lines()
-        .filter(|line| row_step(line).is_none_or(|s| s <= step))
-        .collect::<Vec<_>>()
-        .join("\n");
-    if !body.is_empty() {
-        body.push('\n');
-    }
-    write_atomic(path, body.as_bytes())
-}
-
 /// Train (or resume) and write checkpoints, logs and validation reports under `args.out`.
 pub fn pretrain(args: PretrainArgs) -> Result<()> {
     let base = compute(args.backend)?;
-    let out = args.out.clone();
-    let config_path = out.join("config.json");
-    let config: TrainConfig = if args.resume {
-        let config: TrainConfig = serde_json::from_slice(
-            &std::fs::read(&config_path)
-                .with_context(|| format!("--resume: reading {}", config_path.display()))?,
-        )?;
-        config
+    let dir = RunDir::new(&args.out);
+    let config = if args.resume {
+        dir.read_config()?
     } else {
-        if out.join("checkpoints").join(LATEST).exists() {
-            bail!(
-                "{} already holds a run: pass --resume to continue it, or choose another --out",
-                out.display()
-            );
-        }
         let config = config_for(&args)?;
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        write_atomic(
-            &config_path,
-            serde_json::to_string_pretty(&config)?.as_bytes(),
-        )?;
+        dir.create(&config)?;
         config
     };
-    let config_sha = sha256_hex(&std::fs::read(&config_path)?);
-    let sigmas = config.model.sigmas();
 
     let started = Instant::now();
     let data = load_dataset(&args.data, &config.filter)?;
+    for (file, why) in &data.skipped {
+        eprintln!("warning: skipping {file}: {why}");
+    }
     let r = &data.report;
     eprintln!(
         "data: {} train / {} val chains kept of {} ({} with C-alpha gaps > {} Å {}, {} pieces too short, \
@@ -734,8 +344,8 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
         r.with_gaps,
         config.filter.max_ca_gap,
         match config.filter.gap_policy {
-            foldspace::score::data::GapPolicy::Cut => "cut",
-            foldspace::score::data::GapPolicy::Drop => "dropped",
+            GapPolicy::Cut => "cut",
+            GapPolicy::Drop => "dropped",
         },
         r.too_short,
         r.too_long,
@@ -746,59 +356,20 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
         bail!("no training chain is left after filtering");
     }
 
-    let compute = base.autodiff();
-    let device = compute.device.clone();
+    let training = base.autodiff();
     let mut run = if args.resume {
-        let dir = latest_checkpoint(&out)?;
-        let state: CheckpointState = serde_json::from_slice(
-            &std::fs::read(dir.join("state.json"))
-                .with_context(|| format!("reading {}", dir.join("state.json").display()))?,
-        )?;
-        if state.config_sha256 != config_sha {
-            bail!(
-                "{} changed since the checkpoint was written; restore it to resume",
-                config_path.display()
-            );
-        }
-        let model_map = read_weights(&dir.join("model.safetensors"))?;
-        let model = load_model(&model_map, &config.model, &device)?;
-        let optimizer = new_optimizer(&config)
-            .load(dir.join("optimizer.bpk"))
-            .map_err(|e| anyhow!("loading the optimiser state: {e:?}"))?;
-        let ema = Ema::new(
-            config.ema_decay,
-            read_weights(&dir.join("ema.safetensors"))?,
+        let (run, checkpoint) = TrainingRun::resume(&dir, &training)?;
+        eprintln!(
+            "resuming at step {} from {}",
+            run.step,
+            checkpoint.display()
         );
-        eprintln!("resuming at step {} from {}", state.step, dir.display());
-        truncate_log(&out.join("metrics.csv"), state.step)?;
-        truncate_log(&out.join("val.jsonl"), state.step)?;
-        Run {
-            config: config.clone(),
-            model: Some(model),
-            optimizer,
-            ema,
-            step: state.step,
-            elapsed_s: state.elapsed_s,
-        }
+        run
     } else {
-        // A fresh network (initialised from the seed), taken through the weight map so that
-        // parameter ids are stable.
-        compute.device.seed(config.seed);
-        let fresh = config.model.init(&compute.device);
-        let map = pollster::block_on(weight_map(&fresh, &config.model, 0))?;
-        let model = load_model(&map, &config.model, &device)?;
-        Run {
-            config: config.clone(),
-            model: Some(model),
-            optimizer: new_optimizer(&config),
-            ema: Ema::new(config.ema_decay, map),
-            step: 0,
-            elapsed_s: 0.0,
-        }
+        TrainingRun::fresh(&dir, config, &training)?
     };
-
-    let total = config.total_steps();
-    let end = args.stop_after.map_or(total, |n| (run.step + n).min(total));
+    let total = run.config.total_steps();
+    let end = run.end_step(args.stop_after);
     if run.step >= end {
         eprintln!("nothing to do: step {} of {total}", run.step);
         return Ok(());
@@ -811,249 +382,57 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
         // A second handler cannot be installed in the same process (tests): ignore that.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
-
-    // Data threads: batches are pure functions of (seed, step), so threads change nothing.
-    // Each stage samples from the chains long enough for its crop.
-    let pools: Arc<Vec<Vec<TrainChain>>> = Arc::new(
-        config
-            .stages
-            .iter()
-            .map(|st| stage_pool(st, &data.train))
-            .collect(),
-    );
-    let (tx, rx) = mpsc::sync_channel::<(u64, Vec<DsmExample>)>(args.workers.max(1) * 2);
-    let stop = Arc::new(AtomicBool::new(false));
-    let n_workers = args.workers.max(1) as u64;
-    let workers: Vec<_> = (0..n_workers)
-        .map(|k| {
-            let (tx, pools, config, sigmas, stop) = (
-                tx.clone(),
-                pools.clone(),
-                config.clone(),
-                sigmas.clone(),
-                stop.clone(),
-            );
-            let first = run.step + 1;
-            std::thread::spawn(move || {
-                let mut step = first + k;
-                while step <= end && !stop.load(Ordering::Relaxed) {
-                    let Some(index) = config.stage_index(step) else {
-                        break;
-                    };
-                    let stage = &config.stages[index];
-                    let batch = training_batch(
-                        &pools[index],
-                        &sigmas,
-                        config.seed,
-                        step,
-                        stage.batch_size,
-                        stage.proteins_per_batch,
-                        stage.crop,
-                        stage.levels,
-                    );
-                    if tx.send((step, batch)).is_err() {
-                        break;
-                    }
-                    step += n_workers;
-                }
-            })
-        })
-        .collect();
-    drop(tx);
-
-    let metrics_path = out.join("metrics.csv");
-    let new_file = !metrics_path.exists();
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .with_context(|| format!("opening {}", metrics_path.display()))?;
-    if new_file {
-        writeln!(
-            metrics,
-            "step,stage,loss,learning_rate,batch_size,crop,step_s,samples_per_s,elapsed_s,grad_norm,clipped"
-        )?;
-    }
-
     let bar = ProgressBar::new(end);
     bar.set_position(run.step);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} eta {eta} loss {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut pending: BTreeMap<u64, Vec<DsmExample>> = BTreeMap::new();
-    let mut loss_avg: Option<f64> = None;
     let session = Instant::now();
-    let elapsed_before = run.elapsed_s;
-    while run.step < end {
-        let step = run.step + 1;
-        let batch = loop {
-            if let Some(b) = pending.remove(&step) {
-                break b;
+    let options = SessionOptions {
+        workers: args.workers,
+        stop_after: args.stop_after,
+        keep_checkpoints: args.keep_checkpoints,
+    };
+    run.train(
+        &dir,
+        &data,
+        &base,
+        &options,
+        &interrupted,
+        |event| match event {
+            RunEvent::Step {
+                step,
+                report,
+                average_loss,
+            } => {
+                bar.set_message(format!("{:.4} (avg {average_loss:.4})", report.loss));
+                bar.set_position(step);
             }
-            let (s, b) = rx
-                .recv()
-                .map_err(|_| anyhow!("the data threads stopped before step {step}"))?;
-            pending.insert(s, b);
-        };
-        let stage_index = config
-            .stage_index(step)
-            .ok_or_else(|| anyhow!("step {step} is past the last stage"))?;
-        let stage = config.stages[stage_index].clone();
-        if batch.is_empty() {
-            bail!(
-                "no training chain fits stage {} (crop {:?}, max_length {:?})",
-                stage_index + 1,
-                stage.crop,
-                stage.max_length
-            );
-        }
-        let t = Instant::now();
-        let model = run
-            .model
-            .take()
-            .ok_or_else(|| anyhow!("the model was lost in a failed step"))?;
-        let rate = stage.rate(step - 1 - config.stage_start(stage_index));
-        let (model, report) = pollster::block_on(train_step(
-            model,
-            &mut run.optimizer,
-            &compute,
-            &sigmas,
-            &batch,
-            rate,
-            config.max_grad_norm,
-            config.shards,
-        ))?;
-        let loss = report.loss;
-        let current = pollster::block_on(weight_map(&model, &config.model, step))?;
-        run.model = Some(model);
-        if !loss.is_finite() {
-            bail!(
-                "the loss is not finite at step {step}; stopping (the last checkpoint is intact)"
-            );
-        }
-        run.ema.update(&current, step);
-        run.step = step;
-        let dt = t.elapsed().as_secs_f64();
-        run.elapsed_s = elapsed_before + session.elapsed().as_secs_f64();
-        let avg = loss_avg.map_or(f64::from(loss), |a| 0.98 * a + 0.02 * f64::from(loss));
-        loss_avg = Some(avg);
-        writeln!(
-            metrics,
-            "{step},{stage_index},{loss},{rate:.6e},{},{},{dt:.4},{:.2},{:.1},{},{}",
-            stage.batch_size,
-            stage.crop.map_or("full".to_string(), |c| c.to_string()),
-            stage.batch_size as f64 / dt,
-            run.elapsed_s,
-            report.grad_norm,
-            u8::from(report.clipped)
-        )?;
-        metrics.flush()?;
-        bar.set_message(format!("{loss:.4} (avg {avg:.4})"));
-        bar.set_position(step);
-
-        let stopping = interrupted.load(Ordering::SeqCst);
-        let evaluating = step.is_multiple_of(config.eval_every) || step == end;
-        let saving = step.is_multiple_of(config.checkpoint_every) || step == end || stopping;
-        let averaged = if evaluating || saving {
-            Some(averaged_weights(&run, &pools[0], &sigmas, &base)?)
-        } else {
-            None
-        };
-        if let (true, Some(averaged)) = (evaluating, &averaged) {
-            let rep = validate(&run, averaged, &data.val, &sigmas, &base)?;
-            say(
+            RunEvent::Validated { step, report } => say(
                 &bar,
                 format!(
                     "step {step}: val loss {:.4} (high {:.4}, mid {:.4}, low {:.4})",
-                    rep.mean,
-                    rep.bands.get("high").copied().unwrap_or(f64::NAN),
-                    rep.bands.get("mid").copied().unwrap_or(f64::NAN),
-                    rep.bands.get("low").copied().unwrap_or(f64::NAN)
+                    report.mean,
+                    report.bands.get("high").copied().unwrap_or(f64::NAN),
+                    report.bands.get("mid").copied().unwrap_or(f64::NAN),
+                    report.bands.get("low").copied().unwrap_or(f64::NAN)
                 ),
-            );
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(out.join("val.jsonl"))?;
-            writeln!(
-                f,
-                "{}",
-                serde_json::json!({"step": step, "elapsed_s": run.elapsed_s, "report": rep})
-            )?;
-        }
-        if let (true, Some(averaged)) = (saving, &averaged) {
-            let dir = save_checkpoint(&out, &run, averaged, &data, &config_sha)?;
-            prune_checkpoints(&out, args.keep_checkpoints)?;
-            say(&bar, format!("checkpoint: {}", dir.display()));
-        }
-        if stopping {
-            say(
+            ),
+            RunEvent::Checkpoint { dir } => say(&bar, format!("checkpoint: {}", dir.display())),
+            RunEvent::Interrupted { step } => say(
                 &bar,
                 format!("interrupted: saved at step {step}; continue with --resume"),
-            );
-            break;
-        }
-    }
+            ),
+        },
+    )?;
     bar.finish_and_clear();
-    stop.store(true, Ordering::Relaxed);
-    drop(rx);
-    for w in workers {
-        let _ = w.join();
-    }
     eprintln!(
         "done: step {} of {total} in {:.1} s this session",
         run.step,
         session.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-fn validate(
-    run: &Run,
-    averaged: &WeightMap,
-    val: &[TrainChain],
-    sigmas: &[f32],
-    compute: &Compute,
-) -> Result<DsmReport> {
-    let model = load_model(averaged, &run.config.model, &compute.device)?;
-    let levels: Vec<usize> = if run.config.val_levels.is_empty() {
-        (0..sigmas.len()).collect()
-    } else {
-        run.config.val_levels.clone()
-    };
-    let items = eval_items(
-        val.iter().take(run.config.val_chains),
-        &levels,
-        sigmas,
-        run.config.seed,
-        run.config.val_crop,
-    );
-    let losses = pollster::block_on(evaluate_items(&model, compute, sigmas, &items, 1 << 18))?;
-    Ok(report(&items, &losses, sigmas))
-}
-
-fn eval_items<'a>(
-    chains: impl Iterator<Item = &'a TrainChain>,
-    levels: &[usize],
-    sigmas: &[f32],
-    seed: u64,
-    crop: Option<usize>,
-) -> Vec<EvalItem> {
-    let mut items = Vec::new();
-    for (index, chain) in chains.enumerate() {
-        for &level in levels {
-            if let Some(example) =
-                evaluation_example(chain, index, level, sigmas[level], seed, crop)
-            {
-                items.push(EvalItem {
-                    chain: index,
-                    example,
-                });
-            }
-        }
-    }
-    items
 }
 
 /// `foldspace eval-dsm`.
@@ -1185,15 +564,8 @@ pub fn eval_dsm(args: EvalArgs) -> Result<()> {
 /// `foldspace export`: the averaged (or raw) weights of a checkpoint as f32 and f16 safetensors
 /// with the configuration and a SHA-256 manifest.
 pub fn export(args: ExportArgs) -> Result<()> {
-    let dir = if args.run.join("state.json").is_file() {
-        args.run.clone()
-    } else {
-        latest_checkpoint(&args.run)?
-    };
-    let state: CheckpointState = serde_json::from_slice(
-        &std::fs::read(dir.join("state.json"))
-            .with_context(|| format!("reading {}", dir.join("state.json").display()))?,
-    )?;
+    let dir = RunDir::checkpoint_of(&args.run)?;
+    let state = CheckpointState::read(&dir)?;
     let source = if args.raw { "model" } else { "ema" };
     let mut map = read_weights(&dir.join(format!("{source}.safetensors")))?;
     let config = map.config()?;
@@ -1203,10 +575,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
             .parent()
             .and_then(Path::parent)
             .ok_or_else(|| anyhow!("{} is not inside a run directory", dir.display()))?;
-        let run_config: TrainConfig = serde_json::from_slice(
-            &std::fs::read(run_dir.join("config.json"))
-                .with_context(|| format!("reading {}", run_dir.join("config.json").display()))?,
-        )?;
+        let run_config = RunDir::new(run_dir).read_config()?;
         if args.data.is_empty() {
             bail!("--recalibrate needs --data (the run's training chains)");
         }
@@ -1216,14 +585,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
             .first()
             .ok_or_else(|| anyhow!("the run has no stage"))?;
         let pool = stage_pool(stage, &data.train);
-        map = recalibrated(
-            &run_config,
-            &map,
-            &pool,
-            &config.sigmas(),
-            &Compute::cpu(),
-            args.recalibrate,
-        )?;
+        map = recalibrated(&run_config, &map, &pool, &Compute::cpu(), args.recalibrate)?;
         eprintln!(
             "recalibrated the batch-norm statistics on {} batches",
             args.recalibrate

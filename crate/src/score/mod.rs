@@ -6,10 +6,12 @@
 //! - [`network`]: the network's configuration and modules (§4), on any burn device.
 //! - [`weights`]: the published checkpoint and our own safetensors, checked key for key (§7).
 //! - [`data`]: training chains (gap and length filters) and the deterministic DSM draws (§3).
+//! - [`dataset`]: training and validation chains read from disk (chain files, structure folders).
 //! - [`loss`]: the denoising score matching loss (§5).
 //! - [`recipe`]: what defines a training run (stages, schedules, optimiser; the reference and ours).
 //! - [`training`]: the optimiser step, data-parallel gradients, schedules, weight averaging and
 //!   recalibrated batch-norm statistics, the DSM evaluation per noise band.
+//! - [`run`]: a training run on disk: checkpoints, exact resume, data threads and the loop.
 //! - [`embed`]: inference: score map, coordinate score, pair / residue / protein embeddings.
 //! - [`refine`]: annealed Langevin dynamics on the coordinates (§6).
 
@@ -17,6 +19,8 @@ pub mod inputs;
 
 #[cfg(feature = "model")]
 pub mod data;
+#[cfg(all(feature = "model", not(target_arch = "wasm32")))]
+pub mod dataset;
 #[cfg(feature = "model")]
 pub mod embed;
 #[cfg(feature = "model")]
@@ -27,6 +31,8 @@ pub mod network;
 pub mod recipe;
 #[cfg(feature = "model")]
 pub mod refine;
+#[cfg(all(feature = "model", not(target_arch = "wasm32")))]
+pub mod run;
 #[cfg(feature = "model")]
 pub mod training;
 #[cfg(feature = "model")]

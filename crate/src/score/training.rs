@@ -2,7 +2,7 @@
 //! DSM batch, the exponential moving average of the weights, and the DSM evaluation that
 //! `foldspace eval-dsm` and the trainer's validation report (per level and per σ band).
 //!
-//! The loop around these (data threads, checkpoints, logging) lives in the trainer binary.
+//! The loop around these (data threads, checkpoints, logging) is [`crate::score::run`].
 
 use std::collections::BTreeMap;
 
