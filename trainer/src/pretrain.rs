@@ -49,6 +49,11 @@ pub(crate) struct PretrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Start the new run in --out from this run's last checkpoint (or this checkpoint
+    /// directory): its weights, average, optimiser state and step, under a config of the same
+    /// network (--config, else the source run's, with the flags below applied).
+    #[arg(long, conflicts_with = "resume")]
+    pub fork: Option<PathBuf>,
     /// Steps of the first stage (default: the recipe's).
     #[arg(long)]
     pub steps: Option<u64>,
@@ -58,6 +63,10 @@ pub(crate) struct PretrainArgs {
     /// Crop of the first stage: residues, or `full`.
     #[arg(long)]
     pub crop: Option<String>,
+    /// Crops of several sizes in the first stage: each step draws its size from
+    /// crop..=crop-max, with the batch scaled to the same pixels; `none`: one size.
+    #[arg(long)]
+    pub crop_max: Option<String>,
     /// Distinct chains per step in the first stage.
     #[arg(long)]
     pub proteins_per_batch: Option<usize>,
@@ -238,12 +247,20 @@ fn parse_crop(s: &str) -> Result<Option<usize>> {
 }
 
 fn config_for(args: &PretrainArgs) -> Result<TrainConfig> {
-    let mut config = match &args.config {
-        Some(path) => serde_json::from_slice(
+    let mut config = match (&args.config, &args.fork) {
+        (Some(path), _) => serde_json::from_slice(
             &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         )
         .with_context(|| format!("{} is not a training config", path.display()))?,
-        None => match args.recipe.unwrap_or(Recipe::Foldspace) {
+        (None, Some(from)) => {
+            let checkpoint = RunDir::checkpoint_of(from)?;
+            let run = checkpoint
+                .parent()
+                .and_then(Path::parent)
+                .ok_or_else(|| anyhow!("{} is not inside a run directory", checkpoint.display()))?;
+            RunDir::new(run).read_config()?
+        }
+        (None, None) => match args.recipe.unwrap_or(Recipe::Foldspace) {
             Recipe::Foldspace => TrainConfig::recipe(),
             Recipe::Reference => TrainConfig::reference(),
         },
@@ -257,6 +274,9 @@ fn config_for(args: &PretrainArgs) -> Result<TrainConfig> {
         }
         if let Some(c) = &args.crop {
             stage.crop = parse_crop(c)?;
+        }
+        if let Some(m) = &args.crop_max {
+            stage.crop_max = optional_number(m, "--crop-max")?;
         }
         if let Some(p) = args.proteins_per_batch {
             stage.proteins_per_batch = p;
@@ -323,11 +343,18 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
     let dir = RunDir::new(&args.out);
     let config = if args.resume {
         dir.read_config()?
+    } else if let Some(from) = &args.fork {
+        let config = config_for(&args)?;
+        let checkpoint = RunDir::checkpoint_of(from)?;
+        let step = dir.fork(&checkpoint, &config)?;
+        eprintln!("forked from {} at step {step}", checkpoint.display());
+        config
     } else {
         let config = config_for(&args)?;
         dir.create(&config)?;
         config
     };
+    let resume = args.resume || args.fork.is_some();
 
     let started = Instant::now();
     let data = load_dataset(&args.data, &config.filter)?;
@@ -357,7 +384,7 @@ pub fn pretrain(args: PretrainArgs) -> Result<()> {
     }
 
     let training = base.autodiff();
-    let mut run = if args.resume {
+    let mut run = if resume {
         let (run, checkpoint) = TrainingRun::resume(&dir, &training)?;
         eprintln!(
             "resuming at step {} from {}",

@@ -322,3 +322,84 @@ fn ctrl_c_saves_a_checkpoint_and_resume_continues() {
     ]);
     assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("resuming at step {step}")));
 }
+
+#[test]
+fn a_fork_continues_exactly_and_may_change_the_crops() {
+    let dir = scratch("fork");
+    let data = slice(&dir, 24, 3);
+    let config = dir.join("tiny.json");
+    std::fs::write(&config, TINY).expect("config");
+    let (a, b, c) = (dir.join("a"), dir.join("b"), dir.join("c"));
+    let common = ["pretrain", "--data", s(&data), "--config", s(&config)];
+    foldspace(&[&common[..], &["--out", s(&a)]].concat());
+    foldspace(&[&common[..], &["--out", s(&b), "--stop-after", "2"]].concat());
+    // A fork with the same config is a resume under another name: bit for bit the same run.
+    let same = dir.join("same");
+    let forked = foldspace(&[
+        "pretrain",
+        "--data",
+        s(&data),
+        "--out",
+        s(&same),
+        "--fork",
+        s(&b),
+    ]);
+    assert!(String::from_utf8_lossy(&forked.stderr).contains("at step 2"));
+    assert_eq!(losses(&a), losses(&same), "the fork's losses differ");
+    let last = |run: &Path| read(run.join("checkpoints/step-00000006/model.safetensors"));
+    assert!(last(&a) == last(&same), "the fork's weights differ");
+    let record: serde_json::Value =
+        serde_json::from_slice(&read(same.join("fork.json"))).expect("fork.json");
+    assert_eq!(record["step"], 2);
+    // A fork with crops of several sizes: the first two steps are the source's, then each
+    // step's crop is in 16..=24 with its batch scaled to about the pixels of 4 crops of 16.
+    foldspace(&[
+        "pretrain",
+        "--data",
+        s(&data),
+        "--out",
+        s(&c),
+        "--fork",
+        s(&b),
+        "--crop-max",
+        "24",
+    ]);
+    assert_eq!(losses(&c)[..2], losses(&a)[..2]);
+    let rows: Vec<Vec<String>> = String::from_utf8(read(c.join("metrics.csv")))
+        .expect("utf-8")
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    for row in &rows[2..4] {
+        let (batch, crop): (usize, usize) = (row[4].parse().unwrap(), row[5].parse().unwrap());
+        assert!((16..=24).contains(&crop), "crop {crop}");
+        let pixels = (batch * crop * crop) as f64 / (4.0 * 16.0 * 16.0);
+        assert!(
+            batch.is_multiple_of(2) && (0.5..=1.5).contains(&pixels),
+            "{row:?}"
+        );
+    }
+    let written: serde_json::Value =
+        serde_json::from_slice(&read(c.join("config.json"))).expect("config");
+    assert_eq!(written["stages"][0]["crop_max"], 24);
+    // The network cannot change in a fork.
+    let wider = TINY.replace("\"hidden_channels\":8", "\"hidden_channels\":16");
+    std::fs::write(&config, wider).expect("config");
+    let refused = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .args([
+            "pretrain",
+            "--data",
+            s(&data),
+            "--out",
+            s(&dir.join("d")),
+            "--fork",
+            s(&b),
+            "--config",
+            s(&config),
+        ])
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("keeps the network"));
+}

@@ -3,9 +3,11 @@
 //! weight average and validation. Two recipes are built in: the published reference
 //! (docs/score-model.md §3) and ours (TRAINING.md), the default.
 
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::score::data::{ChainFilter, LevelSampling};
+use crate::score::data::{ChainFilter, LevelSampling, mix};
 use crate::score::network::ScoreNetConfig;
 use crate::score::training::scheduled_rate;
 
@@ -41,9 +43,58 @@ pub struct Stage {
     /// How the noise levels of a batch are drawn.
     #[serde(default)]
     pub levels: LevelSampling,
+    /// Crops of several sizes: each step draws its crop size uniformly from `crop..=crop_max`
+    /// and scales its batch (and its proteins) down to keep about the pixels of `batch_size`
+    /// crops of `crop` ([`Stage::shape`]), so a step costs about the same whatever its size.
+    /// `null` (and absent from the file): every step at `crop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_max: Option<usize>,
+}
+
+/// The shape of one step's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchShape {
+    /// Crop size in residues; `None`: full maps.
+    pub crop: Option<usize>,
+    /// Examples.
+    pub batch_size: usize,
+    /// Distinct chains.
+    pub proteins: usize,
 }
 
 impl Stage {
+    /// The batch shape of step `step`: the stage's own, or with `crop_max` a crop size drawn
+    /// from `(seed, step)` alone and the batch scaled to `batch_size · crop² / size²` examples
+    /// (rounded to an even number, at least 2) from proportionally fewer proteins.
+    pub fn shape(&self, seed: u64, step: u64) -> BatchShape {
+        match (self.crop, self.crop_max) {
+            (Some(c), Some(m)) if m > c => {
+                let mut rng = StdRng::seed_from_u64(mix(&[seed, step, 2]));
+                let n = rng.random_range(c..=m);
+                let scaled = (self.batch_size * c * c) as f64 / (n * n) as f64;
+                let batch = ((scaled / 2.0).round() as usize * 2).clamp(2, self.batch_size.max(2));
+                let proteins = (self.proteins_per_batch * batch)
+                    .div_ceil(self.batch_size)
+                    .clamp(1, batch);
+                BatchShape {
+                    crop: Some(n),
+                    batch_size: batch,
+                    proteins,
+                }
+            }
+            _ => BatchShape {
+                crop: self.crop,
+                batch_size: self.batch_size,
+                proteins: self.proteins_per_batch,
+            },
+        }
+    }
+
+    /// The largest crop of the stage (chains shorter than it are not drawn); `None`: full maps.
+    pub fn longest_crop(&self) -> Option<usize> {
+        self.crop_max.or(self.crop)
+    }
+
     /// The learning rate of 0-based step `t` of this stage.
     pub fn rate(&self, t: u64) -> f64 {
         scheduled_rate(
@@ -119,6 +170,7 @@ impl TrainConfig {
                 warmup_steps: 0,
                 final_learning_rate: None,
                 levels: LevelSampling::Independent,
+                crop_max: None,
             }],
             adam: [0.9, 0.999, 1e-8],
             ema_decay: 0.999,
@@ -154,6 +206,7 @@ impl TrainConfig {
             warmup_steps: 500,
             final_learning_rate: Some(1e-5),
             levels: LevelSampling::Stratified,
+            crop_max: None,
         }];
         config.max_grad_norm = Some(1.0);
         config.recalibrate_batches = 16;
@@ -193,6 +246,15 @@ impl TrainConfig {
         if self.stages.iter().any(|s| s.crop.is_some_and(|c| c < 2)) {
             return Err(RecipeError("crops need at least 2 residues".into()));
         }
+        if self
+            .stages
+            .iter()
+            .any(|s| s.crop_max.is_some_and(|m| s.crop.is_none_or(|c| m < c)))
+        {
+            return Err(RecipeError(
+                "crop_max needs a crop, and must not be below it".into(),
+            ));
+        }
         if !(0.0..1.0).contains(&self.ema_decay) {
             return Err(RecipeError("ema_decay must be in [0, 1)".into()));
         }
@@ -230,5 +292,47 @@ impl TrainConfig {
             return Err(RecipeError("shards must be at least 1".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_crop_sizes_keep_the_pixels_of_a_batch() {
+        let mut stage = TrainConfig::recipe().stages[0].clone();
+        let plain = stage.shape(0, 7);
+        assert_eq!(
+            plain,
+            BatchShape {
+                crop: Some(31),
+                batch_size: 32,
+                proteins: 16
+            }
+        );
+        stage.crop_max = Some(64);
+        let mut sizes = std::collections::BTreeSet::new();
+        for step in 1..=400 {
+            let shape = stage.shape(0, step);
+            assert_eq!(
+                shape,
+                stage.shape(0, step),
+                "a pure function of (seed, step)"
+            );
+            let n = shape.crop.unwrap_or(0);
+            assert!((31..=64).contains(&n));
+            let ratio = (shape.batch_size * n * n) as f64 / (32.0 * 31.0 * 31.0);
+            assert!(
+                shape.batch_size.is_multiple_of(2) && (0.8..=1.25).contains(&ratio),
+                "{shape:?}"
+            );
+            assert_eq!(shape.proteins, shape.batch_size / 2, "{shape:?}");
+            sizes.insert(n);
+        }
+        assert!(sizes.len() > 25 && sizes.contains(&31) && sizes.contains(&64));
+        let mut config = TrainConfig::recipe();
+        config.stages[0].crop_max = Some(20);
+        assert!(config.validate().is_err(), "crop_max below the crop");
     }
 }

@@ -209,6 +209,79 @@ impl RunDir {
         }
     }
 
+    /// Start this (new) run from another run's checkpoint under a new configuration `config`
+    /// (same network; e.g. other crops for the rest of a stage): the checkpoint's weights,
+    /// weight average, optimiser state and step are copied, with the source run's logs up to that
+    /// step, and `fork.json` says where they came from. The run then continues as a resumed one.
+    /// Returns the step it starts from.
+    pub fn fork(&self, checkpoint: &Path, config: &TrainConfig) -> Result<u64, RunError> {
+        let state = CheckpointState::read(checkpoint)?;
+        let source = checkpoint
+            .parent()
+            .and_then(Path::parent)
+            .map(Self::new)
+            .ok_or_else(|| {
+                RunError::Refused(format!(
+                    "{} is not inside a run directory",
+                    checkpoint.display()
+                ))
+            })?;
+        let before = source.read_config()?;
+        if before.model != config.model {
+            return Err(RunError::Refused(
+                "a fork keeps the network: its config's \"model\" must equal the source run's"
+                    .into(),
+            ));
+        }
+        if config.total_steps() <= state.step {
+            return Err(RunError::Refused(format!(
+                "the new config ends at step {}, not after the checkpoint's step {}",
+                config.total_steps(),
+                state.step
+            )));
+        }
+        self.create(config)?;
+        let target = self.checkpoint_dir(state.step);
+        std::fs::create_dir_all(&target).map_err(io(format!("creating {}", target.display())))?;
+        for file in ["model.safetensors", "ema.safetensors", "optimizer.bpk"] {
+            let from = checkpoint.join(file);
+            std::fs::copy(&from, target.join(file))
+                .map_err(io(format!("copying {}", from.display())))?;
+        }
+        let forked = CheckpointState {
+            config_sha256: self.config_sha256()?,
+            ..state.clone()
+        };
+        let text = serde_json::to_string_pretty(&forked).map_err(json("the checkpoint state"))?;
+        write_atomic(&target.join("state.json"), text.as_bytes())?;
+        for (from, to) in [
+            (source.metrics_path(), self.metrics_path()),
+            (source.val_path(), self.val_path()),
+        ] {
+            if from.is_file() {
+                std::fs::copy(&from, &to).map_err(io(format!("copying {}", from.display())))?;
+            }
+        }
+        self.truncate_logs(state.step)?;
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        write_atomic(&self.root.join("checkpoints").join(LATEST), name.as_bytes())?;
+        let record = serde_json::json!({
+            "from": source.root.display().to_string(),
+            "checkpoint": checkpoint.display().to_string(),
+            "step": state.step,
+            "source_config_sha256": state.config_sha256,
+        });
+        write_atomic(
+            &self.root.join("fork.json"),
+            format!("{record:#}\n").as_bytes(),
+        )?;
+        Ok(state.step)
+    }
+
     /// Remove all but the newest `keep` checkpoints (by step; 0 keeps all).
     pub fn prune_checkpoints(&self, keep: usize) -> Result<(), RunError> {
         if keep == 0 {
@@ -273,12 +346,13 @@ pub fn read_weights(path: &Path) -> Result<WeightMap, RunError> {
     Ok(WeightMap::from_file(path)?.0)
 }
 
-/// The chains a stage draws from: long enough for its crop, not above its length limit.
+/// The chains a stage draws from: long enough for its largest crop, not above its length limit.
 pub fn stage_pool(stage: &Stage, chains: &[TrainChain]) -> Vec<TrainChain> {
+    let crop = stage.longest_crop();
     chains
         .iter()
         .filter(|t| {
-            stage.crop.is_none_or(|c| t.len() >= c) && stage.max_length.is_none_or(|m| t.len() <= m)
+            crop.is_none_or(|c| t.len() >= c) && stage.max_length.is_none_or(|m| t.len() <= m)
         })
         .cloned()
         .collect()
@@ -302,14 +376,15 @@ pub fn recalibrated(
     let seed = mix(&[config.seed, 0x5ca1_ab1e]);
     let batches: Vec<Vec<DsmExample>> = (1..=batches as u64)
         .map(|i| {
+            let shape = stage.shape(seed, i);
             training_batch(
                 pool,
                 &sigmas,
                 seed,
                 i,
-                stage.batch_size,
-                stage.proteins_per_batch,
-                stage.crop,
+                shape.batch_size,
+                shape.proteins,
+                shape.crop,
                 stage.levels,
             )
         })
@@ -630,6 +705,7 @@ impl TrainingRun {
                 .stage_index(step)
                 .ok_or_else(|| RunError::Refused(format!("step {step} is past the last stage")))?;
             let stage = config.stages[stage_index].clone();
+            let shape = stage.shape(config.seed, step);
             if batch.is_empty() {
                 return Err(RunError::Refused(format!(
                     "no training chain fits stage {} (crop {:?}, max_length {:?})",
@@ -671,9 +747,9 @@ impl TrainingRun {
             writeln!(
                 metrics,
                 "{step},{stage_index},{loss},{rate:.6e},{},{},{dt:.4},{:.2},{:.1},{},{}",
-                stage.batch_size,
-                stage.crop.map_or("full".to_string(), |c| c.to_string()),
-                stage.batch_size as f64 / dt,
+                shape.batch_size,
+                shape.crop.map_or("full".to_string(), |c| c.to_string()),
+                shape.batch_size as f64 / dt,
                 self.elapsed_s,
                 report.grad_norm,
                 u8::from(report.clipped)
@@ -761,14 +837,15 @@ impl BatchStream {
                             break;
                         };
                         let stage = &config.stages[index];
+                        let shape = stage.shape(config.seed, step);
                         let batch = training_batch(
                             &pools[index],
                             &sigmas,
                             config.seed,
                             step,
-                            stage.batch_size,
-                            stage.proteins_per_batch,
-                            stage.crop,
+                            shape.batch_size,
+                            shape.proteins,
+                            shape.crop,
                             stage.levels,
                         );
                         if tx.send((step, batch)).is_err() {
