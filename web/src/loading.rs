@@ -19,10 +19,10 @@ use crate::browser;
 /// description `foldspace export` writes into the file (step, validation scores).
 pub(crate) const DEFAULT_WEIGHTS: &str = "assets/weights/foldspace-score-f16.safetensors";
 pub(crate) const DEFAULT_WEIGHTS_ORIGIN: &str = "shipped, f16";
-/// Said of shipped weights whose file has no description (exports before descriptions existed:
-/// the early step-325 checkpoint).
+/// Said of shipped weights whose file has no description (exports made before descriptions
+/// existed, such as the early step-325 checkpoint shipped until 2026-12-06).
 pub(crate) const UNDESCRIBED_SHIPPED: &str =
-    "foldspace early checkpoint (step 325) — an under-trained model; see TRAINING.md";
+    "foldspace weights without a description (an export older than 2026-12-06); see TRAINING.md";
 
 /// The tri-modal alignment model and the search bank (`foldspace align`, `foldspace bank`).
 pub(crate) const ALIGN_DIR: &str = "assets/align";

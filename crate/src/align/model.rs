@@ -286,9 +286,10 @@ pub struct AlignManifest {
     pub structure_std: Vec<f32>,
     /// SHA-256 of the score-network weights the structure vectors came from.
     pub structure_weights_sha256: String,
-    /// Stage 2: the file, beside `align.json`, of the fine-tuned score network the structure
-    /// vectors come from (in the format of the shipped score weights). `None`: the score
-    /// network was frozen, and `structure_weights_sha256` names which one.
+    /// The file, beside `align.json`, of the score network the structure vectors come from (in
+    /// the format of the shipped score weights): stage 2's fine-tuned network, or the frozen one
+    /// a stage-1 model was trained on, kept with the model when the default score weights move
+    /// on. `None`: the default score weights, which `structure_weights_sha256` names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub structure_network: Option<String>,
     /// SHA-256 of the text encoder's source weights.
