@@ -110,6 +110,12 @@ pub struct CheckpointState {
 }
 
 impl CheckpointState {
+    /// Write the state file of a checkpoint directory.
+    pub fn write(&self, checkpoint: &Path) -> Result<(), RunError> {
+        let text = serde_json::to_string_pretty(self).map_err(json("the checkpoint state"))?;
+        write_atomic(&checkpoint.join("state.json"), text.as_bytes())
+    }
+
     /// The state file of a checkpoint directory.
     pub fn read(checkpoint: &Path) -> Result<Self, RunError> {
         let path = checkpoint.join("state.json");
@@ -252,8 +258,7 @@ impl RunDir {
             config_sha256: self.config_sha256()?,
             ..state.clone()
         };
-        let text = serde_json::to_string_pretty(&forked).map_err(json("the checkpoint state"))?;
-        write_atomic(&target.join("state.json"), text.as_bytes())?;
+        forked.write(&target)?;
         for (from, to) in [
             (source.metrics_path(), self.metrics_path()),
             (source.val_path(), self.val_path()),
@@ -263,12 +268,7 @@ impl RunDir {
             }
         }
         self.truncate_logs(state.step)?;
-        let name = target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        write_atomic(&self.root.join("checkpoints").join(LATEST), name.as_bytes())?;
+        self.mark_latest(&target)?;
         let record = serde_json::json!({
             "from": source.root.display().to_string(),
             "checkpoint": checkpoint.display().to_string(),
@@ -280,6 +280,15 @@ impl RunDir {
             format!("{record:#}\n").as_bytes(),
         )?;
         Ok(state.step)
+    }
+
+    /// Name `checkpoint` (a directory of `checkpoints/`) in `checkpoints/LATEST`.
+    fn mark_latest(&self, checkpoint: &Path) -> Result<(), RunError> {
+        let name = checkpoint
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        write_atomic(&self.root.join("checkpoints").join(LATEST), name.as_bytes())
     }
 
     /// Remove all but the newest `keep` checkpoints (by step; 0 keeps all).
@@ -636,14 +645,8 @@ impl TrainingRun {
             val_chains: data.val.len(),
             config_sha256: self.config_sha256.clone(),
         };
-        let text = serde_json::to_string_pretty(&state).map_err(json("the checkpoint state"))?;
-        write_atomic(&path.join("state.json"), text.as_bytes())?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        write_atomic(&dir.root.join("checkpoints").join(LATEST), name.as_bytes())?;
+        state.write(&path)?;
+        dir.mark_latest(&path)?;
         Ok(path)
     }
 
