@@ -138,9 +138,22 @@ fn load_directory(
                 })
             })
             .collect();
+        // A parsing thread that panicked read none of its files: say so for each.
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .zip(files.chunks(chunk))
+            .map(|(h, part)| {
+                h.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|f| {
+                            (
+                                f.display().to_string(),
+                                Err("its parsing thread failed".into()),
+                            )
+                        })
+                        .collect()
+                })
+            })
             .collect()
     });
     for (file, result) in parsed.into_iter().flatten() {
