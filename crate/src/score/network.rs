@@ -198,7 +198,8 @@ pub enum Numerics {
     Exact,
     /// [`elu_fast`], and in training mode batch statistics by the plain two-pass formula with
     /// the normalisation and the level's scale folded into one multiply-add: about half the
-    /// full-size tensor passes. Differences are float32 rounding, far below gradient noise.
+    /// full-size tensor passes; with small batches the convolutions as matrix products
+    /// ([`MATMUL_CONV_MAX_BATCH`]). Differences are float32 rounding, far below gradient noise.
     Fast,
 }
 
@@ -209,6 +210,90 @@ impl Numerics {
             Self::Fast => elu_fast(x),
         }
     }
+
+    /// A convolution of the bottleneck blocks or `conv_out`: burn's `conv2d`, or with
+    /// [`Numerics::Fast`] and at most [`MATMUL_CONV_MAX_BATCH`] examples the same convolution as
+    /// matrix products ([`conv_by_matmul`]). With more examples `conv2d` is the faster of the
+    /// two (BENCHMARKS.md).
+    fn conv(self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        let small_batch = x.dims()[0] <= MATMUL_CONV_MAX_BATCH;
+        match self {
+            Self::Fast if small_batch => conv_by_matmul(conv, x),
+            Self::Exact | Self::Fast => conv.forward(x),
+        }
+    }
+}
+
+/// Up to this many examples (per shard) training computes the blocks' convolutions and `conv_out`
+/// as matrix products: burn-flex's threshold for its small-channel convolution loop
+/// (`SMALL_CHANNEL_IN_THRESHOLD`), which the weight gradients of batches this small reach (see
+/// [`conv_by_matmul`]). Measured with `bench-train`: 8 crops of 64 (4 a shard) 10.9 s a step
+/// with `conv2d`, 4.9 s with products; 16 crops of 44 (8 a shard) 4.3 s with `conv2d`, 4.8 s
+/// with products.
+pub const MATMUL_CONV_MAX_BATCH: usize = 4;
+
+/// A stride-1 convolution that keeps the map's size (padding = dilation · ⌊k/2⌋, as every
+/// convolution of the network has), computed as matrix products: a 1×1 convolution is one
+/// product over channels; a k×k one is one product for all k² kernel taps at once
+/// (`z = W_taps · x`, `[B, k²·C_out, H·W]`), then the k² shifted tap maps summed.
+///
+/// Why: burn computes a convolution's weight gradient as another convolution in which the
+/// batch plays the input channels, and burn-flex sends convolutions with ≤ 4 input channels
+/// and ≤ 16 output channels to a direct per-plane loop. With the network's 16-channel bottleneck
+/// and ≤ 4 examples a shard (crops of 64 residues and more, full maps), that loop took 58 % of a
+/// training step (`perf`; BENCHMARKS.md). A product's gradients are products again, whatever the
+/// batch. The arithmetic is the same up to float32 summation order (a unit test compares the
+/// output and all three gradients with `conv2d`'s).
+///
+/// # Shapes
+/// - `x`: `[B, C_in, H, W]` → `[B, C_out, H, W]`
+pub fn conv_by_matmul(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [b, c_in, h, w] = x.dims();
+    let weight = conv.weight.val(); // [C_out, C_in, k, k]
+    let [c_out, _, k, _] = weight.dims();
+    let x = x.reshape([b, c_in, h * w]);
+    let mut y = if k == 1 {
+        weight
+            .reshape([1, c_out, c_in])
+            .expand([b, c_out, c_in])
+            .matmul(x)
+            .reshape([b, c_out, h, w])
+    } else {
+        let d = conv.dilation[0];
+        let r = d * (k / 2);
+        let taps = k * k;
+        let z = weight
+            .permute([2, 3, 0, 1]) // [k, k, C_out, C_in]
+            .reshape([1, taps * c_out, c_in])
+            .expand([b, taps * c_out, c_in])
+            .matmul(x)
+            .reshape([b, taps * c_out, h, w])
+            .pad((r, r, r, r), burn::tensor::ops::PadMode::Constant(0.0));
+        // Output (i, j) takes tap (ky, kx) at input (i + (ky − k/2)·d, j + (kx − k/2)·d),
+        // which is padded position (i + ky·d, j + kx·d).
+        let mut sum: Option<Tensor<4>> = None;
+        for ky in 0..k {
+            for kx in 0..k {
+                let t = ky * k + kx;
+                let tap = z.clone().slice([
+                    0..b,
+                    t * c_out..(t + 1) * c_out,
+                    ky * d..ky * d + h,
+                    kx * d..kx * d + w,
+                ]);
+                sum = Some(match sum {
+                    Some(s) => s + tap,
+                    None => tap,
+                });
+            }
+        }
+        // k ≥ 1, so the loop ran at least once.
+        sum.unwrap_or_else(|| Tensor::zeros([b, c_out, h, w], &z.device()))
+    };
+    if let Some(bias) = &conv.bias {
+        y = y + bias.val().reshape([1, c_out, 1, 1]);
+    }
+    y
 }
 
 /// Whether batch norm uses running statistics (evaluation) or the batch's (training).
@@ -405,15 +490,15 @@ impl Bottleneck {
         numerics: Numerics,
     ) -> Tensor<4> {
         let n = numerics;
-        let t = self
-            .conv1
-            .forward(n.elu(self.norm1.forward(h.clone(), levels.clone(), mode, n)));
-        let t = self
-            .conv2
-            .forward(n.elu(self.norm2.forward(t, levels.clone(), mode, n)));
-        let t = self
-            .conv3
-            .forward(n.elu(self.norm3.forward(t, levels, mode, n)));
+        let t = n.conv(
+            &self.conv1,
+            n.elu(self.norm1.forward(h.clone(), levels.clone(), mode, n)),
+        );
+        let t = n.conv(
+            &self.conv2,
+            n.elu(self.norm2.forward(t, levels.clone(), mode, n)),
+        );
+        let t = n.conv(&self.conv3, n.elu(self.norm3.forward(t, levels, mode, n)));
         h + t
     }
 }
@@ -470,7 +555,7 @@ impl ScoreNet {
             h = block.forward(h, levels.clone(), mode, numerics);
         }
         let features = numerics.elu(self.norm_out.forward(h, levels, mode, numerics));
-        let mut score = self.conv_out.forward(features.clone());
+        let mut score = numerics.conv(&self.conv_out, features.clone());
         if self.output_scale != 1.0 {
             score = score.mul_scalar(self.output_scale);
         }
@@ -504,5 +589,90 @@ mod tests {
         let back = ScoreNetConfig::from_json(scaled).expect("round trip");
         assert_eq!((back.output_scale, back.blocks), (0.01, 2));
         assert!(ScoreNetConfig::from_json(serde_json::json!({"blocks": "many"})).is_err());
+    }
+
+    /// The matrix-product convolution of [`Numerics::Fast`] gives burn's `conv2d` output and its
+    /// gradients (input, weight, bias) for the network's kinds of convolution: 1×1 both ways
+    /// through the bottleneck, dilated 3×3, and 3×3 to one channel; 1 and 5 examples (both sides
+    /// of burn-flex's small-channel threshold).
+    #[test]
+    fn matmul_convolution_matches_conv2d_and_its_gradients() {
+        let device = crate::compute::Compute::cpu().autodiff().device;
+        let read = |t: Tensor<1>| pollster::block_on(crate::compute::read_f32(t)).expect("read");
+        let close = |what: &str, a: Vec<f32>, b: Vec<f32>| {
+            assert_eq!(a.len(), b.len(), "{what}: lengths");
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            let worst = a
+                .iter()
+                .zip(&b)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                worst <= 1e-5 * scale,
+                "{what}: max difference {worst} (scale {scale})"
+            );
+        };
+        for (c_in, c_out, k, dilation, batch) in [
+            (8, 4, 1, 1, 1),
+            (4, 8, 1, 1, 5),
+            (4, 4, 3, 3, 1),
+            (4, 4, 3, 1, 5),
+            (6, 1, 3, 1, 2),
+        ] {
+            let [h, w] = [11, 9];
+            let pad = dilation * (k / 2);
+            let mut conv = Conv2dConfig::new([c_in, c_out], [k, k])
+                .with_dilation([dilation, dilation])
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                .init(&device);
+            // A bias that is not zero, so its gradient and broadcast are checked too.
+            conv.bias = Some(Param::from_tensor(Tensor::random(
+                [c_out],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
+            )));
+            let x: Tensor<4> = Tensor::random(
+                [batch, c_in, h, w],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let r: Tensor<4> = Tensor::random(
+                [batch, c_out, h, w],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let flat = |t: Tensor<4>| {
+                let n = t.dims().iter().product::<usize>();
+                t.reshape([n])
+            };
+            let run = |fast: bool| {
+                let x = x.clone().detach().require_grad();
+                let y = if fast {
+                    conv_by_matmul(&conv, x.clone())
+                } else {
+                    conv.forward(x.clone())
+                };
+                let grads = (y.clone() * r.clone()).sum().backward();
+                let gx = x.grad(&grads).expect("input gradient");
+                let gw = conv.weight.val().grad(&grads).expect("weight gradient");
+                let gb = conv
+                    .bias
+                    .as_ref()
+                    .and_then(|b| b.val().grad(&grads))
+                    .expect("bias gradient");
+                (
+                    read(flat(y.detach())),
+                    read(flat(gx)),
+                    read(flat(gw)),
+                    read(gb),
+                )
+            };
+            let (y0, gx0, gw0, gb0) = run(false);
+            let (y1, gx1, gw1, gb1) = run(true);
+            let case = format!("{c_in}→{c_out}, {k}×{k}, dilation {dilation}, batch {batch}");
+            close(&format!("{case}: output"), y0, y1);
+            close(&format!("{case}: input gradient"), gx0, gx1);
+            close(&format!("{case}: weight gradient"), gw0, gw1);
+            close(&format!("{case}: bias gradient"), gb0, gb1);
+        }
     }
 }
