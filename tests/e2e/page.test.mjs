@@ -11,6 +11,7 @@ import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
+import zlib from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { PNG } from "pngjs";
@@ -46,12 +47,25 @@ function setSwap(bytes) {
   swap.sha = crypto.createHash("sha256").update(bytes).digest("hex");
 }
 
+// Served gzipped when the browser asks for it, as static hosts serve code and text (weights and
+// other binary files are sent as they are): the download budget test reads the compressed sizes.
+const GZIP = new Set([".html", ".js", ".mjs", ".wasm", ".json", ".css", ".sha256", ".md"]);
+// The site's files do not change during a run: each is compressed once. Bodies made per request
+// (the swapped weights' checksum) are compressed each time.
+const gzipped = new Map();
+function gzip(file, body, fromSite) {
+  if (!fromSite) return zlib.gzipSync(body, { level: 6 });
+  if (!gzipped.has(file)) gzipped.set(file, zlib.gzipSync(body, { level: 6 }));
+  return gzipped.get(file);
+}
+
 function serve() {
   const publishedBytes = fs.readFileSync(published);
   const publishedSha = crypto.createHash("sha256").update(publishedBytes).digest("hex");
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://localhost");
     let body;
+    let fromSite = false;
     let file = url.pathname;
     if (file === "/swap/model.safetensors" && swap.bytes) {
       body = swap.bytes;
@@ -70,11 +84,15 @@ function serve() {
         return;
       }
       body = fs.readFileSync(p);
+      fromSite = true;
     }
-    res.writeHead(200, {
-      "content-type": TYPES[path.extname(file)] || "application/octet-stream",
-      "content-length": body.length,
-    });
+    const headers = { "content-type": TYPES[path.extname(file)] || "application/octet-stream" };
+    if (GZIP.has(path.extname(file)) && /\bgzip\b/.test(req.headers["accept-encoding"] || "")) {
+      body = gzip(file, body, fromSite);
+      headers["content-encoding"] = "gzip";
+    }
+    headers["content-length"] = body.length;
+    res.writeHead(200, headers);
     res.end(body);
   });
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
@@ -368,6 +386,47 @@ test("bad files give a plain error in the page, and the page recovers", { timeou
   await context.close();
 });
 
+// The page's resources so far (Resource Timing): URL path, bytes over the wire (body, compressed
+// where the server compressed it) and decoded.
+async function resources(page) {
+  return page.evaluate(() => [
+    ...performance.getEntriesByType("navigation"),
+    ...performance.getEntriesByType("resource"),
+  ].map((e) => ({ path: new URL(e.name).pathname, encoded: e.encodedBodySize, decoded: e.decodedBodySize })));
+}
+
+const MB = 1e6;
+
+test("the first visit stays within the download budget; the bank and the text model wait for their first use", { timeout: SLOW }, async () => {
+  const { context, page, logs } = await openPage();
+  await page.getByTestId("status").waitFor({ state: "attached", timeout: SLOW });
+  // The default weights load in the background before any file is dropped.
+  const start = Date.now();
+  for (;;) {
+    const got = await resources(page);
+    if (got.some((r) => r.path.endsWith("/foldspace-score-f16.safetensors.sha256"))) break;
+    if (Date.now() - start > SLOW) throw new Error(`the weights were never fetched\n${logs.join("\n")}`);
+    await page.waitForTimeout(250);
+  }
+  await page.waitForTimeout(2000);
+  const got = await resources(page);
+  const table = got.map((r) => `${r.path}: ${r.encoded} bytes (${r.decoded} decoded)`).join("\n");
+  console.log(`first visit:\n${table}`);
+  fs.writeFileSync(path.join(out, "first-visit.json"), JSON.stringify(got, null, 1));
+  const code = got.filter((r) => /\.(js|wasm)$/.test(r.path)).reduce((a, r) => a + r.encoded, 0);
+  const all = got.reduce((a, r) => a + r.encoded, 0);
+  console.log(`code ${(code / MB).toFixed(2)} MB, all ${(all / MB).toFixed(2)} MB over the wire`);
+  assert.ok(got.some((r) => r.path.endsWith(".wasm")), `no wasm among the resources:\n${table}`);
+  // The issue's goal is 4 MB; the site reaches 4.22 MB here (BENCHMARKS.md, "The page's
+  // download"): this bound catches a regression, it does not claim the goal.
+  assert.ok(code <= 4.3 * MB, `the code of the first visit is ${(code / MB).toFixed(2)} MB (bound 4.3 MB):\n${table}`);
+  assert.ok(all <= 6 * MB, `the first visit fetched ${(all / MB).toFixed(2)} MB (budget 6 MB):\n${table}`);
+  for (const later of ["bank.safetensors", "align.safetensors", "all-minilm-l6-v2-int8.safetensors", ".whl"]) {
+    assert.ok(!got.some((r) => r.path.endsWith(later)), `${later} was fetched before it was needed:\n${table}`);
+  }
+  await context.close();
+});
+
 test("an example with the shipped weights: 3D view and heatmaps are drawn, exports work", { timeout: SLOW }, async () => {
   const { context, page, logs } = await openPage("?example=1a8o");
   const status = await waitStatus(page, logs, isReady);
@@ -413,10 +472,16 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   assert.ok(nTerms >= 1 && nTerms <= 5, `likely function: ${nTerms} terms`);
   const shares = (await terms.locator("span").allTextContents()).map(Number);
   assert.ok(shares.every((x, i) => x > 0 && x <= 1 && (i === 0 || x <= shares[i - 1])), shares.join(" "));
-  // Search the bank by free function text (the MiniLM text tower on the CPU backend).
+  // Search the bank by free function text (the MiniLM text tower on the CPU backend): the text
+  // model (int8, 23.4 MB) is fetched now, the first time, never the 83.5 MB wheel.
+  const textModel = "/assets/text/all-minilm-l6-v2-int8.safetensors";
+  assert.ok(!(await resources(page)).some((r) => r.path === textModel), "the text model was fetched before a search");
   await page.getByTestId("search-input").fill("sequence-specific DNA binding");
   await page.getByTestId("search-button").click();
   await rankedRows(page, "search-table", "search-error", "text search", 10);
+  const afterSearch = await resources(page);
+  assert.ok(afterSearch.some((r) => r.path === textModel), "the search did not fetch the int8 text model");
+  assert.ok(!afterSearch.some((r) => r.path.endsWith(".whl")), "the page fetched the MiniLM wheel");
   console.log("search:", await page.locator(".similar .small").first().textContent());
   console.log("similar:", await page.locator(".similar .small").last().textContent());
   await page.getByTestId("similar").screenshot({ path: path.join(out, "similar.png") });

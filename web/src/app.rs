@@ -116,6 +116,8 @@ pub enum Msg {
     QueryInput(String),
     Search,
     TextModelLoaded(Result<Rc<TextEncoder>, String>),
+    /// Bytes of the search's download in progress (the bank or the text model) and its size.
+    SearchProgress(u64, Option<u64>),
     TextHits(Result<Rc<TextHits>, String>),
     Similar(u64, Result<Rc<Similar>, String>),
     SetLevel(usize),
@@ -149,6 +151,7 @@ pub struct App {
     text_busy: Option<String>,
     text_error: Option<String>,
     text_hits: Option<Rc<TextHits>>,
+    search_progress: Option<(u64, Option<u64>)>,
     align: Option<Rc<AlignAssets>>,
     align_load: AlignLoad,
     similar: Option<(u64, Rc<Similar>)>,
@@ -403,8 +406,12 @@ impl App {
                     self.align_load = AlignLoad::Loading;
                     self.text_busy =
                         Some("loading the alignment model and the search bank…".into());
+                    let link = ctx.link().clone();
                     ctx.link().send_future(async move {
-                        Msg::AlignLoaded(load_align(compute).await.map(Rc::new))
+                        let progress = move |got, total| {
+                            link.send_message(Msg::SearchProgress(got, total));
+                        };
+                        Msg::AlignLoaded(load_align(compute, progress).await.map(Rc::new))
                     });
                 }
                 AlignLoad::Failed(e) => self.text_error = Some(e.clone()),
@@ -415,9 +422,11 @@ impl App {
             return;
         };
         let Some(encoder) = self.text_model.clone() else {
-            self.text_busy = Some("loading the text model (all-MiniLM-L6-v2)…".into());
+            self.text_busy = Some("loading the text model (all-MiniLM-L6-v2, int8)…".into());
+            let link = ctx.link().clone();
             ctx.link().send_future(async move {
-                Msg::TextModelLoaded(load_text_model().await.map(Rc::new))
+                let progress = move |got, total| link.send_message(Msg::SearchProgress(got, total));
+                Msg::TextModelLoaded(load_text_model(progress).await.map(Rc::new))
             });
             return;
         };
@@ -445,8 +454,12 @@ impl App {
         let Some(assets) = self.align.clone() else {
             if self.align_load == AlignLoad::NotStarted {
                 self.align_load = AlignLoad::Loading;
+                let link = ctx.link().clone();
                 ctx.link().send_future(async move {
-                    Msg::AlignLoaded(load_align(compute).await.map(Rc::new))
+                    let progress = move |got, total| {
+                        link.send_message(Msg::SearchProgress(got, total));
+                    };
+                    Msg::AlignLoaded(load_align(compute, progress).await.map(Rc::new))
                 });
             }
             return;
@@ -882,6 +895,7 @@ impl Component for App {
             query: String::new(),
             text_model: None,
             text_busy: None,
+            search_progress: None,
             text_error: None,
             text_hits: None,
             align: None,
@@ -1138,6 +1152,7 @@ impl Component for App {
                 }
                 // Only the alignment load can be pending here (text jobs start after it).
                 self.text_busy = None;
+                self.search_progress = None;
                 self.kick(ctx);
                 self.kick_search(ctx);
             }
@@ -1146,8 +1161,10 @@ impl Component for App {
                 self.text_error = None;
                 self.kick_search(ctx);
             }
+            Msg::SearchProgress(got, total) => self.search_progress = Some((got, total)),
             Msg::TextModelLoaded(result) => {
                 self.text_busy = None;
+                self.search_progress = None;
                 match result {
                     Ok(m) => {
                         self.text_model = Some(m);
@@ -1507,12 +1524,9 @@ impl App {
             ),
             _ => String::new(),
         };
-        let progress = self.weights_progress.map(|(got, total)| match total {
-            Some(t) if t > 0 => {
-                html! { <progress max={t.to_string()} value={got.to_string()}></progress> }
-            }
-            _ => html! { <progress></progress> },
-        });
+        let progress = self
+            .weights_progress
+            .map(|p| download_progress(p, "weights-progress"));
         html! {
             <section class="statusbar">
                 <span data-testid="status" class={self.status.class()}>{ self.status.text() }</span>
@@ -1843,7 +1857,11 @@ impl App {
                     <button class="primary" type="submit" data-testid="search-button"
                         disabled={self.query.trim().is_empty() || self.text_busy.is_some()}>{ "Search" }</button>
                 </form>
-                if let Some(b) = &self.text_busy { <p class="muted">{ b.clone() }</p> }
+                if let Some(b) = &self.text_busy {
+                    <p class="muted">{ b.clone() }
+                        if let Some(p) = self.search_progress { { download_progress(p, "search-progress") } }
+                    </p>
+                }
                 if let Some(e) = &self.text_error { <p class="error" data-testid="search-error">{ e.clone() }</p> }
                 if let Some(h) = &self.text_hits {
                     { hit_table(&h.hits, "search-table") }
@@ -1966,5 +1984,26 @@ fn hit_table(hits: &[(BankEntry, f32)], testid: &'static str) -> Html {
                 }) }
             </tbody>
         </table>
+    }
+}
+
+/// A download's progress bar with its size in words (`got` of `total` bytes, total unknown:
+/// an indeterminate bar).
+fn download_progress((got, total): (u64, Option<u64>), testid: &'static str) -> Html {
+    let label = match total {
+        Some(t) => format!(
+            " {} of {}",
+            logic::bytes_label(got as usize),
+            logic::bytes_label(t as usize)
+        ),
+        None => format!(" {}", logic::bytes_label(got as usize)),
+    };
+    match total {
+        Some(t) if t > 0 => html! {
+            <span class="download"><progress data-testid={testid} max={t.to_string()} value={got.to_string()}></progress>{ label }</span>
+        },
+        _ => {
+            html! { <span class="download"><progress data-testid={testid}></progress>{ label }</span> }
+        }
     }
 }

