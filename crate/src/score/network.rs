@@ -228,7 +228,7 @@ impl Numerics {
 /// as matrix products: burn-flex's threshold for its small-channel convolution loop
 /// (`SMALL_CHANNEL_IN_THRESHOLD`), which the weight gradients of batches this small reach (see
 /// [`conv_by_matmul`]). Measured with `bench-train`: 8 crops of 64 (4 a shard) 10.9 s a step
-/// with `conv2d`, 4.9 s with products; 16 crops of 44 (8 a shard) 4.3 s with `conv2d`, 4.8 s
+/// with `conv2d`, 5.4 s with products; 16 crops of 44 (8 a shard) 4.3 s with `conv2d`, 4.8 s
 /// with products.
 pub const MATMUL_CONV_MAX_BATCH: usize = 4;
 
