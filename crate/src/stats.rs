@@ -209,8 +209,131 @@ pub fn mean_std(v: &[f64]) -> MeanStd {
     MeanStd { mean, std }
 }
 
+/// Principal components of a set of vectors: the mean and the leading axes (unit vectors,
+/// largest variance first), from the eigen-decomposition of the covariance matrix (nalgebra).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pca {
+    /// Mean of the rows, `[D]`.
+    pub mean: Vec<f32>,
+    /// The axes, each `[D]`.
+    pub axes: Vec<Vec<f32>>,
+    /// Variance along each axis.
+    pub variances: Vec<f64>,
+}
+
+impl Pca {
+    /// Fit `k` axes to `rows` (`[N, dim]`, row-major). `None` when there are no rows, `dim` is 0
+    /// or the values do not fill whole rows. Each axis's sign is fixed (its largest component
+    /// positive), so the same data always gives the same picture.
+    pub fn fit(rows: &[f32], dim: usize, k: usize) -> Option<Self> {
+        if dim == 0 || rows.is_empty() || !rows.len().is_multiple_of(dim) {
+            return None;
+        }
+        let n = rows.len() / dim;
+        let mut mean = vec![0f64; dim];
+        for row in rows.chunks_exact(dim) {
+            for (m, &x) in mean.iter_mut().zip(row) {
+                *m += f64::from(x);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let mut cov = nalgebra::DMatrix::<f64>::zeros(dim, dim);
+        let mut centred = vec![0f64; dim];
+        for row in rows.chunks_exact(dim) {
+            for ((c, &x), m) in centred.iter_mut().zip(row).zip(&mean) {
+                *c = f64::from(x) - m;
+            }
+            for i in 0..dim {
+                let ci = centred[i];
+                if ci == 0.0 {
+                    continue;
+                }
+                for j in i..dim {
+                    cov[(i, j)] += ci * centred[j];
+                }
+            }
+        }
+        for i in 0..dim {
+            for j in i..dim {
+                let v = cov[(i, j)] / n as f64;
+                cov[(i, j)] = v;
+                cov[(j, i)] = v;
+            }
+        }
+        let eigen = nalgebra::SymmetricEigen::new(cov);
+        let mut order: Vec<usize> = (0..dim).collect();
+        order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
+        let mut axes = Vec::new();
+        let mut variances = Vec::new();
+        for &c in order.iter().take(k.min(dim)) {
+            let column = eigen.eigenvectors.column(c);
+            let largest = column
+                .iter()
+                .copied()
+                .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+                .unwrap_or(1.0);
+            let sign = if largest < 0.0 { -1.0 } else { 1.0 };
+            axes.push(column.iter().map(|&v| (v * sign) as f32).collect());
+            variances.push(eigen.eigenvalues[c].max(0.0));
+        }
+        Some(Self {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            axes,
+            variances,
+        })
+    }
+
+    /// Coordinates of one vector along the axes.
+    pub fn project(&self, row: &[f32]) -> Vec<f32> {
+        self.axes
+            .iter()
+            .map(|axis| {
+                axis.iter()
+                    .zip(row.iter().zip(&self.mean))
+                    .map(|(a, (x, m))| a * (x - m))
+                    .sum()
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pca_finds_the_direction_of_largest_spread() {
+        // Points along (3, 4)/5 with a little spread across it, shifted by (10, -2).
+        let mut rows = Vec::new();
+        for i in 0..50 {
+            let t = i as f32 - 25.0;
+            let across = if i % 2 == 0 { 0.1 } else { -0.1 };
+            rows.extend([10.0 + 0.6 * t - 0.8 * across, -2.0 + 0.8 * t + 0.6 * across]);
+        }
+        let pca = Pca::fit(&rows, 2, 2).expect("fits");
+        assert!(
+            (pca.mean[0] - 9.7).abs() < 1e-4 && (pca.mean[1] + 2.4).abs() < 1e-4,
+            "{:?}",
+            pca.mean
+        );
+        // The sign is fixed: the largest component positive.
+        assert!(
+            (pca.axes[0][0] - 0.6).abs() < 1e-3 && (pca.axes[0][1] - 0.8).abs() < 1e-3,
+            "{:?}",
+            pca.axes
+        );
+        assert!(pca.variances[0] > 100.0 * pca.variances[1]);
+        let p = pca.project(&[10.0 + 0.6 * 5.0 - 0.8 * 0.0, -2.0 + 0.8 * 5.0]);
+        assert!((p[0] - 5.5).abs() < 1e-2, "{p:?}");
+        assert!(Pca::fit(&[], 2, 2).is_none());
+        assert!(Pca::fit(&[1.0, 2.0, 3.0], 2, 2).is_none());
+        // One row: zero variance, still a usable projection.
+        assert_eq!(
+            Pca::fit(&[1.0, 2.0], 2, 1)
+                .expect("fits")
+                .project(&[1.0, 2.0]),
+            vec![0.0]
+        );
+    }
+
     use super::*;
 
     #[test]

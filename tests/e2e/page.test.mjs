@@ -98,6 +98,36 @@ function serve() {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
+// A stand-in for the structure archives, with their URL layout (no test reaches the internet):
+// RCSB's `/download/<ID>.cif` and the AlphaFold database's `/api/prediction/<ACCESSION>` (a JSON
+// list whose `pdbUrl` points at the model file). Another origin than the site, so the page's
+// requests are cross-origin as they are to the real archives (which allow any origin).
+const archiveHits = [];
+function serveArchives() {
+  const cif = fs.readFileSync(path.join(root, "assets/examples/1a8o.cif"));
+  const model = fs.readFileSync(pdb);
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, "http://localhost");
+    archiveHits.push(url.pathname);
+    const own = `http://127.0.0.1:${server.address().port}`;
+    const headers = { "access-control-allow-origin": "*" };
+    let body = null;
+    if (url.pathname === "/rcsb/download/1A8O.cif") body = cif;
+    else if (url.pathname === "/afdb/api/prediction/A0A023PZB3") {
+      headers["content-type"] = "application/json";
+      body = Buffer.from(JSON.stringify([{ entryId: "AF-A0A023PZB3-F1", uniprotAccession: "A0A023PZB3",
+        pdbUrl: `${own}/afdb/files/AF-A0A023PZB3-F1-model_v4.pdb` }]));
+    } else if (url.pathname === "/afdb/files/AF-A0A023PZB3-F1-model_v4.pdb") body = model;
+    if (body === null) {
+      res.writeHead(404, headers).end("not found");
+      return;
+    }
+    headers["content-length"] = body.length;
+    res.writeHead(200, headers).end(body);
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
 // The WebGPU/SwiftShader flags of crate/webdriver.json (without its headless and sandbox ones,
 // which playwright sets itself).
 function chromiumFlags() {
@@ -106,11 +136,12 @@ function chromiumFlags() {
   return args.filter((a) => !a.startsWith("--headless"));
 }
 
-let server, browser, base;
+let server, archives, browser, base;
 
 before(async () => {
   fs.mkdirSync(out, { recursive: true });
   server = await serve();
+  archives = await serveArchives();
   base = `http://127.0.0.1:${server.address().port}`;
   browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: chromiumFlags() });
 });
@@ -118,6 +149,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   server?.close();
+  archives?.close();
 });
 
 async function openPage(query = "") {
@@ -386,6 +418,110 @@ test("bad files give a plain error in the page, and the page recovers", { timeou
   await context.close();
 });
 
+test("fetch by ID: a PDB ID and a UniProt accession from the archives' stand-in, shareable addresses, clear errors", { timeout: SLOW }, async () => {
+  const archive = `http://127.0.0.1:${archives.address().port}`;
+  const sources = `rcsb=${encodeURIComponent(`${archive}/rcsb`)}&alphafold=${encodeURIComponent(`${archive}/afdb`)}`;
+  const { context, page, logs } = await openPage(`?${sources}`);
+  await page.getByTestId("id-input").waitFor({ timeout: SLOW });
+  const fetchId = async (id) => {
+    await page.getByTestId("id-input").fill(id);
+    await page.getByTestId("id-fetch").click();
+  };
+  // Not an identifier: refused before anything is fetched.
+  const before = archiveHits.length;
+  await fetchId("haemoglobin");
+  assert.match(await waitStatus(page, logs, (t) => t.startsWith("error:"), 60_000), /neither a PDB ID .* nor a UniProt accession/);
+  assert.equal(archiveHits.length, before, "nothing fetched for a non-identifier");
+  // An entry the archive does not have.
+  await fetchId("9zzz");
+  assert.match(await waitStatus(page, logs, (t) => t.startsWith("error:"), 60_000), /PDB entry 9ZZZ was not found/);
+  assert.ok(archiveHits.includes("/rcsb/download/9ZZZ.cif"));
+  // A PDB ID: the mmCIF file from the RCSB layout, read as mmCIF; the address names it.
+  await fetchId("1a8o");
+  // (The model then runs on SwiftShader and may hold the page's thread: generous time-outs.)
+  await page.locator(".panel.info .file", { hasText: /^1A8O\.cif · mmCIF$/ }).waitFor({ timeout: SLOW });
+  assert.match(new URL(page.url()).search, /^\?pdb=1a8o&rcsb=/);
+  await context.close();
+  // A UniProt accession in the address: the AlphaFold API answer, then its model file.
+  const second = await openPage(`?uniprot=A0A023PZB3&${sources}`);
+  await second.page.locator(".panel.info .file", { hasText: "AF-A0A023PZB3-F1.pdb" }).waitFor({ timeout: SLOW });
+  assert.ok(archiveHits.includes("/afdb/api/prediction/A0A023PZB3"));
+  assert.equal(await second.page.getByTestId("id-input").inputValue({ timeout: SLOW }), "A0A023PZB3");
+  // An accession the database has no model for.
+  await second.page.getByTestId("id-input").fill("P69905", { timeout: SLOW });
+  await second.page.getByTestId("id-fetch").click({ timeout: SLOW });
+  assert.match(await waitStatus(second.page, second.logs, (t) => t.startsWith("error:"), 60_000), /no model for this accession/);
+  await second.context.close();
+  // No network: the archive's host is named.
+  const third = await openPage("?pdb=1ubq&rcsb=http%3A%2F%2F127.0.0.1%3A9");
+  assert.match(await waitStatus(third.page, third.logs, (t) => t.startsWith("error:")), /could not reach 127\.0\.0\.1:9/);
+  await third.context.close();
+});
+
+test("five files at once: a table, a map with the bank, exports, and a click opens one", { timeout: SLOW }, async () => {
+  const { context, page, logs } = await openPage();
+  const files = ["1a8o.pdb", "1orc.pdb", "1lcd_nmr.pdb", "4e43.pdb"].map((f) => path.join(root, "assets/examples", f));
+  files.push(pdb);
+  const buffers = files.map((f) => ({ name: path.basename(f), mimeType: "chemical/x-pdb", buffer: fs.readFileSync(f) }));
+  await page.getByTestId("file-input").setInputFiles([...buffers, { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a structure") }]);
+  const table = page.getByTestId("collection-table");
+  const rows = table.locator("tbody tr");
+  const start = Date.now();
+  while ((await rows.count()) < 5) {
+    if (Date.now() - start > SLOW) throw new Error(`the table stayed at ${await rows.count()} rows\n${logs.join("\n")}`);
+    const failed = page.getByTestId("collection-failed");
+    if (await failed.count()) throw new Error(`a file failed: ${await failed.textContent()}`);
+    await page.waitForTimeout(500);
+  }
+  assert.equal(await page.getByTestId("collection-progress").getAttribute("value"), "5");
+  assert.match(await page.getByTestId("collection").textContent(), /1 other files left out/);
+  const cells = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+  console.log(cells.map((c) => c.join(" | ")).join("\n"));
+  assert.deepEqual(cells.map((c) => c[1]), ["1a8o.pdb", "1orc.pdb", "1lcd_nmr.pdb", "4e43.pdb", "A0A023PZB3.pdb"]);
+  const lengths = cells.map((c) => Number(c[3]));
+  assert.deepEqual([lengths[0], lengths[1], lengths[2], lengths[4]], [70, 64, 51, 126]);
+  assert.ok(lengths[3] >= 95 && lengths[3] <= 104, `4e43 chain A: ${lengths[3]} residues`);
+  for (const c of cells) assert.match(c[4], /^\S+ \((0|-?0?\.\d+|1\.000)\)$/, `nearest bank protein: ${c[4]}`);
+  // The map: the bank in grey and five numbered points; hovering one names its file, a click
+  // opens it in the main view.
+  await page.getByTestId("collection-map-note").filter({ hasText: "% of the variance" }).waitFor({ timeout: 240_000 });
+  const map = page.getByTestId("collection-map");
+  const png = PNG.sync.read(await map.screenshot({ path: path.join(out, "collection-map.png") }));
+  const stats = pngStats(PNG.sync.write(png));
+  assert.ok(stats.colours > 20, `the map looks blank: ${JSON.stringify(stats)}`);
+  const box = await map.boundingBox();
+  let target = null;
+  for (let y = 0; y < png.height && !target; y++) {
+    for (let x = 0; x < png.width; x++) {
+      const k = 4 * (y * png.width + x);
+      if (Math.abs(png.data[k] - 0xff) < 8 && Math.abs(png.data[k + 1] - 0xb0) < 8 && Math.abs(png.data[k + 2] - 0x20) < 8) {
+        target = { x: (x / png.width) * box.width, y: (y / png.height) * box.height };
+        break;
+      }
+    }
+  }
+  assert.ok(target, "no protein point drawn on the map");
+  await page.mouse.move(box.x + target.x, box.y + target.y + 1);
+  const hovered = await page.getByTestId("collection-hover").textContent();
+  const match = hovered.match(/^(\d)\. (\S+) · chain/);
+  assert.ok(match, `hovering a point: ${hovered}`);
+  // Exports: the table (five rows and the skipped file is not a row) and every embedding.
+  const csv = (await download(page, "collection-csv")).bytes.toString("utf8").trim().split("\n");
+  assert.equal(csv[0], "row,file,chain,length,nearest,nearest_pdb_id,nearest_cosine,likely_function,function_share,error");
+  assert.equal(csv.length, 6, csv.join("\n"));
+  assert.match(csv[5], /^4,A0A023PZB3\.pdb,A,126,/);
+  const npz = readZip((await download(page, "collection-npz")).bytes);
+  const protein = readNpy(npz["protein.npy"]);
+  assert.equal(protein.shape[0], 5);
+  assert.equal(readNpy(npz["shared.npy"]).shape[0], 5);
+  assert.deepEqual(readNpy(npz["map.npy"]).shape, [5, 2]);
+  assert.deepEqual([...readNpy(npz["length.npy"]).values], lengths);
+  await page.getByTestId("collection").screenshot({ path: path.join(out, "collection.png") });
+  await page.mouse.click(box.x + target.x, box.y + target.y + 1);
+  await page.locator(".panel.info .file", { hasText: match[2] }).waitFor({ timeout: SLOW });
+  await context.close();
+});
+
 // The page's resources so far (Resource Timing): URL path, bytes over the wire (body, compressed
 // where the server compressed it) and decoded.
 async function resources(page) {
@@ -454,6 +590,28 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   const box = await page.getByTestId("distance-map").boundingBox();
   await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.6);
   assert.match(await page.locator(".map .hover").textContent(), /Å/);
+  // The plot along the sequence follows the map's hover (its row), and hovering the plot
+  // highlights that residue in the 3D view and in the plot itself.
+  const plot = page.getByTestId("residue-plot");
+  assert.equal(await plot.getAttribute("data-hovered"), String(Math.floor(0.6 * 70)));
+  await page.getByTestId("residue-panel").locator(".legend", { hasText: "plausibility ‖g‖" }).waitFor({ timeout: 180_000 });
+  const plotBox = await plot.boundingBox();
+  await page.mouse.move(plotBox.x + plotBox.width * 0.5 + 1, plotBox.y + plotBox.height / 2);
+  assert.equal(await plot.getAttribute("data-hovered"), "35");
+  assert.match(await page.getByTestId("residue-hover").textContent(), /^residue 35 \(/);
+  assert.match(await page.locator(".view3d .hover").textContent(), /^residue 35 \(/);
+  const plotPng = PNG.sync.read(await plot.screenshot({ path: path.join(out, "residue-plot.png") }));
+  const markerColumns = new Set();
+  for (let y = 0; y < plotPng.height; y++) {
+    for (let x = 0; x < plotPng.width; x++) {
+      const k = 4 * (y * plotPng.width + x);
+      if (Math.abs(plotPng.data[k] - 0xff) < 12 && Math.abs(plotPng.data[k + 1] - 0x3d) < 12 && Math.abs(plotPng.data[k + 2] - 0xc8) < 12) markerColumns.add(x);
+    }
+  }
+  const columns = [...markerColumns];
+  assert.ok(columns.length > 0, "no highlighted residue in the plot");
+  const centre = columns.reduce((a, b) => a + b, 0) / columns.length / plotPng.width;
+  assert.ok(Math.abs(centre - 35.5 / 70) < 0.03, `the plot's marker is at ${centre.toFixed(3)} of its width, residue 35 is at ${(35.5 / 70).toFixed(3)}`);
   await page.screenshot({ path: path.join(out, "page.png"), fullPage: true });
   // Plausibility colouring: ‖g_i‖ at σ ≈ 1 Å (one more model run) on a fixed scale.
   await page.locator(".view3d select").selectOption("plausibility");

@@ -26,6 +26,10 @@ use crate::logic::{self, ColorMode, Legend, PLAUSIBILITY_SIGMA, PageOptions};
 use crate::scene::{self, Camera};
 use crate::viewer::{Layer, Viewer};
 
+mod collection;
+mod fetch;
+mod residues;
+
 /// Example structures shipped in `assets/examples` (file, what it is).
 const EXAMPLES: [(&str, &str); 6] = [
     ("1a8o.pdb", "HIV capsid domain · 70 aa · X-ray"),
@@ -108,6 +112,10 @@ pub enum Msg {
     Files(Vec<web_sys::File>),
     FileRead(String, Result<Vec<u8>, String>),
     Example(&'static str),
+    /// Fetching a structure by its identifier ([`fetch`]).
+    Fetch(fetch::FetchMsg),
+    /// Many proteins at once ([`collection`]).
+    Collection(collection::CollectionMsg),
     SelectChain(usize),
     Distances(u64, Result<Vec<f32>, String>),
     Embedded((u64, usize), Result<ChainEmbedding, String>, f64),
@@ -126,6 +134,8 @@ pub enum Msg {
     ArrowLength(f32),
     MapZoom(f32),
     HoverMap(Option<(usize, usize)>),
+    /// A residue hovered in the plot along the sequence.
+    HoverResidue(Option<usize>),
     Pointer(&'static str, web_sys::PointerEvent),
     Wheel(web_sys::WheelEvent),
     ResetView,
@@ -147,6 +157,10 @@ pub enum Msg {
 
 pub struct App {
     query: String,
+    /// The "fetch by ID" box.
+    fetch: fetch::FetchState,
+    /// Many proteins at once.
+    collection: collection::CollectionState,
     text_model: Option<Rc<TextEncoder>>,
     text_busy: Option<String>,
     text_error: Option<String>,
@@ -209,6 +223,8 @@ pub struct App {
     canvas_ref: NodeRef,
     protein_ref: NodeRef,
     residue_ref: NodeRef,
+    /// The plot along the sequence ([`residues`]).
+    residue_plot: NodeRef,
 }
 
 /// Mount the page on `<div id="app">`; a document without one (a test runner's page) is left
@@ -343,8 +359,9 @@ impl App {
 
     /// After the embedding: ‖g_i‖ at σ ≈ 1 Å when the plausibility colouring is shown.
     fn kick_plausibility(&mut self, ctx: &Context<Self>) {
-        if self.color != ColorMode::Plausibility
-            || self.plausibility_running
+        // Always after the embedding: the plot along the sequence shows it, and the colouring
+        // by plausibility uses it.
+        if self.plausibility_running
             || self
                 .plausibility
                 .as_ref()
@@ -387,6 +404,23 @@ impl App {
         });
     }
 
+    /// The alignment model and the bank once loaded; otherwise starts loading them (once; the
+    /// answer comes as `Msg::AlignLoaded`, progress as `Msg::SearchProgress`) and returns `None`.
+    fn ensure_align(&mut self, ctx: &Context<Self>, compute: Compute) -> Option<Rc<AlignAssets>> {
+        if let Some(assets) = &self.align {
+            return Some(assets.clone());
+        }
+        if self.align_load == AlignLoad::NotStarted {
+            self.align_load = AlignLoad::Loading;
+            let link = ctx.link().clone();
+            ctx.link().send_future(async move {
+                let progress = move |got, total| link.send_message(Msg::SearchProgress(got, total));
+                Msg::AlignLoaded(load_align(compute, progress).await.map(Rc::new))
+            });
+        }
+        None
+    }
+
     /// Search the bank by the text in the box (loading the alignment assets and the text model
     /// first when needed; the text encoder runs on the CPU backend, which beats software WebGPU).
     fn kick_search(&mut self, ctx: &Context<Self>) {
@@ -400,22 +434,10 @@ impl App {
         let Some(compute) = self.compute.clone() else {
             return;
         };
-        let Some(assets) = self.align.clone() else {
+        let Some(assets) = self.ensure_align(ctx, compute) else {
             match &self.align_load {
-                AlignLoad::NotStarted => {
-                    self.align_load = AlignLoad::Loading;
-                    self.text_busy =
-                        Some("loading the alignment model and the search bank…".into());
-                    let link = ctx.link().clone();
-                    ctx.link().send_future(async move {
-                        let progress = move |got, total| {
-                            link.send_message(Msg::SearchProgress(got, total));
-                        };
-                        Msg::AlignLoaded(load_align(compute, progress).await.map(Rc::new))
-                    });
-                }
                 AlignLoad::Failed(e) => self.text_error = Some(e.clone()),
-                AlignLoad::Loading => {
+                _ => {
                     self.text_busy = Some("loading the alignment model and the search bank…".into())
                 }
             }
@@ -451,17 +473,7 @@ impl App {
         let Some(compute) = self.compute.clone() else {
             return;
         };
-        let Some(assets) = self.align.clone() else {
-            if self.align_load == AlignLoad::NotStarted {
-                self.align_load = AlignLoad::Loading;
-                let link = ctx.link().clone();
-                ctx.link().send_future(async move {
-                    let progress = move |got, total| {
-                        link.send_message(Msg::SearchProgress(got, total));
-                    };
-                    Msg::AlignLoaded(load_align(compute, progress).await.map(Rc::new))
-                });
-            }
+        let Some(assets) = self.ensure_align(ctx, compute) else {
             return;
         };
         let (Some(embedder), Some(chain)) = (self.embedder.clone(), self.chain().cloned()) else {
@@ -893,6 +905,8 @@ impl Component for App {
         let level = options.level.unwrap_or(usize::MAX);
         Self {
             query: String::new(),
+            fetch: fetch::FetchState::default(),
+            collection: collection::CollectionState::default(),
             text_model: None,
             text_busy: None,
             search_progress: None,
@@ -953,6 +967,7 @@ impl Component for App {
             canvas_ref: NodeRef::default(),
             protein_ref: NodeRef::default(),
             residue_ref: NodeRef::default(),
+            residue_plot: NodeRef::default(),
         }
     }
 
@@ -974,6 +989,8 @@ impl Component for App {
             self.paint_embeddings();
         }
         self.painted.set((self.distances_gen, self.embedding_gen));
+        // Cheap (one line per series): follows hovers from the 3D view and the map.
+        self.paint_residue_plot();
     }
 
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
@@ -1003,6 +1020,10 @@ impl Component for App {
                         .find(|(f, _)| f.starts_with(example.as_str()))
                 {
                     ctx.link().send_message(Msg::Example(file));
+                }
+                if let Some(id) = self.options.id.clone() {
+                    ctx.link()
+                        .send_message(Msg::Fetch(fetch::FetchMsg::Start(Some(id))));
                 }
                 self.kick(ctx);
             }
@@ -1035,6 +1056,7 @@ impl Component for App {
                         self.embedder = Some(embedder);
                         self.embedding = None;
                         self.kick(ctx);
+                        self.collection_next(ctx);
                     }
                     Err(e) => {
                         let message = format!("the model weights failed to load: {e}");
@@ -1052,6 +1074,16 @@ impl Component for App {
             },
             Msg::Files(files) => {
                 self.dragging = false;
+                let (weights, structures): (Vec<_>, Vec<_>) = files
+                    .into_iter()
+                    .partition(|f| f.name().to_ascii_lowercase().ends_with(".safetensors"));
+                // Several structures (or a folder): the table and the map, not one view.
+                let files = if structures.len() > 1 {
+                    self.start_collection(ctx, structures);
+                    weights
+                } else {
+                    weights.into_iter().chain(structures).collect()
+                };
                 for file in files {
                     let name = file.name();
                     let lower = name.to_ascii_lowercase();
@@ -1071,6 +1103,7 @@ impl Component for App {
                         });
                         continue;
                     }
+                    browser::set_query(&logic::with_id(&browser::query(), None));
                     if file.size() > logic::MAX_FILE_BYTES as f64 {
                         self.status = Status::Error(format!(
                             "{name} is {}, above the page's limit of {}",
@@ -1087,6 +1120,7 @@ impl Component for App {
                 }
             }
             Msg::Example(file) => {
+                browser::set_query(&logic::with_id(&browser::query(), None));
                 self.status = Status::Busy(format!("fetching the example {file}…"));
                 ctx.link().send_future(async move {
                     let url = format!("assets/examples/{file}");
@@ -1098,10 +1132,15 @@ impl Component for App {
                     Msg::FileRead(file.to_string(), bytes)
                 });
             }
-            Msg::FileRead(name, bytes) => match bytes {
-                Ok(bytes) => self.set_structure(ctx, name, &bytes),
-                Err(e) => self.status = Status::Error(e),
-            },
+            Msg::Fetch(msg) => return self.update_fetch(ctx, msg),
+            Msg::Collection(msg) => return self.update_collection(ctx, msg),
+            Msg::FileRead(name, bytes) => {
+                self.fetch.fetching = None;
+                match bytes {
+                    Ok(bytes) => self.set_structure(ctx, name, &bytes),
+                    Err(e) => self.status = Status::Error(e),
+                }
+            }
             Msg::SelectChain(i) => {
                 if i != self.chain_index {
                     self.stop_refinement();
@@ -1155,6 +1194,7 @@ impl Component for App {
                 self.search_progress = None;
                 self.kick(ctx);
                 self.kick_search(ctx);
+                self.collection_next(ctx);
             }
             Msg::QueryInput(q) => self.query = q,
             Msg::Search => {
@@ -1230,6 +1270,14 @@ impl Component for App {
                 self.refresh_scene(false);
             }
             Msg::MapZoom(z) => self.map_zoom = z.clamp(1.0, 8.0),
+            Msg::HoverResidue(i) => {
+                let hover = i.map(|i| (i, None));
+                if hover == self.hover {
+                    return false;
+                }
+                self.hover = hover;
+                self.refresh_hover();
+            }
             Msg::HoverMap(cell) => {
                 let hover = cell.map(|(i, j)| (i, Some(j)));
                 if hover == self.hover {
@@ -1393,16 +1441,23 @@ impl Component for App {
                     <div class="load">
                         <label class="button primary">
                             { "Open structure…" }
-                            <input type="file" data-testid="file-input"
-                                   accept=".pdb,.ent,.cif,.mmcif,.gz,.safetensors" onchange={onfile} />
+                            <input type="file" data-testid="file-input" multiple=true
+                                   accept=".pdb,.ent,.cif,.mmcif,.gz,.safetensors" onchange={onfile.clone()} />
                         </label>
-                        <span class="hint">{ "or drop a PDB / mmCIF file (gzip too) anywhere" }</span>
+                        <label class="button" title="every structure file in a folder: a table and a map">
+                            { "Folder…" }
+                            <input type="file" data-testid="folder-input" webkitdirectory=true onchange={onfile} />
+                        </label>
+                        <span class="hint">{ "or drop a PDB / mmCIF file (gzip too) anywhere, or" }</span>
+                        { self.view_fetch(ctx) }
                     </div>
                 </header>
                 { self.view_status() }
                 { self.view_examples(ctx) }
                 <main class="grid">
+                    { self.view_collection(ctx) }
                     { self.view_structure_panel(ctx) }
+                    { self.view_residue_plot(ctx) }
                     { self.view_3d(ctx) }
                     { self.view_map(ctx) }
                     { self.view_model(ctx) }

@@ -172,6 +172,19 @@ pub fn query() -> String {
         .unwrap_or_default()
 }
 
+/// Replace the page's query string in the address bar (no reload, no new history entry), so
+/// that the address can be shared; `""` removes it.
+pub fn set_query(query: &str) {
+    if let Ok(w) = window() {
+        let path = w.location().pathname().unwrap_or_default();
+        if let Ok(history) = w.history() {
+            // Best effort: an address that could not be updated changes nothing on the page.
+            let _ =
+                history.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}{query}")));
+        }
+    }
+}
+
 /// Paint RGBA pixels (`width × height`) onto a canvas, resizing its buffer to match.
 pub fn paint(
     canvas: &web_sys::HtmlCanvasElement,

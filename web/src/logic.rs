@@ -1,6 +1,7 @@
 //! The page's logic that needs no browser: colour schemes and legends, heatmap pixels, query
 //! parameters, file-size limits and the texts the page shows. Tested natively.
 
+use foldspace::structure::remote::{IdError, Sources, StructureId, source_url};
 use foldspace::structure::{BFactorKind, Chain, Structure};
 
 /// Largest structure file the page reads (bytes, after decompression as well).
@@ -271,6 +272,10 @@ pub struct PageOptions {
     pub force_cpu: bool,
     /// Example to load at start.
     pub example: Option<String>,
+    /// Structure to fetch at start (`?pdb=1ubq`, `?uniprot=P69905`).
+    pub id: Option<StructureId>,
+    /// Where identifiers are fetched from (`?rcsb=`, `?alphafold=`: base URLs of a mirror).
+    pub sources: Sources,
 }
 
 /// Why a page option was refused.
@@ -282,6 +287,14 @@ pub enum OptionError {
     /// Not a number.
     #[error("?level= must be a whole number, not {0:?}")]
     Level(String),
+    /// An identifier or a source URL that cannot be used.
+    #[error("?{key}=: {error}")]
+    Id {
+        /// The option.
+        key: &'static str,
+        /// What is wrong with its value.
+        error: IdError,
+    },
 }
 
 /// Parse the query string (without or with the leading `?`).
@@ -315,6 +328,31 @@ pub fn parse_query(query: &str) -> Result<PageOptions, OptionError> {
             }
             "backend" => options.force_cpu = value == "cpu",
             "example" => options.example = Some(value),
+            "pdb" => {
+                options.id = Some(
+                    StructureId::pdb(&value)
+                        .map_err(|error| OptionError::Id { key: "pdb", error })?,
+                )
+            }
+            "uniprot" => {
+                options.id =
+                    Some(
+                        StructureId::uniprot(&value).map_err(|error| OptionError::Id {
+                            key: "uniprot",
+                            error,
+                        })?,
+                    )
+            }
+            "rcsb" => {
+                options.sources.rcsb =
+                    source_url(&value).map_err(|error| OptionError::Id { key: "rcsb", error })?
+            }
+            "alphafold" => {
+                options.sources.alphafold = source_url(&value).map_err(|error| OptionError::Id {
+                    key: "alphafold",
+                    error,
+                })?
+            }
             _ => {}
         }
     }
@@ -343,6 +381,59 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The query string `query` with its structure identifier replaced by `id` (`pdb=` or
+/// `uniprot=`, which also drops `example=`; none: removed) and the other options kept, so that the address names what the
+/// page shows and can be shared.
+pub fn with_id(query: &str, id: Option<&StructureId>) -> String {
+    let mut pairs: Vec<String> = query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| {
+            let key = p.split_once('=').map_or(*p, |(k, _)| k);
+            let replaced = matches!(key, "pdb" | "uniprot") || (id.is_some() && key == "example");
+            !p.is_empty() && !replaced
+        })
+        .map(str::to_string)
+        .collect();
+    match id {
+        Some(StructureId::Pdb(s)) => pairs.insert(0, format!("pdb={}", s.to_ascii_lowercase())),
+        Some(StructureId::UniProt(s)) => pairs.insert(0, format!("uniprot={s}")),
+        None => {}
+    }
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
+}
+
+/// Whether a file name looks like a structure file the page reads: `.pdb`, `.ent`, `.cif`,
+/// `.mmcif`, each also gzipped (`.gz`), not hidden. Used to pick the structures out of a folder.
+pub fn is_structure_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let base = lower.rsplit('/').next().unwrap_or(&lower);
+    let plain = base.strip_suffix(".gz").unwrap_or(base);
+    !base.starts_with('.')
+        && [".pdb", ".ent", ".cif", ".mmcif"]
+            .iter()
+            .any(|ext| plain.ends_with(ext))
+}
+
+/// The residue (of `n`) under a pointer `x` pixels into a plot `width` pixels wide, residues
+/// side by side in order.
+pub fn residue_at(x: f64, width: f64, n: usize) -> Option<usize> {
+    if n == 0 || width.is_nan() || width <= 0.0 || !(0.0..=width).contains(&x) {
+        return None;
+    }
+    Some(((x / width * n as f64) as usize).min(n - 1))
+}
+
+/// The host of a URL, for messages (`files.rcsb.org`).
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 /// A one-line description of a chain for the chain picker.
@@ -403,6 +494,67 @@ mod tests {
     }
 
     #[test]
+    fn shareable_queries() {
+        let ubq = StructureId::Pdb("1UBQ".into());
+        assert_eq!(with_id("", Some(&ubq)), "?pdb=1ubq");
+        assert_eq!(
+            with_id("?uniprot=P1&backend=cpu&example=1a8o", Some(&ubq)),
+            "?pdb=1ubq&backend=cpu"
+        );
+        assert_eq!(with_id("?pdb=1abc&level=3", None), "?level=3");
+        assert_eq!(with_id("?example=1a8o&pdb=1abc", None), "?example=1a8o");
+        assert_eq!(with_id("?pdb=1abc", None), "");
+        let o = parse_query(&with_id(
+            "?rcsb=http://x",
+            Some(&StructureId::UniProt("P69905".into())),
+        ))
+        .expect("ok");
+        assert_eq!(o.id, Some(StructureId::UniProt("P69905".into())));
+    }
+
+    #[test]
+    fn structure_names() {
+        for yes in [
+            "1abc.pdb",
+            "X.CIF",
+            "pdb1abc.ent.gz",
+            "a/b/model.mmcif",
+            "AF-Q-F1.pdb.gz",
+        ] {
+            assert!(is_structure_name(yes), "{yes}");
+        }
+        for no in [
+            "README.md",
+            ".hidden.pdb",
+            "w.safetensors",
+            "x.gz",
+            "notes.txt",
+            "pdb",
+        ] {
+            assert!(!is_structure_name(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn residues_under_the_pointer() {
+        assert_eq!(residue_at(0.0, 100.0, 10), Some(0));
+        assert_eq!(residue_at(55.0, 100.0, 10), Some(5));
+        assert_eq!(residue_at(100.0, 100.0, 10), Some(9));
+        assert_eq!(residue_at(101.0, 100.0, 10), None);
+        assert_eq!(residue_at(5.0, 0.0, 10), None);
+        assert_eq!(residue_at(5.0, 100.0, 0), None);
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            url_host("https://files.rcsb.org/download/1UBQ.cif"),
+            "files.rcsb.org"
+        );
+        assert_eq!(url_host("http://127.0.0.1:9/x"), "127.0.0.1:9");
+    }
+
+    #[test]
     fn query() {
         let o = parse_query("?weights=%2Fw%2Fmodel.safetensors&level=4&backend=cpu").expect("ok");
         assert_eq!(o.weights.as_deref(), Some("/w/model.safetensors"));
@@ -412,6 +564,15 @@ mod tests {
         assert!(parse_query("weights=//evil.example/w").is_err());
         assert!(parse_query("level=x").is_err());
         assert_eq!(parse_query("").expect("ok"), PageOptions::default());
+        let o = parse_query("?pdb=1ubq&rcsb=http%3A%2F%2F127.0.0.1%3A9%2F").expect("ok");
+        assert_eq!(o.id, Some(StructureId::Pdb("1UBQ".into())));
+        assert_eq!(o.sources.rcsb, "http://127.0.0.1:9");
+        assert_eq!(o.sources.alphafold, Sources::default().alphafold);
+        let o = parse_query("uniprot=P69905").expect("ok");
+        assert_eq!(o.id, Some(StructureId::UniProt("P69905".into())));
+        assert!(parse_query("pdb=P69905").is_err());
+        assert!(parse_query("uniprot=1ubq").is_err());
+        assert!(parse_query("alphafold=javascript:x").is_err());
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%é%41"), "%éA");
     }

@@ -11,6 +11,7 @@
 //! - [`training`]: contrastive training on mixed batches, stage 2 included.
 //! - [`metrics`]: retrieval (R@k, MAP) and Fmax.
 
+pub mod collection;
 pub mod data;
 pub mod descriptions;
 pub mod loss;

@@ -7,6 +7,7 @@
 
 pub mod header;
 mod jsonl;
+pub mod remote;
 pub mod residues;
 
 use std::fmt;
