@@ -481,7 +481,7 @@ test("five files at once: a table, a map with the bank, exports, and a click ope
   }
   console.log(`5 rows after ${((Date.now() - start) / 1000).toFixed(0)} s`);
   assert.equal(await page.getByTestId("collection-progress").getAttribute("value"), "5");
-  assert.match(await page.getByTestId("collection").textContent(), /1 other files left out/);
+  assert.match(await page.getByTestId("collection").textContent(), /1 other file left out/);
   const cells = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
   console.log(cells.map((c) => c.join(" | ")).join("\n"));
   assert.deepEqual(cells.map((c) => c[1]), ["1a8o.pdb", "1orc.pdb", "1lcd_nmr.pdb", "4e43.pdb", "A0A023PZB3.pdb"]);

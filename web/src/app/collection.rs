@@ -469,7 +469,11 @@ impl App {
                     <progress data-testid="collection-progress" max={c.total.to_string()} value={done.to_string()}></progress>
                     <span class="muted small">{ format!(" {done} of {} files", c.total) }</span>
                     if c.skipped > 0 {
-                        <span class="muted small">{ format!(" · {} other files left out (not .pdb / .ent / .cif / .mmcif, plain or .gz)", c.skipped) }</span>
+                        <span class="muted small">{ format!(
+                            " · {} other {} left out (not .pdb / .ent / .cif / .mmcif, plain or .gz)",
+                            c.skipped,
+                            if c.skipped == 1 { "file" } else { "files" }
+                        ) }</span>
                     }
                 </div>
                 <table class="hits collection-table" data-testid="collection-table">
