@@ -158,6 +158,13 @@ impl App {
         c.map = None;
         c.map_note = None;
         c.hover = None;
+        if c.total == 0 {
+            self.status = Status::Error(format!(
+                "none of the {} files is a structure file (.pdb, .ent, .cif, .mmcif, plain or .gz)",
+                c.skipped
+            ));
+            return;
+        }
         self.status = Status::Busy(format!("summarising {} files…", c.total));
         self.collection_next(ctx);
     }
