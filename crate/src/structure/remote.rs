@@ -234,26 +234,17 @@ mod tests {
 
     #[test]
     fn identifiers() {
-        assert_eq!(
-            StructureId::parse(" 1ubq "),
-            Ok(StructureId::Pdb("1UBQ".into()))
-        );
-        assert_eq!(
-            StructureId::parse("pdb_00001ubq"),
-            Ok(StructureId::Pdb("PDB_00001UBQ".into()))
-        );
-        assert_eq!(
-            StructureId::parse("p69905"),
-            Ok(StructureId::UniProt("P69905".into()))
-        );
-        assert_eq!(
-            StructureId::parse("A0A023GPI8"),
-            Ok(StructureId::UniProt("A0A023GPI8".into()))
-        );
-        assert_eq!(
-            StructureId::parse("Q5VSL9"),
-            Ok(StructureId::UniProt("Q5VSL9".into()))
-        );
+        let pdb = |s: &str| StructureId::Pdb(s.into());
+        let uniprot = |s: &str| StructureId::UniProt(s.into());
+        for (typed, id) in [
+            (" 1ubq ", pdb("1UBQ")),
+            ("pdb_00001ubq", pdb("PDB_00001UBQ")),
+            ("p69905", uniprot("P69905")),
+            ("A0A023GPI8", uniprot("A0A023GPI8")),
+            ("Q5VSL9", uniprot("Q5VSL9")),
+        ] {
+            assert_eq!(StructureId::parse(typed), Ok(id), "{typed}");
+        }
         assert_eq!(StructureId::parse("  "), Err(IdError::Empty));
         for bad in [
             "ubq",
