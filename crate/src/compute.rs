@@ -48,6 +48,8 @@ pub struct Compute {
     /// The burn device models and tensors live on.
     pub device: Device,
     gpu: Option<Gpu>,
+    /// The CPU backend's name, for [`Compute::describe`].
+    cpu_backend: &'static str,
 }
 
 impl fmt::Debug for Compute {
@@ -62,6 +64,21 @@ impl Compute {
         Self {
             device: Device::flex(),
             gpu: None,
+            cpu_backend: "burn flex",
+        }
+    }
+
+    /// burn's LibTorch backend on the CPU (PyTorch's kernels: oneDNN, MKL), built with the
+    /// `tch` feature against a pip-installed PyTorch (`LIBTORCH_USE_PYTORCH=1`). Only for
+    /// measuring it beside flex (`foldspace bench-train --backend libtorch`, BENCHMARKS.md):
+    /// burn 0.22 deprecates this backend, and the page and the tests never use it.
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)]
+    pub fn libtorch() -> Self {
+        Self {
+            device: Device::libtorch(),
+            gpu: None,
+            cpu_backend: "LibTorch",
         }
     }
 
@@ -130,14 +147,18 @@ impl Compute {
                 pipeline,
                 adapter: format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
             }),
+            cpu_backend: "burn flex",
         }
     }
 
-    /// The same device with automatic differentiation, for training.
+    /// The same device with automatic differentiation, for training (native only: the page's
+    /// build has no burn `autodiff`).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn autodiff(&self) -> Self {
         Self {
             device: self.device.clone().autodiff(),
             gpu: self.gpu.clone(),
+            cpu_backend: self.cpu_backend,
         }
     }
 
@@ -150,7 +171,7 @@ impl Compute {
     pub fn describe(&self) -> String {
         match &self.gpu {
             Some(gpu) => format!("wgpu: {}", gpu.adapter),
-            None => "cpu (burn flex)".to_string(),
+            None => format!("cpu ({})", self.cpu_backend),
         }
     }
 

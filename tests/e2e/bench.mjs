@@ -2,7 +2,9 @@
 // L = 126 and L ≈ 300, and frames per second of the 3D view for a 2,000-residue chain, in headless
 // Chromium (WebGPU on SwiftShader, i.e. on the CPU, when no GPU is present).
 //
-//   bash web/build && FOLDSPACE_SHARED=../shared node tests/e2e/bench.mjs
+//   bash web/build && FOLDSPACE_SHARED=../shared node tests/e2e/bench.mjs [--quick]
+//
+// FOLDSPACE_DIST names another built site (default dist/); --quick leaves out the L ≈ 300 run.
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
@@ -12,7 +14,8 @@ import { chromium } from "playwright-core";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
-const dist = path.join(root, "dist");
+const dist = path.resolve(process.env.FOLDSPACE_DIST || path.join(root, "dist"));
+const quick = process.argv.includes("--quick");
 const shared = path.resolve(process.env.FOLDSPACE_SHARED || path.join(root, "../shared"));
 const chainsFile = path.join(shared, "data/structures/chains.jsonl.gz");
 for (const p of [path.join(dist, "index.html"), chainsFile]) {
@@ -90,7 +93,7 @@ const wasm = fs.readFileSync(path.join(dist, "pkg/foldspace_web_bg.wasm"));
 const gz = zlib.gzipSync(wasm, { level: 9 });
 console.log(`wasm: ${(wasm.length / 1048576).toFixed(1)} MiB raw, ${(gz.length / 1048576).toFixed(1)} MiB gzip -9`);
 await timeToEmbeddings("A0A023PZB3 (L=126)", path.join(shared, "reference/A0A023PZB3.pdb"));
-await timeToEmbeddings(`${c300.name} (L=${c300.seq.length})`, { name: `${c300.name}.pdb`, mimeType: "text/plain", buffer: pdbOf(c300.seq, c300.ca) });
+if (!quick) await timeToEmbeddings(`${c300.name} (L=${c300.seq.length})`, { name: `${c300.name}.pdb`, mimeType: "text/plain", buffer: pdbOf(c300.seq, c300.ca) });
 
 // Frames per second of the 3D view: 2,000 residues, spinning.
 const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();

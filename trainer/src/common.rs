@@ -16,6 +16,9 @@ pub(crate) enum Backend {
     Cpu,
     /// burn's wgpu backend: Vulkan, Metal or DX12, whichever the machine has.
     Wgpu,
+    /// burn's LibTorch backend on the CPU (only in a build with the `tch` feature).
+    #[cfg(feature = "tch")]
+    Libtorch,
 }
 
 /// The device of a backend.
@@ -23,6 +26,8 @@ pub(crate) fn compute(backend: Backend) -> Result<Compute> {
     Ok(match backend {
         Backend::Cpu => Compute::cpu(),
         Backend::Wgpu => Compute::wgpu().context("setting up the wgpu backend")?,
+        #[cfg(feature = "tch")]
+        Backend::Libtorch => Compute::libtorch(),
     })
 }
 

@@ -8,7 +8,7 @@
 //! - [`loss`]: symmetric InfoNCE with a learnable temperature.
 //! - [`search`]: the search bank (f16 vectors + metadata) and ranking.
 //! - [`query`]: the loaded assets and the query vectors both shells use (search, likely function).
-//! - [`training`]: contrastive training on mixed batches, stage 2 included.
+//! - [`training`]: contrastive training on mixed batches, stage 2 included (native only).
 //! - [`metrics`]: retrieval (R@k, MAP) and Fmax.
 
 pub mod collection;
@@ -20,4 +20,5 @@ pub mod model;
 pub mod query;
 pub mod search;
 pub mod structure;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod training;

@@ -11,6 +11,10 @@
 //! - [`recipe`]: what defines a training run (stages, schedules, optimiser; the reference and ours).
 //! - [`training`]: the optimiser step, data-parallel gradients, schedules, weight averaging and
 //!   recalibrated batch-norm statistics, the DSM evaluation per noise band.
+//!
+//! Training (`recipe`, `training`, `run`, `dataset`) is native only: the page runs inference, and
+//! its build leaves burn's `autodiff` and `optim` out.
+//!
 //! - [`run`]: a training run on disk: checkpoints, exact resume, data threads and the loop.
 //! - [`embed`]: inference: score map, coordinate score, pair / residue / protein embeddings.
 //! - [`refine`]: annealed Langevin dynamics on the coordinates (§6).
@@ -27,13 +31,13 @@ pub mod embed;
 pub mod loss;
 #[cfg(feature = "model")]
 pub mod network;
-#[cfg(feature = "model")]
+#[cfg(all(feature = "model", not(target_arch = "wasm32")))]
 pub mod recipe;
 #[cfg(feature = "model")]
 pub mod refine;
 #[cfg(all(feature = "model", not(target_arch = "wasm32")))]
 pub mod run;
-#[cfg(feature = "model")]
+#[cfg(all(feature = "model", not(target_arch = "wasm32")))]
 pub mod training;
 #[cfg(feature = "model")]
 pub mod weights;
