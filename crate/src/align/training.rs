@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::loss::{info_nce, positive_mask};
 use super::model::{
-    AlignConfig, AlignError, AlignTrained, MASK_TOKEN, sequence_tokens, token_tensor,
+    AlignConfig, AlignError, AlignModel, AlignTrained, MASK_TOKEN, sequence_tokens, token_tensor,
 };
 use super::structure::{STRUCTURE_WINDOW, central_window, pool_features};
 use crate::compute::{Compute, read_f32};
@@ -210,6 +210,19 @@ fn training_tokens(sequence: &str, max: usize, fraction: f64, rng: &mut StdRng) 
     t
 }
 
+/// One [`training_tokens`] draw per item, in order.
+fn batch_tokens(
+    batch: &[&AlignItem],
+    max: usize,
+    fraction: f64,
+    rng: &mut StdRng,
+) -> Vec<Vec<i64>> {
+    batch
+        .iter()
+        .map(|i| training_tokens(&i.sequence, max, fraction, rng))
+        .collect()
+}
+
 fn draw<'a>(pool: &[&'a AlignItem], n: usize, rng: &mut StdRng) -> Vec<&'a AlignItem> {
     if pool.is_empty() {
         return Vec::new();
@@ -401,6 +414,216 @@ async fn tuned_structure_rows(
     Ok((rows - mean.clone().unsqueeze::<2>()) / std.clone().unsqueeze::<2>())
 }
 
+/// What one batch's loss terms read besides the batch: the text vectors and the facts they
+/// state, the structure standardisation, the configurations and the device.
+struct BatchData<'a> {
+    texts: &'a [Vec<f32>],
+    text_facts: &'a [Vec<u32>],
+    mean: &'a [f32],
+    std: &'a [f32],
+    mean_tensor: &'a Tensor<1>,
+    std_tensor: &'a Tensor<1>,
+    model_config: &'a AlignConfig,
+    config: &'a AlignTrainConfig,
+    device: &'a Device,
+}
+
+/// One batch's weighted loss terms `[seq–str, seq–text, str–text, views]` (a term is `None`
+/// where the batch has too few items for it). Draws from `rng` in a fixed order: masked
+/// tokens, text phrasings, structure noise or crops, the second sequence view.
+async fn batch_terms(
+    model: &AlignModel,
+    batch: &[&AlignItem],
+    data: &BatchData<'_>,
+    tuning: Option<&StructureTuning>,
+    rng: &mut StdRng,
+) -> Result<[Option<Tensor<1>>; 4], AlignError> {
+    let BatchData {
+        texts,
+        text_facts,
+        mean,
+        std,
+        mean_tensor,
+        std_tensor,
+        model_config,
+        config,
+        device,
+    } = *data;
+    let width = model_config.structure_width;
+    let tokens = batch_tokens(batch, model_config.max_sequence, config.mask_fraction, rng);
+    let seq = model.embed_sequence(token_tensor(&tokens, device));
+    let scale = model.scale();
+    let with_structure: Vec<usize> = (0..batch.len())
+        .filter(|&k| batch[k].structure.is_some())
+        .collect();
+    let with_text: Vec<usize> = (0..batch.len())
+        .filter(|&k| !batch[k].texts.is_empty())
+        .collect();
+    let both: Vec<usize> = with_structure
+        .iter()
+        .copied()
+        .filter(|k| with_text.contains(k))
+        .collect();
+    let index = |rows: &[usize]| {
+        Tensor::<1, Int>::from_data(
+            TensorData::new(
+                rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
+                [rows.len()],
+            ),
+            device,
+        )
+    };
+    let mask = |rows: &[usize], by_group: bool| {
+        let groups: Vec<Option<u64>> = rows
+            .iter()
+            .map(|&r| if by_group { batch[r].group } else { None })
+            .collect();
+        Tensor::<2>::from_data(
+            TensorData::new(positive_mask(&groups), [rows.len(), rows.len()]),
+            device,
+        )
+    };
+    // Structure vectors (standardised), and a noisy second view for the intra-modal term.
+    let structure_rows = |noise: f32, rng: &mut StdRng| {
+        let mut flat = Vec::with_capacity(with_structure.len() * width);
+        for &k in &with_structure {
+            if let Some(v) = &batch[k].structure {
+                for (c, &x) in v.iter().enumerate() {
+                    let z = (x - mean[c]) / std[c];
+                    let e: f32 = if noise > 0.0 {
+                        rng.sample::<f32, _>(rand_distr::StandardNormal) * noise
+                    } else {
+                        0.0
+                    };
+                    flat.push(z + e);
+                }
+            }
+        }
+        Tensor::<2>::from_data(TensorData::new(flat, [with_structure.len(), width]), device)
+    };
+    // Two different phrasings per item where it has two.
+    let picks: Vec<(usize, usize)> = with_text
+        .iter()
+        .map(|&k| {
+            let t = &batch[k].texts;
+            let a = rng.random_range(0..t.len());
+            (t[a], t[(a + 1) % t.len()])
+        })
+        .collect();
+    let text_rows = |view: usize| {
+        let mut flat = Vec::with_capacity(with_text.len() * model_config.text_width);
+        for p in &picks {
+            flat.extend_from_slice(&texts[if view == 0 { p.0 } else { p.1 }]);
+        }
+        Tensor::<2>::from_data(
+            TensorData::new(flat, [with_text.len(), model_config.text_width]),
+            device,
+        )
+    };
+    let describes = |rows: &[usize]| {
+        let items: Vec<&[u32]> = rows.iter().map(|&k| batch[k].facts.as_slice()).collect();
+        let stated: Vec<&[u32]> = rows
+            .iter()
+            .map(|k| {
+                let at = with_text.iter().position(|x| x == k).unwrap_or(0);
+                text_facts[picks[at].0].as_slice()
+            })
+            .collect();
+        Tensor::<2>::from_data(
+            TensorData::new(describes_mask(&items, &stated), [rows.len(), rows.len()]),
+            device,
+        )
+    };
+    let mut terms: [Option<Tensor<1>>; 4] = [None, None, None, None];
+    let mut structure_embedded = None;
+    if with_structure.len() >= 2 {
+        let structure_items: Vec<&AlignItem> = with_structure.iter().map(|&k| batch[k]).collect();
+        let rows = match tuning {
+            Some(t) => {
+                tuned_structure_rows(t, &structure_items, mean_tensor, std_tensor, None).await?
+            }
+            None => structure_rows(0.0, rng),
+        };
+        let s = model.embed_structure(rows);
+        let loss = info_nce(
+            seq.clone().select(0, index(&with_structure)),
+            s.clone(),
+            scale.clone(),
+            mask(&with_structure, false),
+        );
+        terms[0] = Some(loss.mul_scalar(config.weight_sequence_structure));
+        if config.weight_structure_views > 0.0 {
+            let (s1, s2) = match tuning {
+                // Two crops of the structure: the central window and a jittered random one.
+                Some(t) => {
+                    let crop = tuned_structure_rows(
+                        t,
+                        &structure_items,
+                        mean_tensor,
+                        std_tensor,
+                        Some((config.coordinate_noise, rng)),
+                    )
+                    .await?;
+                    (s.clone(), model.embed_structure(crop))
+                }
+                None => (
+                    model.embed_structure(structure_rows(config.structure_noise, rng)),
+                    model.embed_structure(structure_rows(config.structure_noise, rng)),
+                ),
+            };
+            terms[3] = Some(
+                info_nce(s1, s2, scale.clone(), mask(&with_structure, false))
+                    .mul_scalar(config.weight_structure_views),
+            );
+        }
+        structure_embedded = Some(s);
+    }
+    if with_text.len() >= 2 {
+        let t = model.embed_text(text_rows(0));
+        let loss = info_nce(
+            seq.clone().select(0, index(&with_text)),
+            t.clone(),
+            scale.clone(),
+            describes(&with_text),
+        );
+        terms[1] = Some(loss.mul_scalar(config.weight_sequence_text));
+        if config.weight_text_views > 0.0 {
+            let t2 = model.embed_text(text_rows(1));
+            let v = info_nce(t.clone(), t2, scale.clone(), mask(&with_text, true))
+                .mul_scalar(config.weight_text_views);
+            accumulate(&mut terms[3], v);
+        }
+        if both.len() >= 2
+            && let Some(s) = &structure_embedded
+        {
+            let pos_s: Vec<usize> = both
+                .iter()
+                .filter_map(|k| with_structure.iter().position(|x| x == k))
+                .collect();
+            let pos_t: Vec<usize> = both
+                .iter()
+                .filter_map(|k| with_text.iter().position(|x| x == k))
+                .collect();
+            let loss = info_nce(
+                s.clone().select(0, index(&pos_s)),
+                t.select(0, index(&pos_t)),
+                scale.clone(),
+                describes(&both),
+            );
+            terms[2] = Some(loss.mul_scalar(config.weight_structure_text));
+        }
+    }
+    if config.weight_sequence_views > 0.0 {
+        let second = batch_tokens(batch, model_config.max_sequence, config.mask_fraction, rng);
+        let seq2 = model.embed_sequence(token_tensor(&second, device));
+        let all: Vec<usize> = (0..batch.len()).collect();
+        let v = info_nce(seq.clone(), seq2, scale.clone(), mask(&all, false))
+            .mul_scalar(config.weight_sequence_views);
+        accumulate(&mut terms[3], v);
+    }
+    Ok(terms)
+}
+
 /// Train the heads and the sequence encoder; the text tower is frozen (its outputs are inputs
 /// here), and so is the structure tower unless `tuning` is given (stage 2). `texts` holds the text tower's vectors the items point into and
 /// `text_facts` what each states (sorted).
@@ -481,7 +704,6 @@ pub async fn train(
     let mut network_optimizer = AdamWConfig::new().with_weight_decay(0.0).init();
     let mean_tensor = Tensor::<1>::from_data(TensorData::new(mean.clone(), [mean.len()]), device);
     let std_tensor = Tensor::<1>::from_data(TensorData::new(std.clone(), [std.len()]), device);
-    let width = model_config.structure_width;
     let near_triples = NearMisses::new(&triples);
     let near_seq_text = NearMisses::new(&seq_text);
     for step in 1..=config.steps {
@@ -493,199 +715,18 @@ pub async fn train(
             config.near_misses,
             &mut rng,
         ));
-        let tokens: Vec<Vec<i64>> = batch
-            .iter()
-            .map(|i| {
-                training_tokens(
-                    &i.sequence,
-                    model_config.max_sequence,
-                    config.mask_fraction,
-                    &mut rng,
-                )
-            })
-            .collect();
-        let seq = model.embed_sequence(token_tensor(&tokens, device));
-        let scale = model.scale();
-        let with_structure: Vec<usize> = (0..batch.len())
-            .filter(|&k| batch[k].structure.is_some())
-            .collect();
-        let with_text: Vec<usize> = (0..batch.len())
-            .filter(|&k| !batch[k].texts.is_empty())
-            .collect();
-        let both: Vec<usize> = with_structure
-            .iter()
-            .copied()
-            .filter(|k| with_text.contains(k))
-            .collect();
-        let index = |rows: &[usize]| {
-            Tensor::<1, Int>::from_data(
-                TensorData::new(
-                    rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
-                    [rows.len()],
-                ),
-                device,
-            )
+        let data = BatchData {
+            texts,
+            text_facts,
+            mean: &mean,
+            std: &std,
+            mean_tensor: &mean_tensor,
+            std_tensor: &std_tensor,
+            model_config: &model_config,
+            config,
+            device,
         };
-        let mask = |rows: &[usize], by_group: bool| {
-            let groups: Vec<Option<u64>> = rows
-                .iter()
-                .map(|&r| if by_group { batch[r].group } else { None })
-                .collect();
-            Tensor::<2>::from_data(
-                TensorData::new(positive_mask(&groups), [rows.len(), rows.len()]),
-                device,
-            )
-        };
-        // Structure vectors (standardised), and a noisy second view for the intra-modal term.
-        let structure_rows = |noise: f32, rng: &mut StdRng| {
-            let mut flat = Vec::with_capacity(with_structure.len() * width);
-            for &k in &with_structure {
-                if let Some(v) = &batch[k].structure {
-                    for (c, &x) in v.iter().enumerate() {
-                        let z = (x - mean[c]) / std[c];
-                        let e: f32 = if noise > 0.0 {
-                            rng.sample::<f32, _>(rand_distr::StandardNormal) * noise
-                        } else {
-                            0.0
-                        };
-                        flat.push(z + e);
-                    }
-                }
-            }
-            Tensor::<2>::from_data(TensorData::new(flat, [with_structure.len(), width]), device)
-        };
-        // Two different phrasings per item where it has two.
-        let picks: Vec<(usize, usize)> = with_text
-            .iter()
-            .map(|&k| {
-                let t = &batch[k].texts;
-                let a = rng.random_range(0..t.len());
-                (t[a], t[(a + 1) % t.len()])
-            })
-            .collect();
-        let text_rows = |view: usize| {
-            let mut flat = Vec::with_capacity(with_text.len() * model_config.text_width);
-            for p in &picks {
-                flat.extend_from_slice(&texts[if view == 0 { p.0 } else { p.1 }]);
-            }
-            Tensor::<2>::from_data(
-                TensorData::new(flat, [with_text.len(), model_config.text_width]),
-                device,
-            )
-        };
-        let describes = |rows: &[usize]| {
-            let items: Vec<&[u32]> = rows.iter().map(|&k| batch[k].facts.as_slice()).collect();
-            let stated: Vec<&[u32]> = rows
-                .iter()
-                .map(|k| {
-                    let at = with_text.iter().position(|x| x == k).unwrap_or(0);
-                    text_facts[picks[at].0].as_slice()
-                })
-                .collect();
-            Tensor::<2>::from_data(
-                TensorData::new(describes_mask(&items, &stated), [rows.len(), rows.len()]),
-                device,
-            )
-        };
-        let mut terms: [Option<Tensor<1>>; 4] = [None, None, None, None];
-        let mut structure_embedded = None;
-        if with_structure.len() >= 2 {
-            let structure_items: Vec<&AlignItem> =
-                with_structure.iter().map(|&k| batch[k]).collect();
-            let rows = match &tuning {
-                Some(t) => {
-                    tuned_structure_rows(t, &structure_items, &mean_tensor, &std_tensor, None)
-                        .await?
-                }
-                None => structure_rows(0.0, &mut rng),
-            };
-            let s = model.embed_structure(rows);
-            let loss = info_nce(
-                seq.clone().select(0, index(&with_structure)),
-                s.clone(),
-                scale.clone(),
-                mask(&with_structure, false),
-            );
-            terms[0] = Some(loss.mul_scalar(config.weight_sequence_structure));
-            if config.weight_structure_views > 0.0 {
-                let (s1, s2) = match &tuning {
-                    // Two crops of the structure: the central window and a jittered random one.
-                    Some(t) => {
-                        let crop = tuned_structure_rows(
-                            t,
-                            &structure_items,
-                            &mean_tensor,
-                            &std_tensor,
-                            Some((config.coordinate_noise, &mut rng)),
-                        )
-                        .await?;
-                        (s.clone(), model.embed_structure(crop))
-                    }
-                    None => (
-                        model.embed_structure(structure_rows(config.structure_noise, &mut rng)),
-                        model.embed_structure(structure_rows(config.structure_noise, &mut rng)),
-                    ),
-                };
-                terms[3] = Some(
-                    info_nce(s1, s2, scale.clone(), mask(&with_structure, false))
-                        .mul_scalar(config.weight_structure_views),
-                );
-            }
-            structure_embedded = Some(s);
-        }
-        if with_text.len() >= 2 {
-            let t = model.embed_text(text_rows(0));
-            let loss = info_nce(
-                seq.clone().select(0, index(&with_text)),
-                t.clone(),
-                scale.clone(),
-                describes(&with_text),
-            );
-            terms[1] = Some(loss.mul_scalar(config.weight_sequence_text));
-            if config.weight_text_views > 0.0 {
-                let t2 = model.embed_text(text_rows(1));
-                let v = info_nce(t.clone(), t2, scale.clone(), mask(&with_text, true))
-                    .mul_scalar(config.weight_text_views);
-                accumulate(&mut terms[3], v);
-            }
-            if both.len() >= 2
-                && let Some(s) = &structure_embedded
-            {
-                let pos_s: Vec<usize> = both
-                    .iter()
-                    .filter_map(|k| with_structure.iter().position(|x| x == k))
-                    .collect();
-                let pos_t: Vec<usize> = both
-                    .iter()
-                    .filter_map(|k| with_text.iter().position(|x| x == k))
-                    .collect();
-                let loss = info_nce(
-                    s.clone().select(0, index(&pos_s)),
-                    t.select(0, index(&pos_t)),
-                    scale.clone(),
-                    describes(&both),
-                );
-                terms[2] = Some(loss.mul_scalar(config.weight_structure_text));
-            }
-        }
-        if config.weight_sequence_views > 0.0 {
-            let second: Vec<Vec<i64>> = batch
-                .iter()
-                .map(|i| {
-                    training_tokens(
-                        &i.sequence,
-                        model_config.max_sequence,
-                        config.mask_fraction,
-                        &mut rng,
-                    )
-                })
-                .collect();
-            let seq2 = model.embed_sequence(token_tensor(&second, device));
-            let all: Vec<usize> = (0..batch.len()).collect();
-            let v = info_nce(seq.clone(), seq2, scale.clone(), mask(&all, false))
-                .mul_scalar(config.weight_sequence_views);
-            accumulate(&mut terms[3], v);
-        }
+        let terms = batch_terms(&model, &batch, &data, tuning.as_ref(), &mut rng).await?;
         let mut losses = [0f64; 5];
         let mut total: Option<Tensor<1>> = None;
         for (k, t) in terms.into_iter().enumerate() {

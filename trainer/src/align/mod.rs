@@ -279,24 +279,33 @@ impl FunctionInputs {
     }
 }
 
+/// What feeds the towers: the score network whose pooled embeddings are the structure tower's
+/// input, the text model, and their caches (`align`, `eval-retrieval`, `bank`).
+#[derive(Args)]
+pub(crate) struct TowerInputs {
+    /// Score-network weights whose pooled embeddings are the structure tower's input (default:
+    /// the shipped ones; vectors already in the structure cache are read from it).
+    #[arg(long)]
+    pub(crate) weights: Option<PathBuf>,
+    /// Structure-vector cache (default: as `pool-structures` writes it).
+    #[arg(long)]
+    pub(crate) structure_cache: Option<PathBuf>,
+    /// The text model (as for `embed-text --model`).
+    #[arg(long)]
+    pub(crate) text_model: Option<PathBuf>,
+    /// Text-vector cache (default: ~/.cache/foldspace/align/text-<model>.jsonl).
+    #[arg(long)]
+    pub(crate) text_cache: Option<PathBuf>,
+}
+
 /// The trained model and the towers feeding it, with their caches.
 #[derive(Args)]
 pub(crate) struct Towers {
     /// The alignment model directory (default: the shipped one).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Score-network weights for structure vectors not in the cache (default: the shipped ones).
-    #[arg(long)]
-    weights: Option<PathBuf>,
-    /// Structure-vector cache (default: as `pool-structures` writes it).
-    #[arg(long)]
-    structure_cache: Option<PathBuf>,
-    /// The text model (as for `embed-text --model`).
-    #[arg(long)]
-    text_model: Option<PathBuf>,
-    /// Text-vector cache (default: ~/.cache/foldspace/align/text-<model>.jsonl).
-    #[arg(long)]
-    text_cache: Option<PathBuf>,
+    #[command(flatten)]
+    inputs: TowerInputs,
     /// Where the models run.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
@@ -309,7 +318,7 @@ impl Towers {
         let score = structure_embedder(
             &dir,
             &manifest,
-            self.weights.as_deref(),
+            self.inputs.weights.as_deref(),
             compute(self.backend)?,
         )?;
         Ok((model, manifest, score))
@@ -318,6 +327,7 @@ impl Towers {
     fn structure_cache(&self, score: &Embedder) -> Result<StructureCache> {
         StructureCache::open(
             &self
+                .inputs
                 .structure_cache
                 .clone()
                 .unwrap_or_else(|| default_structure_cache(score)),
@@ -328,9 +338,9 @@ impl Towers {
 
     fn text(&self) -> Result<(TextEncoder, TextCache)> {
         text_tower(
-            self.text_model.as_deref(),
+            self.inputs.text_model.as_deref(),
             self.backend,
-            self.text_cache.as_deref(),
+            self.inputs.text_cache.as_deref(),
         )
     }
 }

@@ -23,19 +23,8 @@ pub(crate) struct AlignArgs {
     /// Phrasings per protein (the canonical text and templated variants).
     #[arg(long, default_value_t = 3)]
     phrasings: usize,
-    /// Weights of the score network whose pooled embeddings are the structure tower (default:
-    /// the shipped ones); their vectors come from `pool-structures`'s cache.
-    #[arg(long)]
-    weights: Option<PathBuf>,
-    /// Structure-vector cache (default: as `pool-structures` writes it).
-    #[arg(long)]
-    structure_cache: Option<PathBuf>,
-    /// The text model (as for `embed-text --model`).
-    #[arg(long)]
-    text_model: Option<PathBuf>,
-    /// Text-vector cache (default: ~/.cache/foldspace/align/text-<model>.jsonl).
-    #[arg(long)]
-    text_cache: Option<PathBuf>,
+    #[command(flatten)]
+    towers: TowerInputs,
     /// Optimiser steps.
     #[arg(long, default_value_t = 600)]
     steps: usize,
@@ -156,14 +145,15 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     }
     // A model continued from a stage-2 one keeps reading structures through its tuned network.
     let init_manifest = args.init.as_deref().map(read_manifest).transpose()?;
-    let score_path = match (&args.weights, &args.init, &init_manifest) {
+    let score_path = match (&args.towers.weights, &args.init, &init_manifest) {
         (None, Some(dir), Some(m)) if m.structure_network.is_some() => {
             dir.join(m.structure_network.as_deref().unwrap_or_default())
         }
-        _ => weights_path(args.weights.as_deref())?,
+        _ => weights_path(args.towers.weights.as_deref())?,
     };
     let score = Embedder::from_file(&score_path, Compute::cpu())?;
     let structure_path = args
+        .towers
         .structure_cache
         .clone()
         .unwrap_or_else(|| default_structure_cache(&score));
@@ -285,9 +275,9 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     );
     let texts = &table.texts;
     let (encoder, mut text_cache) = text_tower(
-        args.text_model.as_deref(),
+        args.towers.text_model.as_deref(),
         args.backend,
-        args.text_cache.as_deref(),
+        args.towers.text_cache.as_deref(),
     )?;
     text_cache.fill_texts(&encoder, texts)?;
     let vectors: Vec<Vec<f32>> = text_cache
