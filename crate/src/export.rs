@@ -60,6 +60,15 @@ pub fn npy_bytes(array: Array<'_>) -> Result<Vec<u8>, ExportError> {
 
 /// An `.npz` archive of several arrays (uncompressed, like `numpy.savez`).
 pub fn npz_bytes(arrays: &[Array<'_>]) -> Result<Vec<u8>, ExportError> {
+    npz_bytes_with(arrays, &[])
+}
+
+/// An `.npz` archive of arrays and other members (`(name, bytes)`, e.g. a `metadata.json`;
+/// `numpy.load(...)[name]` returns such a member's raw bytes).
+pub fn npz_bytes_with(
+    arrays: &[Array<'_>],
+    files: &[(&str, &[u8])],
+) -> Result<Vec<u8>, ExportError> {
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
@@ -70,6 +79,12 @@ pub fn npz_bytes(arrays: &[Array<'_>]) -> Result<Vec<u8>, ExportError> {
             .map_err(|e| ExportError::Zip(e.to_string()))?;
         zip.write_all(&npy)
             .map_err(|e| ExportError::Io(array.name.to_string(), e))?;
+    }
+    for (name, bytes) in files {
+        zip.start_file(*name, options)
+            .map_err(|e| ExportError::Zip(e.to_string()))?;
+        zip.write_all(bytes)
+            .map_err(|e| ExportError::Io((*name).to_string(), e))?;
     }
     let cursor = zip.finish().map_err(|e| ExportError::Zip(e.to_string()))?;
     Ok(cursor.into_inner())

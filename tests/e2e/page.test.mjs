@@ -9,6 +9,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import crypto from "node:crypto";
 import zlib from "node:zlib";
@@ -525,6 +526,12 @@ test("five files at once: a table, a map with the bank, exports, and a click ope
   assert.equal(readNpy(npz["shared.npy"]).shape[0], 5);
   assert.deepEqual(readNpy(npz["map.npy"]).shape, [5, 2]);
   assert.deepEqual([...readNpy(npz["length.npy"]).values], lengths);
+  // Where the embeddings came from: the level and weights of each row.
+  assert.deepEqual([...readNpy(npz["noise_level.npy"]).values], [60, 60, 60, 60, 60]);
+  const meta = JSON.parse(npz["metadata.json"].toString("utf8"));
+  const shippedSha = fs.readFileSync(path.join(root, "assets/weights/foldspace-score-f16.safetensors.sha256"), "utf8").split(/\s/)[0];
+  assert.deepEqual(meta.rows.map((r) => r.weights_sha256), Array(5).fill(shippedSha));
+  assert.deepEqual(meta.rows.map((r) => r.length), lengths);
   await page.getByTestId("collection").screenshot({ path: path.join(out, "collection.png") });
   await map.click({ position: at });
   await page.locator(".panel.info .file", { hasText: match[2] }).waitFor({ timeout: SLOW });
@@ -541,6 +548,39 @@ async function resources(page) {
 }
 
 const MB = 1e6;
+
+// A folder dropped as the user drags one from their file manager (Chrome DevTools Protocol's
+// drag events carry real paths; a page-made DataTransfer cannot hold a folder): the page walks
+// it, sub-folders included, and summarises its structure files.
+test("a dropped folder is walked: its structure files, sub-folders included, become the table", { timeout: SLOW }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foldspace-drop-"));
+  const folder = path.join(dir, "structures");
+  fs.mkdirSync(path.join(folder, "more"), { recursive: true });
+  fs.copyFileSync(path.join(root, "assets/examples/1a8o.pdb"), path.join(folder, "1a8o.pdb"));
+  fs.copyFileSync(path.join(root, "assets/examples/1orc.pdb"), path.join(folder, "more/1orc.pdb"));
+  fs.writeFileSync(path.join(folder, "notes.txt"), "not a structure");
+  const { context, page, logs } = await openPage();
+  const box = await page.locator(".page").boundingBox();
+  const cdp = await context.newCDPSession(page);
+  const data = { items: [], files: [folder], dragOperationsMask: 1 };
+  for (const type of ["dragEnter", "dragOver", "drop"]) {
+    await cdp.send("Input.dispatchDragEvent", { type, x: box.x + box.width / 2, y: box.y + 200, data });
+  }
+  const progress = page.getByTestId("collection-progress");
+  await progress.waitFor({ timeout: SLOW });
+  assert.equal(await progress.getAttribute("max"), "2", logs.join("\n"));
+  assert.match(await page.getByTestId("collection").textContent(), /1 other file left out/);
+  const rows = page.getByTestId("collection-table").locator("tbody tr");
+  const start = Date.now();
+  while ((await rows.count()) < 2) {
+    if (Date.now() - start > SLOW) throw new Error(`the table stayed at ${await rows.count()} rows\n${logs.join("\n")}`);
+    await page.waitForTimeout(500);
+  }
+  const names = await rows.evaluateAll((trs) => trs.map((tr) => tr.cells[1].textContent));
+  assert.deepEqual([...names].sort(), ["1a8o.pdb", "1orc.pdb"]);
+  await context.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 test("the first visit stays within the download budget; the bank and the text model wait for their first use", { timeout: SLOW }, async () => {
   const { context, page, logs } = await openPage();
@@ -562,9 +602,9 @@ test("the first visit stays within the download budget; the bank and the text mo
   const all = got.reduce((a, r) => a + r.encoded, 0);
   console.log(`code ${(code / MB).toFixed(2)} MB, all ${(all / MB).toFixed(2)} MB over the wire`);
   assert.ok(got.some((r) => r.path.endsWith(".wasm")), `no wasm among the resources:\n${table}`);
-  // The issue's goal is 4 MB; the site reaches 4.22 MB here (BENCHMARKS.md, "The page's
-  // download"): this bound catches a regression, it does not claim the goal.
-  assert.ok(code <= 4.3 * MB, `the code of the first visit is ${(code / MB).toFixed(2)} MB (bound 4.3 MB):\n${table}`);
+  // The issue's goal: the code of the first visit ≤ 4 MB gzipped (BENCHMARKS.md, "The page's
+  // download": 3.65 MB since the page is built without burn's autodiff, optim and fusion).
+  assert.ok(code <= 4 * MB, `the code of the first visit is ${(code / MB).toFixed(2)} MB (goal 4 MB):\n${table}`);
   assert.ok(all <= 6 * MB, `the first visit fetched ${(all / MB).toFixed(2)} MB (budget 6 MB):\n${table}`);
   for (const later of ["bank.safetensors", "align.safetensors", "all-minilm-l6-v2-int8.safetensors", ".whl"]) {
     assert.ok(!got.some((r) => r.path.endsWith(later)), `${later} was fetched before it was needed:\n${table}`);

@@ -1,34 +1,42 @@
-//! The page (a yew component): loading, the distance map, the 3D view, the model, refinement,
-//! embeddings and exports. Heavy lifting is in `foldspace`, [`crate::logic`] and
-//! [`crate::scene`]; this file wires events to them.
+//! The page (a yew component). This file holds what every panel shares — the device, the
+//! weights, the structure and chain, the distance map and the model's jobs (embedding,
+//! plausibility), the status line — and wires events to the feature modules, each owning its
+//! state, messages and view:
+//!
+//! - [`view3d`]: the 3D view (trace, arrows, colouring, camera, spin);
+//! - [`map`]: the distance map; [`residues`]: the plot along the sequence;
+//! - [`refine`]: annealed Langevin refinement; [`export`]: the embeddings panel and downloads;
+//! - [`search`]: search by function and similar proteins; [`fetch`]: structures by ID;
+//! - [`collection`]: many proteins at once.
+//!
+//! Heavy lifting is in `foldspace`, [`crate::logic`] and [`crate::scene`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
-use foldspace::align::search::{BankEntry, TRANSFER_NEIGHBOURS};
 use foldspace::compute::Compute;
-use foldspace::geometry::superpose;
-use foldspace::score::embed::{ARRAY_NAMES, ChainEmbedding, Embedder, Provenance, metadata};
-use foldspace::score::refine::{Langevin, Schedule, Step, coordinate_score, random_cloud};
-use foldspace::structure::{BFactorKind, Chain, ReadOptions, Structure, read_structure};
-use foldspace::text::TextEncoder;
-use wasm_bindgen::JsCast;
+use foldspace::score::embed::{ChainEmbedding, Embedder};
+use foldspace::score::refine::coordinate_score;
+use foldspace::structure::{Chain, ReadOptions, Structure, read_structure};
 use web_sys::{DragEvent, Event, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use crate::browser::{self, BrowserError};
-use crate::loading::{
-    AlignAssets, DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_ORIGIN, Similar, TextHits, load_align,
-    load_text_model, load_weights, search_text, similar, weights_label,
-};
-use crate::logic::{self, ColorMode, Legend, PLAUSIBILITY_SIGMA, PageOptions};
-use crate::scene::{self, Camera};
-use crate::viewer::{Layer, Viewer};
+use crate::browser;
+use crate::error::{PageError, PageResult};
+use crate::loading::{DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_ORIGIN, load_weights, weights_label};
+use crate::logic::{self, PLAUSIBILITY_SIGMA, PageOptions};
+use crate::viewer::Viewer;
 
 mod collection;
+mod export;
 mod fetch;
+mod map;
+mod refine;
 mod residues;
+mod search;
+mod view3d;
+
+use view3d::{ViewMsg, device_ratio, legend_html};
 
 /// Example structures shipped in `assets/examples` (file, what it is).
 const EXAMPLES: [(&str, &str); 6] = [
@@ -42,18 +50,6 @@ const EXAMPLES: [(&str, &str); 6] = [
     ),
     ("1orc.pdb", "Cro repressor · insertion codes"),
 ];
-
-/// Loading state of the alignment assets.
-#[derive(Debug, Clone, PartialEq)]
-enum AlignLoad {
-    NotStarted,
-    Loading,
-    Failed(String),
-}
-
-/// Colour slots after the residues: arrows, then highlighted residues.
-const ARROW_COLOR: [u8; 3] = [0xe6, 0xf0, 0xff];
-const HIGHLIGHT_COLOR: [u8; 3] = [0xff, 0x3d, 0xc8];
 
 /// What the status line says.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,94 +78,55 @@ impl Status {
     }
 }
 
-/// An export the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Export {
-    Npz,
-    Npy,
-    Csv,
-    Json,
-    Png,
-    MapPng,
-}
-
-/// Refinement in progress or finished.
-struct Refinement {
-    stop: Rc<Cell<bool>>,
-    running: bool,
-    done: usize,
-    total: usize,
-    sigma: f32,
-    rmsd: Option<f32>,
-    from_noise: bool,
-}
-
 pub enum Msg {
     ComputeReady(Compute, Option<String>),
     WeightsProgress(u64, Option<u64>),
-    WeightsLoaded(Result<Rc<Embedder>, String>, String),
-    ViewerReady(Result<Rc<RefCell<Viewer>>, String>),
+    WeightsLoaded(PageResult<Rc<Embedder>>, String),
+    /// The 3D view ([`view3d`]).
+    View(view3d::ViewMsg),
     Files(Vec<web_sys::File>),
-    FileRead(String, Result<Vec<u8>, String>),
+    /// Files and folders dropped together: the folders are walked, then all go to [`Msg::Files`].
+    DroppedFolders(Vec<web_sys::File>, Vec<web_sys::FileSystemDirectoryEntry>),
+    FileRead(String, PageResult<Vec<u8>>),
     Example(&'static str),
     /// Fetching a structure by its identifier ([`fetch`]).
     Fetch(fetch::FetchMsg),
     /// Many proteins at once ([`collection`]).
     Collection(collection::CollectionMsg),
     SelectChain(usize),
-    Distances(u64, Result<Vec<f32>, String>),
-    Embedded((u64, usize), Result<ChainEmbedding, String>, f64),
-    Plausibility(u64, Result<Vec<f32>, String>),
-    AlignLoaded(Result<Rc<AlignAssets>, String>),
-    QueryInput(String),
-    Search,
-    TextModelLoaded(Result<Rc<TextEncoder>, String>),
-    /// Bytes of the search's download in progress (the bank or the text model) and its size.
-    SearchProgress(u64, Option<u64>),
-    TextHits(Result<Rc<TextHits>, String>),
-    Similar(u64, Result<Rc<Similar>, String>),
+    Distances(u64, PageResult<Vec<f32>>),
+    Embedded((u64, usize), PageResult<ChainEmbedding>, f64),
+    Plausibility(u64, PageResult<Vec<f32>>),
+    /// Search by function and similar proteins ([`search`]).
+    Search(search::SearchMsg),
     SetLevel(usize),
-    SetColor(ColorMode),
-    ToggleArrows,
-    ArrowLength(f32),
     MapZoom(f32),
     HoverMap(Option<(usize, usize)>),
     /// A residue hovered in the plot along the sequence.
     HoverResidue(Option<usize>),
-    Pointer(&'static str, web_sys::PointerEvent),
-    Wheel(web_sys::WheelEvent),
-    ResetView,
-    ToggleSpin,
-    Frame(f64),
-    RefineStartLevel(usize),
-    RefineSteps(usize),
-    RefineFromNoise(bool),
-    Refine,
-    StopRefine,
-    RefineStep(Vec<[f32; 3]>, Step),
-    RefineDone(Result<Vec<[f32; 3]>, String>),
-    ShowStructure,
+    /// Refinement ([`refine`]).
+    Refine(refine::RefineMsg),
     NpyName(String),
-    Export(Export),
+    Export(export::Export),
     DragOver(bool),
+    /// Something failed: the status line says what.
+    Error(PageError),
     Nothing,
 }
 
 pub struct App {
-    query: String,
     /// The "fetch by ID" box.
     fetch: fetch::FetchState,
     /// Many proteins at once.
     collection: collection::CollectionState,
-    text_model: Option<Rc<TextEncoder>>,
-    text_busy: Option<String>,
-    text_error: Option<String>,
-    text_hits: Option<Rc<TextHits>>,
-    search_progress: Option<(u64, Option<u64>)>,
-    align: Option<Rc<AlignAssets>>,
-    align_load: AlignLoad,
-    similar: Option<(u64, Rc<Similar>)>,
-    similar_running: bool,
+    /// The distance map's zoom and canvases.
+    map: map::MapState,
+    /// The embeddings panel: its canvases and the array to export as `.npy`.
+    exports: export::ExportState,
+    /// The 3D view: the viewer, colouring, arrows, camera gestures and spin.
+    view3d: view3d::ViewState,
+    /// Search by function, similar proteins and the alignment model they need.
+    search: search::SearchState,
     options: PageOptions,
     option_error: Option<String>,
     compute: Option<Compute>,
@@ -178,8 +135,6 @@ pub struct App {
     weights_label: String,
     weights_progress: Option<(u64, Option<u64>)>,
     weights_error: Option<String>,
-    viewer: Option<Rc<RefCell<Viewer>>>,
-    viewer_error: Option<String>,
     file_name: String,
     structure: Option<Rc<Structure>>,
     warnings: Vec<String>,
@@ -201,28 +156,11 @@ pub struct App {
     first_embedding_ms: Option<f64>,
     level: usize,
     status: Status,
-    color: ColorMode,
-    arrows: bool,
-    arrow_length: f32,
-    map_zoom: f32,
     hover: Option<(usize, Option<usize>)>,
-    pointers: HashMap<i32, (f32, f32)>,
-    drag_button: i16,
-    spin: Option<gloo::render::AnimationFrame>,
-    frames: (f64, u32, f64),
-    fps: Option<f64>,
     display: Option<Vec<[f32; 3]>>,
-    refinement: Option<Refinement>,
-    refine_level: usize,
-    refine_steps: usize,
-    refine_from_noise: bool,
-    npy_name: String,
+    /// Refinement: its settings and the run in progress or finished.
+    refine: refine::RefineState,
     dragging: bool,
-    map_ref: NodeRef,
-    overlay_ref: NodeRef,
-    canvas_ref: NodeRef,
-    protein_ref: NodeRef,
-    residue_ref: NodeRef,
     /// The plot along the sequence ([`residues`]).
     residue_plot: NodeRef,
 }
@@ -239,6 +177,11 @@ pub fn mount() {
 }
 
 impl App {
+    /// Report a failure: the one place errors are shown is the status line.
+    fn fail(&mut self, e: PageError) {
+        self.status = Status::Error(e.to_string());
+    }
+
     fn chain(&self) -> Option<&Chain> {
         self.structure
             .as_ref()
@@ -251,6 +194,15 @@ impl App {
             Some(c) if c.is_gpu() => logic::MAX_MODEL_RESIDUES_GPU,
             _ => logic::MAX_MODEL_RESIDUES_CPU,
         }
+    }
+
+    /// σ of noise level `l` in words ("0.123 Å"; empty before the weights load).
+    fn sigma_label(&self, l: usize) -> String {
+        self.embedder
+            .as_ref()
+            .and_then(|e| e.sigmas().get(l).copied())
+            .map(|s| format!("{s:.3} Å"))
+            .unwrap_or_default()
     }
 
     fn backend_name(&self) -> &'static str {
@@ -287,7 +239,7 @@ impl App {
                 let result = compute
                     .distance_map(&ca, &ca)
                     .await
-                    .map_err(|e| e.to_string());
+                    .map_err(PageError::from);
                 Msg::Distances(job, result)
             });
         }
@@ -299,7 +251,7 @@ impl App {
             }
             return;
         }
-        if self.refinement.as_ref().is_some_and(|r| r.running) {
+        if self.refine.running() {
             return;
         }
         let key = (self.chain_job, self.level);
@@ -319,20 +271,21 @@ impl App {
         };
         let limit = self.model_limit();
         if chain.len() > limit {
-            self.status = Status::Error(format!(
+            let why = format!(
                 "chain {} has {} residues; the model runs on chains of up to {limit} residues on {} (the map and 3D view are shown)",
                 chain.id,
                 chain.len(),
                 self.backend_name()
-            ));
+            );
+            self.fail(PageError::refused(why));
             return;
         }
         if chain.len() < 2 {
-            self.status = Status::Error(format!(
+            self.fail(PageError::refused(format!(
                 "chain {} has {} residue(s); the model needs at least 2",
                 chain.id,
                 chain.len()
-            ));
+            )));
             return;
         }
         self.embed_running = Some(key);
@@ -349,10 +302,7 @@ impl App {
             // Let the status paint before a CPU run blocks the page.
             browser::yield_now().await;
             let t0 = browser::now_ms();
-            let result = embedder
-                .embed(&chain, key.1)
-                .await
-                .map_err(|e| e.to_string());
+            let result = embedder.embed(&chain, key.1).await.map_err(PageError::from);
             Msg::Embedded(key, result, browser::now_ms() - t0)
         });
     }
@@ -399,250 +349,9 @@ impl App {
                         .map(|v| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt())
                         .collect()
                 })
-                .map_err(|e| e.to_string());
+                .map_err(PageError::from);
             Msg::Plausibility(job, result)
         });
-    }
-
-    /// The alignment model and the bank once loaded; otherwise starts loading them (once; the
-    /// answer comes as `Msg::AlignLoaded`, progress as `Msg::SearchProgress`) and returns `None`.
-    fn ensure_align(&mut self, ctx: &Context<Self>, compute: Compute) -> Option<Rc<AlignAssets>> {
-        if let Some(assets) = &self.align {
-            return Some(assets.clone());
-        }
-        if self.align_load == AlignLoad::NotStarted {
-            self.align_load = AlignLoad::Loading;
-            let link = ctx.link().clone();
-            ctx.link().send_future(async move {
-                let progress = move |got, total| link.send_message(Msg::SearchProgress(got, total));
-                Msg::AlignLoaded(load_align(compute, progress).await.map(Rc::new))
-            });
-        }
-        None
-    }
-
-    /// Search the bank by the text in the box (loading the alignment assets and the text model
-    /// first when needed; the text encoder runs on the CPU backend, which beats software WebGPU).
-    fn kick_search(&mut self, ctx: &Context<Self>) {
-        let query = self.query.trim().to_string();
-        if query.is_empty() || self.text_busy.is_some() || self.text_error.is_some() {
-            return;
-        }
-        if self.text_hits.as_ref().is_some_and(|h| h.query == query) {
-            return;
-        }
-        let Some(compute) = self.compute.clone() else {
-            return;
-        };
-        let Some(assets) = self.ensure_align(ctx, compute) else {
-            match &self.align_load {
-                AlignLoad::Failed(e) => self.text_error = Some(e.clone()),
-                _ => {
-                    self.text_busy = Some("loading the alignment model and the search bank…".into())
-                }
-            }
-            return;
-        };
-        let Some(encoder) = self.text_model.clone() else {
-            self.text_busy = Some("loading the text model (all-MiniLM-L6-v2, int8)…".into());
-            let link = ctx.link().clone();
-            ctx.link().send_future(async move {
-                let progress = move |got, total| link.send_message(Msg::SearchProgress(got, total));
-                Msg::TextModelLoaded(load_text_model(progress).await.map(Rc::new))
-            });
-            return;
-        };
-        self.text_busy = Some("searching…".into());
-        ctx.link().send_future(async move {
-            browser::yield_now().await;
-            Msg::TextHits(search_text(&assets, &encoder, query).await.map(Rc::new))
-        });
-    }
-
-    /// Similar proteins in the bank and likely function, once per chain (after its embedding;
-    /// loads the alignment model and the bank the first time).
-    fn kick_similar(&mut self, ctx: &Context<Self>) {
-        if self.similar_running
-            || self
-                .similar
-                .as_ref()
-                .is_some_and(|(job, _)| *job == self.chain_job)
-        {
-            return;
-        }
-        let Some(compute) = self.compute.clone() else {
-            return;
-        };
-        let Some(assets) = self.ensure_align(ctx, compute) else {
-            return;
-        };
-        let (Some(embedder), Some(chain)) = (self.embedder.clone(), self.chain().cloned()) else {
-            return;
-        };
-        if chain.len() < 2 || chain.len() > self.model_limit() {
-            return;
-        }
-        self.similar_running = true;
-        let job = self.chain_job;
-        ctx.link().send_future(async move {
-            browser::yield_now().await;
-            let started = browser::now_ms();
-            let result = similar(&assets, &embedder, &chain).await;
-            let ms = browser::now_ms() - started;
-            Msg::Similar(
-                job,
-                result.map(|mut s| {
-                    s.ms = ms;
-                    Rc::new(s)
-                }),
-            )
-        });
-    }
-
-    /// Rebuild the 3D meshes and colours from the current state.
-    fn refresh_scene(&self, refit: bool) {
-        let Some(viewer) = &self.viewer else { return };
-        let Some(chain) = self.chain() else { return };
-        let mut v = viewer.borrow_mut();
-        let coords = self.coords();
-        let max_gap = if self.display.is_some() {
-            f32::INFINITY
-        } else {
-            4.5
-        };
-        v.set_mesh(Layer::Trace, &scene::tube(coords, 0.42, 6, 10, max_gap));
-        let l = chain.len();
-        let (mut colors, _) = self.residue_colors(chain);
-        colors.push(ARROW_COLOR);
-        colors.push(HIGHLIGHT_COLOR);
-        v.set_colors(&colors);
-        let arrows = match (&self.embedding, self.arrows && self.display.is_none()) {
-            (Some(e), true) if e.length == l => {
-                let norms = e.gradient_norms();
-                let (_, hi) = logic::robust_range(&norms);
-                let scale = self.arrow_length / hi.max(1e-12);
-                scene::field_arrows(
-                    coords,
-                    &e.gradient,
-                    scale,
-                    self.arrow_length * 1.5,
-                    l as u32,
-                )
-            }
-            _ => scene::Mesh::default(),
-        };
-        v.set_mesh(Layer::Arrows, &arrows);
-        v.set_mesh(Layer::Markers, &self.markers());
-        if refit {
-            v.camera = Camera::fit(coords);
-            v.radius = scene::bounds(coords).1;
-        }
-        v.render();
-    }
-
-    /// Spheres on the hovered residue(s), in the highlight colour slot.
-    fn markers(&self) -> scene::Mesh {
-        let coords = self.coords();
-        let slot = self.chain().map_or(0, |c| c.len()) as u32 + 1;
-        let mut markers = scene::Mesh::default();
-        if let Some((i, j)) = self.hover {
-            for k in std::iter::once(i).chain(j) {
-                if let Some(p) = coords.get(k) {
-                    markers.extend(&scene::sphere(*p, 1.1, slot, 2));
-                }
-            }
-        }
-        markers
-    }
-
-    /// After a hover change: only the markers and the map's crosshair change.
-    fn refresh_hover(&self) {
-        if let Some(viewer) = &self.viewer {
-            let mut v = viewer.borrow_mut();
-            v.set_mesh(Layer::Markers, &self.markers());
-            v.render();
-        }
-        self.paint_overlay();
-    }
-
-    fn residue_colors(&self, chain: &Chain) -> (Vec<[u8; 3]>, Legend) {
-        let norms = match self.color {
-            ColorMode::Plausibility => self
-                .plausibility
-                .as_ref()
-                .filter(|(job, _)| *job == self.chain_job)
-                .map(|(_, v)| v.to_vec()),
-            _ => self.embedding.as_ref().map(|e| e.gradient_norms()),
-        };
-        let kind = self
-            .structure
-            .as_ref()
-            .map(|s| s.b_factor_kind)
-            .unwrap_or(BFactorKind::Temperature);
-        logic::residue_colors(self.color, chain, self.chain_index, kind, norms.as_deref())
-    }
-
-    fn paint_map(&self) {
-        let (Some(d), Some(canvas)) = (&self.distances, self.map_ref.cast::<HtmlCanvasElement>())
-        else {
-            return;
-        };
-        let n = (d.len() as f64).sqrt() as u32;
-        let max = logic::distance_scale_max(d);
-        if let Err(e) = browser::paint(&canvas, &logic::distance_rgba(d, max), n, n) {
-            web_sys::console::warn_1(&e.to_string().into());
-        }
-        self.paint_overlay();
-    }
-
-    /// Crosshair on the map for the hovered residue(s).
-    fn paint_overlay(&self) {
-        let Some(canvas) = self.overlay_ref.cast::<HtmlCanvasElement>() else {
-            return;
-        };
-        let Some(chain) = self.chain() else { return };
-        let n = chain.len() as u32;
-        canvas.set_width(n.max(1));
-        canvas.set_height(n.max(1));
-        let Ok(ctx) = browser::context_2d(&canvas) else {
-            return;
-        };
-        ctx.clear_rect(0.0, 0.0, n as f64, n as f64);
-        if let Some((i, j)) = self.hover {
-            ctx.set_fill_style_str("rgba(255, 61, 200, 0.45)");
-            let line = (n as f64 / 300.0).max(1.0);
-            let j = j.unwrap_or(i);
-            ctx.fill_rect(0.0, i as f64, n as f64, line);
-            ctx.fill_rect(j as f64, 0.0, line, n as f64);
-            if j != i {
-                ctx.fill_rect(0.0, j as f64, n as f64, line);
-                ctx.fill_rect(i as f64, 0.0, line, n as f64);
-            }
-        }
-    }
-
-    fn paint_embeddings(&self) {
-        let Some(e) = &self.embedding else { return };
-        if let Some(canvas) = self.protein_ref.cast::<HtmlCanvasElement>() {
-            let (rgba, _, _) = logic::matrix_rgba(&e.protein);
-            if let Err(e) = browser::paint(&canvas, &rgba, e.channels as u32, 1) {
-                web_sys::console::warn_1(&format!("protein embedding: {e}").into());
-            }
-        }
-        if let Some(canvas) = self.residue_ref.cast::<HtmlCanvasElement>() {
-            // Channels down, residues across.
-            let (l, c) = (e.length, e.channels);
-            let mut t = vec![0.0f32; l * c];
-            for i in 0..l {
-                for k in 0..c {
-                    t[k * l + i] = e.residue[i * c + k];
-                }
-            }
-            let (rgba, _, _) = logic::matrix_rgba(&t);
-            if let Err(e) = browser::paint(&canvas, &rgba, l as u32, c as u32) {
-                web_sys::console::warn_1(&format!("residue embeddings: {e}").into());
-            }
-        }
     }
 
     fn set_structure(&mut self, ctx: &Context<Self>, name: String, bytes: &[u8]) {
@@ -671,7 +380,7 @@ impl App {
                 self.new_chain(ctx);
             }
             Err(e) => {
-                self.status = Status::Error(format!("{name}: {e}"));
+                self.fail(PageError::from(e).during(name));
             }
         }
     }
@@ -681,194 +390,11 @@ impl App {
         self.distances = None;
         self.embedding = None;
         self.display = None;
-        self.refinement = None;
+        self.refine.run = None;
         self.hover = None;
         self.first_embedding_ms = None;
         self.refresh_scene(true);
         self.kick(ctx);
-    }
-
-    fn stop_refinement(&mut self) {
-        if let Some(r) = &self.refinement {
-            r.stop.set(true);
-        }
-    }
-
-    fn export(&self, what: Export) -> Result<(), BrowserError> {
-        let chain_id = self.chain().map(|c| c.id.clone()).unwrap_or_default();
-        let stem = logic::download_stem(&self.file_name, &chain_id);
-        let need = || {
-            self.embedding
-                .clone()
-                .ok_or_else(|| BrowserError("no embeddings yet".into()))
-        };
-        match what {
-            Export::Npz => {
-                let bytes = need()?.npz().map_err(|e| BrowserError(e.to_string()))?;
-                browser::download(&format!("{stem}_embeddings.npz"), &bytes, "application/zip")
-            }
-            Export::Npy => {
-                let e = need()?;
-                let bytes = e
-                    .npy(&self.npy_name)
-                    .ok_or_else(|| BrowserError(format!("no array {}", self.npy_name)))?
-                    .map_err(|e| BrowserError(e.to_string()))?;
-                browser::download(
-                    &format!("{stem}_{}.npy", self.npy_name),
-                    &bytes,
-                    "application/octet-stream",
-                )
-            }
-            Export::Csv => {
-                let e = need()?;
-                let chain = self
-                    .chain()
-                    .ok_or_else(|| BrowserError("no chain".into()))?;
-                browser::download(
-                    &format!("{stem}_residues.csv"),
-                    e.residue_csv(chain).as_bytes(),
-                    "text/csv",
-                )
-            }
-            Export::Json => {
-                let e = need()?;
-                let (Some(structure), Some(chain), Some(embedder)) =
-                    (&self.structure, self.chain(), &self.embedder)
-                else {
-                    return Err(BrowserError("no embeddings yet".into()));
-                };
-                let backend = embedder.compute.describe();
-                let provenance = Provenance {
-                    file: &self.file_name,
-                    weights_sha256: &embedder.weights_sha256,
-                    backend: &backend,
-                };
-                let json = metadata(&provenance, structure, chain, &e);
-                let text =
-                    serde_json::to_string_pretty(&json).map_err(|e| BrowserError(e.to_string()))?;
-                browser::download(
-                    &format!("{stem}_metadata.json"),
-                    text.as_bytes(),
-                    "application/json",
-                )
-            }
-            Export::Png => {
-                let viewer = self
-                    .viewer
-                    .as_ref()
-                    .ok_or_else(|| BrowserError("the 3D view is not available".into()))?;
-                let url = viewer
-                    .borrow_mut()
-                    .screenshot()
-                    .ok_or_else(|| BrowserError("the 3D view could not be captured".into()))?;
-                browser::download_url(&format!("{stem}_3d.png"), &url)
-            }
-            Export::MapPng => {
-                let canvas = self
-                    .map_ref
-                    .cast::<HtmlCanvasElement>()
-                    .ok_or_else(|| BrowserError("no distance map".into()))?;
-                let url = canvas
-                    .to_data_url_with_type("image/png")
-                    .map_err(|_| BrowserError("the map could not be captured".into()))?;
-                browser::download_url(&format!("{stem}_distance_map.png"), &url)
-            }
-        }
-    }
-
-    fn start_refinement(&mut self, ctx: &Context<Self>) {
-        let (Some(embedder), Some(chain)) = (self.embedder.clone(), self.chain().cloned()) else {
-            return;
-        };
-        if chain.len() > self.model_limit() || chain.len() < 2 {
-            return;
-        }
-        let levels = embedder.sigmas().len();
-        if levels == 0 {
-            return;
-        }
-        let start_level = if self.refine_from_noise {
-            0
-        } else {
-            self.refine_level.min(levels.saturating_sub(1))
-        };
-        let schedule = Schedule {
-            start_level,
-            iterations: self.refine_steps.max(1),
-            ..Schedule::reference(start_level)
-        };
-        let start = if self.refine_from_noise {
-            random_cloud(chain.len(), js_sys::Date::now() as u64)
-        } else {
-            chain.ca.clone()
-        };
-        let stop = Rc::new(Cell::new(false));
-        self.refinement = Some(Refinement {
-            stop: stop.clone(),
-            running: true,
-            done: 0,
-            total: schedule.total_steps(levels),
-            sigma: embedder.sigmas()[start_level],
-            rmsd: None,
-            from_noise: self.refine_from_noise,
-        });
-        self.display = Some(align_to(&start, &chain.ca));
-        self.hover = None;
-        let link = ctx.link().clone();
-        ctx.link().send_future(async move {
-            let mut run = match Langevin::new(&embedder, &chain.sequence, start, schedule, 7) {
-                Ok(r) => r,
-                Err(e) => return Msg::RefineDone(Err(e.to_string())),
-            };
-            let mut last = 0.0;
-            loop {
-                if stop.get() {
-                    break;
-                }
-                match run.step().await {
-                    Ok(Some(step)) => {
-                        let now = browser::now_ms();
-                        if now - last > 60.0 || step.done == step.total {
-                            last = now;
-                            link.send_message(Msg::RefineStep(run.coords().to_vec(), step));
-                        }
-                        browser::yield_now().await;
-                    }
-                    Ok(None) => break,
-                    Err(e) => return Msg::RefineDone(Err(e.to_string())),
-                }
-            }
-            Msg::RefineDone(Ok(run.coords().to_vec()))
-        });
-    }
-}
-
-/// `coords` superposed onto `reference` (unchanged if they cannot be).
-fn align_to(coords: &[[f32; 3]], reference: &[[f32; 3]]) -> Vec<[f32; 3]> {
-    match superpose(coords, reference) {
-        Some(s) => coords.iter().map(|p| s.apply(*p)).collect(),
-        None => coords.to_vec(),
-    }
-}
-
-fn legend_html(legend: &Legend) -> Html {
-    match legend {
-        Legend::Swatches(title, items) => html! {
-            <div class="legend">
-                <span class="legend-title">{ title.clone() }</span>
-                { for items.iter().map(|(label, c)| html! {
-                    <span class="swatch"><i style={format!("background:{}", logic::hex(*c))}></i>{ label.clone() }</span>
-                }) }
-            </div>
-        },
-        Legend::Gradient(title, lo, hi, ramp) => html! {
-            <div class="legend">
-                <span class="legend-title">{ title.clone() }</span>
-                <span class="ramp-label">{ lo.clone() }</span>
-                <span class="ramp" style={format!("background:{}", logic::css_gradient(ramp))}></span>
-                <span class="ramp-label">{ hi.clone() }</span>
-            </div>
-        },
     }
 }
 
@@ -904,18 +430,12 @@ impl Component for App {
         });
         let level = options.level.unwrap_or(usize::MAX);
         Self {
-            query: String::new(),
             fetch: fetch::FetchState::default(),
             collection: collection::CollectionState::default(),
-            text_model: None,
-            text_busy: None,
-            search_progress: None,
-            text_error: None,
-            text_hits: None,
-            align: None,
-            align_load: AlignLoad::NotStarted,
-            similar: None,
-            similar_running: false,
+            search: search::SearchState::default(),
+            view3d: view3d::ViewState::default(),
+            map: map::MapState::default(),
+            exports: export::ExportState::default(),
             weights_label: String::new(),
             options,
             option_error,
@@ -924,8 +444,6 @@ impl Component for App {
             embedder: None,
             weights_progress: None,
             weights_error: None,
-            viewer: None,
-            viewer_error: None,
             file_name: String::new(),
             structure: None,
             warnings: Vec::new(),
@@ -945,38 +463,20 @@ impl Component for App {
             first_embedding_ms: None,
             level,
             status: Status::Idle("drop a PDB or mmCIF file, or pick an example".into()),
-            color: ColorMode::Chain,
-            arrows: true,
-            arrow_length: 3.0,
-            map_zoom: 1.0,
             hover: None,
-            pointers: HashMap::new(),
-            drag_button: 0,
-            spin: None,
-            frames: (0.0, 0, 0.0),
-            fps: None,
             display: None,
-            refinement: None,
-            refine_level: 40,
-            refine_steps: 3,
-            refine_from_noise: false,
-            npy_name: "residue".into(),
+            refine: refine::RefineState::default(),
             dragging: false,
-            map_ref: NodeRef::default(),
-            overlay_ref: NodeRef::default(),
-            canvas_ref: NodeRef::default(),
-            protein_ref: NodeRef::default(),
-            residue_ref: NodeRef::default(),
             residue_plot: NodeRef::default(),
         }
     }
 
     fn rendered(&mut self, ctx: &Context<Self>, first: bool) {
-        if first && let Some(canvas) = self.canvas_ref.cast::<HtmlCanvasElement>() {
+        if first && let Some(canvas) = self.view3d.canvas.cast::<HtmlCanvasElement>() {
             ctx.link().send_future(async move {
                 match Viewer::new(canvas).await {
-                    Ok(v) => Msg::ViewerReady(Ok(Rc::new(RefCell::new(v)))),
-                    Err(e) => Msg::ViewerReady(Err(e.to_string())),
+                    Ok(v) => Msg::View(ViewMsg::Ready(Ok(Rc::new(RefCell::new(v))))),
+                    Err(e) => Msg::View(ViewMsg::Ready(Err(e.to_string()))),
                 }
             });
         }
@@ -996,6 +496,7 @@ impl Component for App {
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
             Msg::Nothing => return false,
+            Msg::Error(e) => self.fail(e),
             Msg::ComputeReady(compute, note) => {
                 self.compute = Some(compute.clone());
                 self.backend_note = note;
@@ -1059,19 +560,27 @@ impl Component for App {
                         self.collection_next(ctx);
                     }
                     Err(e) => {
-                        let message = format!("the model weights failed to load: {e}");
-                        self.weights_error = Some(message.clone());
-                        self.status = Status::Error(message);
+                        let e = e.during("the model weights failed to load");
+                        // Kept: the status line says it again after the distance map.
+                        self.weights_error = Some(e.to_string());
+                        self.fail(e);
                     }
                 }
             }
-            Msg::ViewerReady(result) => match result {
-                Ok(v) => {
-                    self.viewer = Some(v);
-                    self.refresh_scene(true);
-                }
-                Err(e) => self.viewer_error = Some(e),
-            },
+            Msg::View(msg) => return self.update_view(ctx, msg),
+            Msg::DroppedFolders(files, folders) => {
+                self.dragging = false;
+                self.status = Status::Busy("reading the dropped folder…".into());
+                ctx.link().send_future(async move {
+                    match browser::walk_folders(folders).await {
+                        Ok(found) if found.is_empty() && files.is_empty() => {
+                            Msg::Error(PageError::refused("the dropped folder holds no files"))
+                        }
+                        Ok(found) => Msg::Files(files.into_iter().chain(found).collect()),
+                        Err(e) => Msg::Error(e.into()),
+                    }
+                });
+            }
             Msg::Files(files) => {
                 self.dragging = false;
                 let (weights, structures): (Vec<_>, Vec<_>) = files
@@ -1096,8 +605,8 @@ impl Component for App {
                             let result = match browser::read_file(&file).await {
                                 Ok(bytes) => Embedder::from_bytes(&bytes, compute)
                                     .map(Rc::new)
-                                    .map_err(|e| e.to_string()),
-                                Err(e) => Err(e.to_string()),
+                                    .map_err(PageError::from),
+                                Err(e) => Err(e.into()),
                             };
                             Msg::WeightsLoaded(result, format!("{name} (dropped on the page)"))
                         });
@@ -1105,16 +614,16 @@ impl Component for App {
                     }
                     browser::set_query(&logic::with_id(&browser::query(), None));
                     if file.size() > logic::MAX_FILE_BYTES as f64 {
-                        self.status = Status::Error(format!(
+                        self.fail(PageError::refused(format!(
                             "{name} is {}, above the page's limit of {}",
                             logic::bytes_label(file.size() as usize),
                             logic::bytes_label(logic::MAX_FILE_BYTES)
-                        ));
+                        )));
                         continue;
                     }
                     self.status = Status::Busy(format!("reading {name}…"));
                     ctx.link().send_future(async move {
-                        let bytes = browser::read_file(&file).await.map_err(|e| e.to_string());
+                        let bytes = browser::read_file(&file).await.map_err(PageError::from);
                         Msg::FileRead(name, bytes)
                     });
                 }
@@ -1126,8 +635,8 @@ impl Component for App {
                     let url = format!("assets/examples/{file}");
                     let bytes = match browser::fetch_bytes(&url, |_, _| {}).await {
                         Ok(Some(b)) => Ok(b),
-                        Ok(None) => Err(format!("{url} was not found on this site")),
-                        Err(e) => Err(e.to_string()),
+                        Ok(None) => Err(PageError::Missing(url)),
+                        Err(e) => Err(e.into()),
                     };
                     Msg::FileRead(file.to_string(), bytes)
                 });
@@ -1138,7 +647,7 @@ impl Component for App {
                 self.fetch.fetching = None;
                 match bytes {
                     Ok(bytes) => self.set_structure(ctx, name, &bytes),
-                    Err(e) => self.status = Status::Error(e),
+                    Err(e) => self.fail(e),
                 }
             }
             Msg::SelectChain(i) => {
@@ -1156,7 +665,7 @@ impl Component for App {
                             self.distances = Some(Rc::new(d));
                             self.distances_gen += 1;
                         }
-                        Err(e) => self.status = Status::Error(format!("distance map: {e}")),
+                        Err(e) => self.fail(e.during("distance map")),
                     }
                 }
                 self.kick(ctx);
@@ -1176,62 +685,12 @@ impl Component for App {
                             self.status = Status::Ready;
                             self.refresh_scene(false);
                         }
-                        Err(e) => self.status = Status::Error(format!("the model failed: {e}")),
+                        Err(e) => self.fail(e.during("the model failed")),
                     }
                 }
                 self.kick(ctx);
             }
-            Msg::AlignLoaded(result) => {
-                match result {
-                    Ok(a) => {
-                        self.align = Some(a);
-                        self.align_load = AlignLoad::NotStarted;
-                    }
-                    Err(e) => self.align_load = AlignLoad::Failed(e),
-                }
-                // Only the alignment load can be pending here (text jobs start after it).
-                self.text_busy = None;
-                self.search_progress = None;
-                self.kick(ctx);
-                self.kick_search(ctx);
-                self.collection_next(ctx);
-            }
-            Msg::QueryInput(q) => self.query = q,
-            Msg::Search => {
-                self.text_error = None;
-                self.kick_search(ctx);
-            }
-            Msg::SearchProgress(got, total) => self.search_progress = Some((got, total)),
-            Msg::TextModelLoaded(result) => {
-                self.text_busy = None;
-                self.search_progress = None;
-                match result {
-                    Ok(m) => {
-                        self.text_model = Some(m);
-                        self.kick_search(ctx);
-                    }
-                    Err(e) => self.text_error = Some(e),
-                }
-            }
-            Msg::TextHits(result) => {
-                self.text_busy = None;
-                match result {
-                    Ok(h) => self.text_hits = Some(h),
-                    Err(e) => self.text_error = Some(e),
-                }
-            }
-            Msg::Similar(job, result) => {
-                self.similar_running = false;
-                if job == self.chain_job {
-                    match result {
-                        Ok(s) => self.similar = Some((job, s)),
-                        Err(e) => {
-                            self.align_load = AlignLoad::Failed(format!("the search failed: {e}"))
-                        }
-                    }
-                }
-                self.kick(ctx);
-            }
+            Msg::Search(msg) => return self.update_search(ctx, msg),
             Msg::Plausibility(job, result) => {
                 self.plausibility_running = false;
                 if job == self.chain_job {
@@ -1241,9 +700,7 @@ impl Component for App {
                             self.status = Status::Ready;
                             self.refresh_scene(false);
                         }
-                        Err(e) => {
-                            self.status = Status::Error(format!("plausibility scoring failed: {e}"))
-                        }
+                        Err(e) => self.fail(e.during("plausibility scoring failed")),
                     }
                 }
                 self.kick(ctx);
@@ -1256,20 +713,7 @@ impl Component for App {
                     self.refresh_scene(false);
                 }
             }
-            Msg::SetColor(mode) => {
-                self.color = mode;
-                self.refresh_scene(false);
-                self.kick(ctx);
-            }
-            Msg::ToggleArrows => {
-                self.arrows = !self.arrows;
-                self.refresh_scene(false);
-            }
-            Msg::ArrowLength(v) => {
-                self.arrow_length = v;
-                self.refresh_scene(false);
-            }
-            Msg::MapZoom(z) => self.map_zoom = z.clamp(1.0, 8.0),
+            Msg::MapZoom(z) => self.map.zoom = z.clamp(1.0, 8.0),
             Msg::HoverResidue(i) => {
                 let hover = i.map(|i| (i, None));
                 if hover == self.hover {
@@ -1286,106 +730,11 @@ impl Component for App {
                 self.hover = hover;
                 self.refresh_hover();
             }
-            Msg::Pointer(kind, e) => return self.pointer(kind, e),
-            Msg::Wheel(e) => {
-                e.prevent_default();
-                if let Some(v) = &self.viewer {
-                    let mut v = v.borrow_mut();
-                    v.camera.zoom((e.delta_y() as f32 * 0.0015).exp());
-                    v.render();
-                }
-                return false;
-            }
-            Msg::ResetView => {
-                self.refresh_scene(true);
-                return false;
-            }
-            Msg::ToggleSpin => {
-                if self.spin.take().is_none() {
-                    self.frames = (browser::now_ms(), 0, 0.0);
-                    let link = ctx.link().clone();
-                    self.spin = Some(gloo::render::request_animation_frame(move |t| {
-                        link.send_message(Msg::Frame(t))
-                    }));
-                } else {
-                    self.fps = None;
-                }
-            }
-            Msg::Frame(t) => {
-                if self.spin.is_none() {
-                    return false;
-                }
-                if let Some(v) = &self.viewer {
-                    let mut v = v.borrow_mut();
-                    let dt = if self.frames.2 > 0.0 {
-                        t - self.frames.2
-                    } else {
-                        16.0
-                    };
-                    v.camera.orbit((dt as f32 * 0.04).min(4.0), 0.0);
-                    v.render();
-                }
-                self.frames.2 = t;
-                self.frames.1 += 1;
-                let elapsed = browser::now_ms() - self.frames.0;
-                let link = ctx.link().clone();
-                self.spin = Some(gloo::render::request_animation_frame(move |t| {
-                    link.send_message(Msg::Frame(t))
-                }));
-                if elapsed > 1000.0 {
-                    self.fps = Some(self.frames.1 as f64 * 1000.0 / elapsed);
-                    self.frames = (browser::now_ms(), 0, t);
-                    return true;
-                }
-                return false;
-            }
-            Msg::RefineStartLevel(l) => self.refine_level = l,
-            Msg::RefineSteps(s) => self.refine_steps = s.clamp(1, 50),
-            Msg::RefineFromNoise(b) => self.refine_from_noise = b,
-            Msg::Refine => self.start_refinement(ctx),
-            Msg::StopRefine => self.stop_refinement(),
-            Msg::RefineStep(coords, step) => {
-                let reference = self.chain().map(|c| c.ca.clone()).unwrap_or_default();
-                let rmsd = superpose(&coords, &reference).map(|s| s.rmsd);
-                self.display = Some(align_to(&coords, &reference));
-                if let Some(r) = &mut self.refinement {
-                    r.done = step.done;
-                    r.total = step.total;
-                    r.sigma = step.sigma;
-                    r.rmsd = rmsd;
-                }
-                self.refresh_scene(false);
-            }
-            Msg::RefineDone(result) => {
-                let reference = self.chain().map(|c| c.ca.clone()).unwrap_or_default();
-                match result {
-                    Ok(coords) => {
-                        let rmsd = superpose(&coords, &reference).map(|s| s.rmsd);
-                        self.display = Some(align_to(&coords, &reference));
-                        if let Some(r) = &mut self.refinement {
-                            r.running = false;
-                            r.rmsd = rmsd;
-                        }
-                    }
-                    Err(e) => {
-                        self.refinement = None;
-                        self.display = None;
-                        self.status = Status::Error(format!("refinement failed: {e}"));
-                    }
-                }
-                self.refresh_scene(false);
-                self.kick(ctx);
-            }
-            Msg::ShowStructure => {
-                self.stop_refinement();
-                self.refinement = None;
-                self.display = None;
-                self.refresh_scene(false);
-            }
-            Msg::NpyName(n) => self.npy_name = n,
+            Msg::Refine(msg) => return self.update_refine(ctx, msg),
+            Msg::NpyName(n) => self.exports.npy_name = n,
             Msg::Export(what) => {
                 if let Err(e) = self.export(what) {
-                    self.status = Status::Error(format!("export failed: {e}"));
+                    self.fail(e.during("export failed"));
                 }
             }
             Msg::DragOver(on) => {
@@ -1414,12 +763,11 @@ impl Component for App {
         });
         let ondrop = link.callback(|e: DragEvent| {
             e.prevent_default();
-            let files = e
-                .data_transfer()
-                .and_then(|d| d.files())
-                .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
-                .unwrap_or_default();
-            Msg::Files(files)
+            match e.data_transfer().map(|d| browser::dropped(&d)) {
+                Some(d) if !d.folders.is_empty() => Msg::DroppedFolders(d.files, d.folders),
+                Some(d) => Msg::Files(d.files),
+                None => Msg::Files(Vec::new()),
+            }
         });
         let onfile = link.callback(|e: Event| {
             let input: HtmlInputElement = e.target_unchecked_into();
@@ -1478,95 +826,6 @@ impl Component for App {
 }
 
 impl App {
-    fn pointer(&mut self, kind: &'static str, e: web_sys::PointerEvent) -> bool {
-        let Some(viewer) = self.viewer.clone() else {
-            return false;
-        };
-        let (x, y) = (e.offset_x() as f32, e.offset_y() as f32);
-        let id = e.pointer_id();
-        match kind {
-            "down" => {
-                if let Some(t) = e
-                    .target()
-                    .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-                {
-                    // Without the capture a drag that leaves the canvas ends there: harmless.
-                    if t.set_pointer_capture(id).is_err() {
-                        web_sys::console::warn_1(&"pointer capture refused".into());
-                    }
-                }
-                self.drag_button = if e.button() == 2 || e.shift_key() {
-                    2
-                } else {
-                    0
-                };
-                self.pointers.insert(id, (x, y));
-                false
-            }
-            "up" | "cancel" => {
-                self.pointers.remove(&id);
-                false
-            }
-            "move" => {
-                let mut v = viewer.borrow_mut();
-                let Some(&(px, py)) = self.pointers.get(&id) else {
-                    // Hover: pick the residue under the pointer.
-                    let (Some(canvas), true) = (
-                        self.canvas_ref.cast::<HtmlCanvasElement>(),
-                        self.display.is_none(),
-                    ) else {
-                        return false;
-                    };
-                    let (w, h) = (canvas.client_width() as f32, canvas.client_height() as f32);
-                    let coords = self.coords();
-                    let picked = scene::pick(coords, &v.camera, w, h, x, y, 10.0);
-                    let hover = picked.map(|i| (i, None));
-                    if hover == self.hover {
-                        return false;
-                    }
-                    drop(v);
-                    self.hover = hover;
-                    self.refresh_hover();
-                    return true;
-                };
-                let (dx, dy) = (x - px, y - py);
-                if self.pointers.len() >= 2 {
-                    // Pinch: zoom by the change of distance to the other pointer, pan by half the move.
-                    let other = self
-                        .pointers
-                        .iter()
-                        .find(|(k, _)| **k != id)
-                        .map(|(_, p)| *p)
-                        .unwrap_or((x, y));
-                    let before = ((px - other.0).powi(2) + (py - other.1).powi(2)).sqrt();
-                    let after = ((x - other.0).powi(2) + (y - other.1).powi(2)).sqrt();
-                    if before > 1.0 && after > 1.0 {
-                        v.camera.zoom(before / after);
-                    }
-                    let h = v.size().1 as f32;
-                    v.camera.pan(dx * 0.5, dy * 0.5, h / device_ratio());
-                } else if self.drag_button == 2 {
-                    let h = v.size().1 as f32;
-                    v.camera.pan(dx, dy, h / device_ratio());
-                } else {
-                    v.camera.orbit(dx, dy);
-                }
-                self.pointers.insert(id, (x, y));
-                v.render();
-                false
-            }
-            "leave" => {
-                if self.hover.is_some() && self.pointers.is_empty() {
-                    self.hover = None;
-                    self.refresh_hover();
-                    return true;
-                }
-                false
-            }
-            _ => false,
-        }
-    }
-
     fn view_status(&self) -> Html {
         let detail = match (&self.status, self.embed_ms, self.first_embedding_ms) {
             (Status::Ready, Some(ms), first) => format!(
@@ -1653,162 +912,6 @@ impl App {
         }
     }
 
-    fn view_3d(&self, ctx: &Context<Self>) -> Html {
-        let link = ctx.link();
-        let legend = self.chain().map(|c| legend_html(&self.residue_colors(c).1));
-        let oncolor = link.callback(|e: Event| {
-            let s: HtmlSelectElement = e.target_unchecked_into();
-            Msg::SetColor(ColorMode::parse(&s.value()))
-        });
-        let onarrowlen = link.callback(|e: Event| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            Msg::ArrowLength(s.value().parse().unwrap_or(3.0))
-        });
-        let hover_text = self.hover_text();
-        let fps = self.fps.map(|f| format!("{f:.0}")).unwrap_or_default();
-        html! {
-            <section class="panel view3d">
-                <div class="panel-head">
-                    <h2>{ "3D view" }</h2>
-                    <div class="tools">
-                        <select onchange={oncolor} title="colour the trace by">
-                            <option value="chain" selected={self.color == ColorMode::Chain}>{ "colour: chain" }</option>
-                            <option value="bfactor" selected={self.color == ColorMode::BFactor}>{ "colour: B-factor / pLDDT" }</option>
-                            <option value="score" selected={self.color == ColorMode::Score}>{ "colour: score ‖g‖" }</option>
-                            <option value="plausibility" selected={self.color == ColorMode::Plausibility}>{ "colour: plausibility (σ = 1 Å)" }</option>
-                        </select>
-                        <label class="check"><input type="checkbox" checked={self.arrows} onchange={link.callback(|_| Msg::ToggleArrows)} />{ " arrows" }</label>
-                        <label class="check" title="length of the longest arrows (Å)">
-                            <input type="range" min="0.5" max="10" step="0.5" value={self.arrow_length.to_string()} onchange={onarrowlen} />
-                        </label>
-                        <button onclick={link.callback(|_| Msg::ResetView)}>{ "Reset view" }</button>
-                        <button onclick={link.callback(|_| Msg::ToggleSpin)}>{ if self.spin.is_some() { "Stop spin" } else { "Spin" } }</button>
-                        <button onclick={link.callback(|_| Msg::Export(Export::Png))}>{ "PNG" }</button>
-                    </div>
-                </div>
-                <div class="canvas-wrap">
-                    <canvas ref={self.canvas_ref.clone()} data-testid="viewer-3d" data-fps={fps.clone()}
-                        onpointerdown={link.callback(|e| Msg::Pointer("down", e))}
-                        onpointermove={link.callback(|e| Msg::Pointer("move", e))}
-                        onpointerup={link.callback(|e| Msg::Pointer("up", e))}
-                        onpointercancel={link.callback(|e| Msg::Pointer("cancel", e))}
-                        onpointerleave={link.callback(|e| Msg::Pointer("leave", e))}
-                        oncontextmenu={Callback::from(|e: MouseEvent| e.prevent_default())}
-                        onwheel={link.callback(Msg::Wheel)} />
-                    if let Some(e) = &self.viewer_error {
-                        <div class="overlay-note">{ format!("The 3D view needs WebGPU: {e}") }</div>
-                    } else if self.structure.is_none() {
-                        <div class="overlay-note muted">{ "drag to rotate · right-drag or shift-drag to pan · wheel or pinch to zoom" }</div>
-                    }
-                    if !fps.is_empty() { <div class="fps">{ format!("{fps} fps") }</div> }
-                </div>
-                <div class="under">
-                    { legend.unwrap_or_default() }
-                    <span class="hover">{ hover_text }</span>
-                </div>
-            </section>
-        }
-    }
-
-    fn hover_text(&self) -> String {
-        let (Some(chain), Some((i, j))) = (self.chain(), self.hover) else {
-            return String::new();
-        };
-        let name = |k: usize| {
-            format!(
-                "{} {}",
-                chain
-                    .residue_names
-                    .get(k)
-                    .map(String::as_str)
-                    .unwrap_or("?"),
-                chain
-                    .residue_numbers
-                    .get(k)
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            )
-        };
-        let norm = |k: usize| {
-            self.embedding
-                .as_ref()
-                .filter(|e| e.length == chain.len())
-                .and_then(|e| e.gradient.get(3 * k..3 * k + 3))
-                .map(|g| {
-                    format!(
-                        " · ‖g‖ {:.3}",
-                        (g[0] * g[0] + g[1] * g[1] + g[2] * g[2]).sqrt()
-                    )
-                })
-                .unwrap_or_default()
-        };
-        match j {
-            Some(j) => {
-                let d = self
-                    .distances
-                    .as_ref()
-                    .and_then(|d| d.get(i * chain.len() + j).copied())
-                    .map(|d| format!(" · {d:.2} Å"))
-                    .unwrap_or_default();
-                format!("i {i} ({}) · j {j} ({}){d}", name(i), name(j))
-            }
-            None => format!("residue {i} ({}){}", name(i), norm(i)),
-        }
-    }
-
-    fn view_map(&self, ctx: &Context<Self>) -> Html {
-        let link = ctx.link();
-        let n = self.chain().map(|c| c.len()).unwrap_or(0);
-        let onmove = link.callback(move |e: MouseEvent| {
-            let Some(t) = e
-                .target()
-                .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-            else {
-                return Msg::Nothing;
-            };
-            let r = t.get_bounding_client_rect();
-            let fx = (e.client_x() as f64 - r.left()) / r.width().max(1.0);
-            let fy = (e.client_y() as f64 - r.top()) / r.height().max(1.0);
-            if n == 0 || !(0.0..1.0).contains(&fx) || !(0.0..1.0).contains(&fy) {
-                return Msg::HoverMap(None);
-            }
-            Msg::HoverMap(Some(((fy * n as f64) as usize, (fx * n as f64) as usize)))
-        });
-        let onzoom = link.callback(|e: InputEvent| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            Msg::MapZoom(s.value().parse().unwrap_or(1.0))
-        });
-        let legend = self
-            .distances
-            .as_ref()
-            .map(|d| legend_html(&logic::distance_legend(logic::distance_scale_max(d))));
-        let size = format!("width:{:.0}%", 100.0 * self.map_zoom);
-        html! {
-            <section class="panel map">
-                <div class="panel-head">
-                    <h2>{ "C-alpha distance map" }</h2>
-                    <div class="tools">
-                        <label class="check" title="zoom">{ "zoom " }
-                            <input type="range" min="1" max="8" step="0.5" value={self.map_zoom.to_string()} oninput={onzoom} />
-                        </label>
-                        <button onclick={link.callback(|_| Msg::Export(Export::MapPng))}>{ "PNG" }</button>
-                    </div>
-                </div>
-                <div class="map-scroll">
-                    <div class="map-stack" style={size}>
-                        <canvas ref={self.map_ref.clone()} data-testid="distance-map" class="map-canvas"
-                            onmousemove={onmove} onmouseleave={link.callback(|_| Msg::HoverMap(None))} />
-                        <canvas ref={self.overlay_ref.clone()} class="map-overlay" />
-                    </div>
-                </div>
-                <div class="under">
-                    { legend.unwrap_or_default() }
-                    <span class="hover">{ if self.hover.is_some_and(|h| h.1.is_some()) { self.hover_text() } else { String::new() } }</span>
-                </div>
-            </section>
-        }
-    }
-
     fn view_model(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let levels = self
@@ -1816,48 +919,11 @@ impl App {
             .as_ref()
             .map(|e| e.sigmas().len())
             .unwrap_or(61);
-        let sigma = |l: usize| {
-            self.embedder
-                .as_ref()
-                .and_then(|e| e.sigmas().get(l).copied())
-                .map(|s| format!("{s:.3} Å"))
-                .unwrap_or_default()
-        };
         let onlevel = link.callback(|e: Event| {
             let s: HtmlInputElement = e.target_unchecked_into();
             Msg::SetLevel(s.value().parse().unwrap_or(0))
         });
-        let onrefine_level = link.callback(|e: Event| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            Msg::RefineStartLevel(s.value().parse().unwrap_or(40))
-        });
-        let onsteps = link.callback(|e: Event| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            Msg::RefineSteps(s.value().parse().unwrap_or(3))
-        });
-        let onnoise = link.callback(|e: Event| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            Msg::RefineFromNoise(s.checked())
-        });
         let level = self.level.min(levels.saturating_sub(1));
-        let running = self.refinement.as_ref().is_some_and(|r| r.running);
-        let can_refine = self.embedder.is_some()
-            && self
-                .chain()
-                .is_some_and(|c| c.len() >= 2 && c.len() <= self.model_limit())
-            && self.embed_running.is_none();
-        let refine_text = self.refinement.as_ref().map(|r| {
-            format!(
-                "{}{} / {} steps · σ {:.3} Å{}",
-                if r.from_noise { "from noise · " } else { "" },
-                r.done,
-                r.total,
-                r.sigma,
-                r.rmsd
-                    .map(|x| format!(" · RMSD to the structure {x:.2} Å"))
-                    .unwrap_or_default()
-            )
-        });
         html! {
             <section class="panel model">
                 <h2>{ "Score model" }</h2>
@@ -1865,180 +931,12 @@ impl App {
                     { "noise level " }
                     <input type="range" data-testid="noise-level" min="0" max={levels.saturating_sub(1).to_string()}
                         value={level.to_string()} onchange={onlevel} />
-                    <span class="value">{ format!("{level} · σ {}", sigma(level)) }</span>
+                    <span class="value">{ format!("{level} · σ {}", self.sigma_label(level)) }</span>
                 </label>
                 <p class="muted small">{ "Arrows show the predicted score (gradient of the log-density) on each C-alpha: where the model would move the atom. Colour by score ‖g‖ to see which residues it finds implausible." }</p>
-                <h3>{ "Refinement (annealed Langevin dynamics)" }</h3>
-                <label class="row">{ "start level " }
-                    <input type="range" min="0" max={levels.saturating_sub(1).to_string()} value={self.refine_level.to_string()}
-                        disabled={self.refine_from_noise} onchange={onrefine_level} />
-                    <span class="value">{ format!("{} · σ {}", self.refine_level, sigma(self.refine_level)) }</span>
-                </label>
-                <label class="row">{ "steps per level " }
-                    <input type="number" min="1" max="50" value={self.refine_steps.to_string()} onchange={onsteps} />
-                </label>
-                <label class="row check"><input type="checkbox" checked={self.refine_from_noise} onchange={onnoise} />{ " from noise (a random cloud, all levels)" }</label>
-                <div class="row">
-                    if running {
-                        <button class="danger" onclick={link.callback(|_| Msg::StopRefine)}>{ "Stop" }</button>
-                    } else {
-                        <button data-testid="refine" class="primary" disabled={!can_refine} onclick={link.callback(|_| Msg::Refine)}>{ "Refine" }</button>
-                    }
-                    if self.display.is_some() && !running {
-                        <button onclick={link.callback(|_| Msg::ShowStructure)}>{ "Back to the structure" }</button>
-                    }
-                </div>
-                if let Some(t) = refine_text { <div class="refine-status" data-testid="refine-status">{ t }</div> }
+                { self.view_refine(ctx, levels) }
             </section>
         }
-    }
-
-    fn view_search(&self, ctx: &Context<Self>) -> Html {
-        let link = ctx.link();
-        let oninput = link.callback(|e: InputEvent| {
-            let input: HtmlInputElement = e.target_unchecked_into();
-            Msg::QueryInput(input.value())
-        });
-        let onsubmit = link.callback(|e: SubmitEvent| {
-            e.prevent_default();
-            Msg::Search
-        });
-        html! {
-            <>
-                <h2>{ "Search the bank by function" }</h2>
-                <form class="search row" {onsubmit}>
-                    <input type="search" data-testid="search-input" value={self.query.clone()} {oninput}
-                        placeholder="e.g. DNA-binding transcription factor activity; serine-type endopeptidase activity" />
-                    <button class="primary" type="submit" data-testid="search-button"
-                        disabled={self.query.trim().is_empty() || self.text_busy.is_some()}>{ "Search" }</button>
-                </form>
-                if let Some(b) = &self.text_busy {
-                    <p class="muted">{ b.clone() }
-                        if let Some(p) = self.search_progress { { download_progress(p, "search-progress") } }
-                    </p>
-                }
-                if let Some(e) = &self.text_error { <p class="error" data-testid="search-error">{ e.clone() }</p> }
-                if let Some(h) = &self.text_hits {
-                    { hit_table(&h.hits, "search-table") }
-                    <p class="muted small">{ format!("“{}”: text encoder (CPU) and head {:.0} ms, search {:.1} ms over {} proteins.", h.query, h.encode_ms, h.search_ms, self.align.as_ref().map(|a| a.bank.entries.len()).unwrap_or(0)) }</p>
-                }
-            </>
-        }
-    }
-
-    fn view_similar(&self, ctx: &Context<Self>) -> Html {
-        let current = self
-            .similar
-            .as_ref()
-            .filter(|(job, _)| *job == self.chain_job)
-            .map(|(_, s)| s.clone());
-        let body = match (&self.align_load, current) {
-            (AlignLoad::Failed(e), _) => {
-                html! { <p class="error" data-testid="similar-error">{ e.clone() }</p> }
-            }
-            (_, Some(s)) => {
-                let bank_size = self
-                    .align
-                    .as_ref()
-                    .map(|a| a.bank.entries.len())
-                    .unwrap_or(0);
-                html! {
-                    <>
-                        { hit_table(&s.hits, "similar-table") }
-                        <h3>{ format!("Likely function (GO molecular function, from the {TRANSFER_NEIGHBOURS} closest annotated proteins)") }</h3>
-                        <ol class="terms" data-testid="likely-function">
-                            { for s.terms.iter().map(|(name, share)| html! {
-                                <li>{ format!("{name} ") }<span class="muted small">{ format!("{share:.2}") }</span></li>
-                            }) }
-                        </ol>
-                        <p class="muted small">{ format!("Bank of {bank_size} PDB chains (foldspace align, stage 1: sequence + pooled structure embedding). Into the shared space and searched in {:.0} ms on this device (the search itself {:.1} ms). Scores are cosines in the shared space; a function's score is the similarity-weighted share of the {TRANSFER_NEIGHBOURS} closest annotated proteins that carry it. TRAINING.md says how well both rank.", s.ms, s.search_ms) }</p>
-                    </>
-                }
-            }
-            (AlignLoad::Loading, None) => {
-                html! { <p class="muted">{ "loading the alignment model and the search bank…" }</p> }
-            }
-            _ if self.similar_running => html! { <p class="muted">{ "searching the bank…" }</p> },
-            _ => {
-                html! { <p class="muted">{ "Proteins of the bank closest to this chain, and the functions its embedding points to, appear here after the embeddings." }</p> }
-            }
-        };
-        html! {
-            <section class="panel similar" data-testid="similar">
-                { self.view_search(ctx) }
-                <h2>{ "Similar proteins in the bank" }</h2>
-                { body }
-            </section>
-        }
-    }
-
-    fn view_embeddings(&self, ctx: &Context<Self>) -> Html {
-        let link = ctx.link();
-        let ready = self.embedding.is_some();
-        let onnpy = link.callback(|e: Event| {
-            let s: HtmlSelectElement = e.target_unchecked_into();
-            Msg::NpyName(s.value())
-        });
-        let shape = |name: &str| {
-            self.embedding
-                .as_ref()
-                .and_then(|e| e.array(name).map(|(s, _)| format!("{s:?}")))
-                .unwrap_or_default()
-        };
-        html! {
-            <section class="panel embeddings">
-                <h2>{ "Embeddings" }</h2>
-                if let Some(e) = &self.embedding {
-                    <div class="emb-label">{ format!("protein · {} channels", e.channels) }</div>
-                    <canvas ref={self.protein_ref.clone()} class="strip" data-testid="protein-embedding" />
-                    <div class="emb-label">{ format!("per residue · {} residues × {} channels", e.length, e.channels) }</div>
-                    <canvas ref={self.residue_ref.clone()} class="matrix" data-testid="residue-embedding" />
-                } else {
-                    <p class="muted">{ "The protein, per-residue and residue-pair embeddings appear here once the model has run." }</p>
-                }
-                <div class="exports">
-                    <button data-testid="export-npz" disabled={!ready} onclick={link.callback(|_| Msg::Export(Export::Npz))}>{ "All arrays (.npz)" }</button>
-                    <button data-testid="export-csv" disabled={!ready} onclick={link.callback(|_| Msg::Export(Export::Csv))}>{ "Per residue (.csv)" }</button>
-                    <button data-testid="export-json" disabled={!ready} onclick={link.callback(|_| Msg::Export(Export::Json))}>{ "Metadata (.json)" }</button>
-                    <span class="npy">
-                        <select onchange={onnpy}>
-                            { for ARRAY_NAMES.iter().map(|n| html! {
-                                <option value={*n} selected={*n == self.npy_name}>{ format!("{n} {}", shape(n)) }</option>
-                            }) }
-                        </select>
-                        <button data-testid="export-npy" disabled={!ready} onclick={link.callback(|_| Msg::Export(Export::Npy))}>{ ".npy" }</button>
-                    </span>
-                </div>
-            </section>
-        }
-    }
-}
-
-fn device_ratio() -> f32 {
-    web_sys::window()
-        .map(|w| w.device_pixel_ratio() as f32)
-        .unwrap_or(1.0)
-        .min(2.0)
-}
-
-/// A ranked list of bank proteins: cosine, chain (linked to its RCSB entry), length, GO names.
-fn hit_table(hits: &[(BankEntry, f32)], testid: &'static str) -> Html {
-    html! {
-        <table class="hits" data-testid={testid}>
-            <thead><tr><th>{ "#" }</th><th>{ "cosine" }</th><th>{ "chain" }</th><th>{ "length" }</th><th>{ "GO molecular function" }</th></tr></thead>
-            <tbody>
-                { for hits.iter().enumerate().map(|(i, (e, score))| html! {
-                    <tr>
-                        <td>{ i + 1 }</td>
-                        <td>{ format!("{score:.3}") }</td>
-                        <td><a href={format!("https://www.rcsb.org/structure/{}", e.pdb_id)} target="_blank" rel="noopener"
-                               title={format!("{} chain {} on RCSB PDB", e.pdb_id, e.chain)}>{ e.name.clone() }</a></td>
-                        <td>{ e.length }</td>
-                        <td class="go">{ if e.go.is_empty() { "—".to_string() } else { e.go.join("; ") } }</td>
-                    </tr>
-                }) }
-            </tbody>
-        </table>
     }
 }
 

@@ -20,6 +20,14 @@ impl BrowserError {
     }
 }
 
+/// A browser call whose failure changes nothing the user can act on (releasing memory, drawing
+/// on a 2D canvas, the offline cache): said in the console, once, where it happens.
+pub fn warn_on_err(what: &str, result: Result<(), JsValue>) {
+    if let Err(e) = result {
+        web_sys::console::warn_1(&BrowserError::js(what, e).to_string().into());
+    }
+}
+
 fn window() -> Result<web_sys::Window, BrowserError> {
     web_sys::window().ok_or_else(|| BrowserError("no window".into()))
 }
@@ -103,7 +111,10 @@ pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), BrowserError
     // Revoke after the click has been handled.
     let revoke = url.clone();
     gloo::timers::callback::Timeout::new(10_000, move || {
-        let _ = web_sys::Url::revoke_object_url(&revoke);
+        warn_on_err(
+            "could not release a download's memory",
+            web_sys::Url::revoke_object_url(&revoke),
+        );
     })
     .forget();
     result
@@ -142,7 +153,13 @@ pub fn register_service_worker() {
     if let Ok(w) = window() {
         let has = Reflect::has(&w.navigator(), &"serviceWorker".into()).unwrap_or(false);
         if has {
-            let _ = w.navigator().service_worker().register("sw.js");
+            let registration = JsFuture::from(w.navigator().service_worker().register("sw.js"));
+            wasm_bindgen_futures::spawn_local(async move {
+                warn_on_err(
+                    "the service worker (offline use) could not be registered",
+                    registration.await.map(|_| ()),
+                );
+            });
         }
     }
 }
@@ -158,11 +175,19 @@ pub fn now_ms() -> f64 {
 /// Let the browser paint and handle input before continuing.
 pub async fn yield_now() {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        let scheduled = web_sys::window()
+            .map(|w| w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0));
+        // No window or no timer: go on at once rather than wait forever.
+        if !matches!(scheduled, Some(Ok(_)))
+            && let Err(e) = resolve.call0(&JsValue::NULL)
+        {
+            wasm_bindgen::throw_val(e);
         }
     });
-    let _ = JsFuture::from(promise).await;
+    warn_on_err(
+        "yielding to the browser failed",
+        JsFuture::from(promise).await.map(|_| ()),
+    );
 }
 
 /// The page's query string (`?…`).
@@ -178,9 +203,12 @@ pub fn set_query(query: &str) {
     if let Ok(w) = window() {
         let path = w.location().pathname().unwrap_or_default();
         if let Ok(history) = w.history() {
-            // Best effort: an address that could not be updated changes nothing on the page.
-            let _ =
-                history.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}{query}")));
+            // An address that could not be updated changes nothing on the page: said in the
+            // console only.
+            warn_on_err(
+                "the address bar could not be updated",
+                history.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}{query}"))),
+            );
         }
     }
 }
@@ -214,4 +242,113 @@ pub fn context_2d(
         .map_err(|e| BrowserError::js("no 2D canvas", e))?
         .ok_or_else(|| BrowserError("no 2D canvas".into()))
         .map(|c| c.unchecked_into())
+}
+
+/// What was dropped on the page: the files, and the folders to walk (`webkitGetAsEntry`, read
+/// while the drop event lasts: the browser empties the data afterwards).
+pub struct Dropped {
+    /// Files dropped as files.
+    pub files: Vec<web_sys::File>,
+    /// Folders dropped, walked by [`walk_folders`].
+    pub folders: Vec<web_sys::FileSystemDirectoryEntry>,
+}
+
+/// Split a drop into files and folders.
+pub fn dropped(data: &web_sys::DataTransfer) -> Dropped {
+    let items = data.items();
+    let mut folders: Vec<web_sys::FileSystemDirectoryEntry> = Vec::new();
+    for i in 0..items.length() {
+        let entry = items
+            .get(i)
+            .and_then(|item| item.webkit_get_as_entry().ok().flatten());
+        if let Some(entry) = entry.filter(web_sys::FileSystemEntry::is_directory) {
+            folders.push(entry.unchecked_into());
+        }
+    }
+    // A folder also appears among the files (as an unreadable entry named like it).
+    let names: Vec<String> = folders.iter().map(|f| f.name()).collect();
+    let files: Vec<web_sys::File> = data
+        .files()
+        .map(|list| (0..list.length()).filter_map(|i| list.get(i)).collect())
+        .unwrap_or_default();
+    let files = if folders.is_empty() {
+        files
+    } else {
+        files
+            .into_iter()
+            .filter(|f: &web_sys::File| !names.contains(&f.name()))
+            .collect()
+    };
+    Dropped { files, folders }
+}
+
+/// Entries a folder walk visits at most (files and folders together).
+pub const MAX_WALK_ENTRIES: usize = 20_000;
+
+/// Every file under `folders`, sub-folders included (depth first, in the browser's order), up to
+/// [`MAX_WALK_ENTRIES`] entries.
+pub async fn walk_folders(
+    folders: Vec<web_sys::FileSystemDirectoryEntry>,
+) -> Result<Vec<web_sys::File>, BrowserError> {
+    let mut files = Vec::new();
+    let mut stack = folders;
+    let mut seen = 0usize;
+    while let Some(folder) = stack.pop() {
+        let reader = folder.create_reader();
+        // `readEntries` answers in batches until an empty one.
+        loop {
+            let batch = read_entries(&reader, &folder.full_path()).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for entry in batch {
+                seen += 1;
+                if seen > MAX_WALK_ENTRIES {
+                    return Err(BrowserError(format!(
+                        "the dropped folder holds more than {MAX_WALK_ENTRIES} entries: drop a smaller one"
+                    )));
+                }
+                if entry.is_directory() {
+                    stack.push(entry.unchecked_into());
+                } else if entry.is_file() {
+                    files.push(entry_file(entry.unchecked_ref()).await?);
+                }
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// One batch of a folder's entries.
+async fn read_entries(
+    reader: &web_sys::FileSystemDirectoryReader,
+    path: &str,
+) -> Result<Vec<web_sys::FileSystemEntry>, BrowserError> {
+    let promise = js_sys::Promise::new(&mut |resolve, reject| {
+        if let Err(e) = reader.read_entries_with_callback_and_callback(&resolve, &reject) {
+            // Thrown inside the executor: the promise rejects with it.
+            wasm_bindgen::throw_val(e);
+        }
+    });
+    let entries = JsFuture::from(promise)
+        .await
+        .map_err(|e| BrowserError::js(&format!("could not list the folder {path}"), e))?;
+    // Unchecked: Chrome's entries are not `instanceof FileSystemEntry` (its classes are named
+    // otherwise), and `readEntries` gives nothing else.
+    Ok(js_sys::Array::from(&entries)
+        .iter()
+        .map(JsCast::unchecked_into)
+        .collect())
+}
+
+/// The file behind a file entry.
+async fn entry_file(entry: &web_sys::FileSystemFileEntry) -> Result<web_sys::File, BrowserError> {
+    let promise = js_sys::Promise::new(&mut |resolve, reject| {
+        entry.file_with_callback_and_callback(&resolve, &reject);
+    });
+    let file = JsFuture::from(promise)
+        .await
+        .map_err(|e| BrowserError::js(&format!("could not open {}", entry.full_path()), e))?;
+    file.dyn_into()
+        .map_err(|_| BrowserError(format!("{} is not a file", entry.full_path())))
 }

@@ -11,6 +11,8 @@ mod app;
 #[cfg(target_family = "wasm")]
 mod browser;
 #[cfg(target_family = "wasm")]
+mod error;
+#[cfg(target_family = "wasm")]
 mod loading;
 #[cfg(target_family = "wasm")]
 mod viewer;

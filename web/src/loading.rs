@@ -14,6 +14,7 @@ use foldspace::structure::Chain;
 use foldspace::text::{TextEncoder, TextModelFiles};
 
 use crate::browser;
+use crate::error::{PageError, PageResult};
 
 /// Shipped weights: our own training run's export (TRAINING.md). The page names them by the
 /// description `foldspace export` writes into the file (step, validation scores).
@@ -59,11 +60,12 @@ pub struct TextHits {
 /// The text model ([`TEXT_MODEL`], checked against its SHA-256), on the CPU backend.
 pub(crate) async fn load_text_model(
     progress: impl FnMut(u64, Option<u64>),
-) -> Result<TextEncoder, String> {
+) -> PageResult<TextEncoder> {
     let bytes = fetch_checked(TEXT_MODEL, progress).await?;
     browser::yield_now().await;
-    let files = TextModelFiles::from_exported(&bytes).map_err(|e| format!("{TEXT_MODEL}: {e}"))?;
-    TextEncoder::new(&files, Compute::cpu()).map_err(|e| format!("{TEXT_MODEL}: {e}"))
+    let files =
+        TextModelFiles::from_exported(&bytes).map_err(|e| PageError::from(e).during(TEXT_MODEL))?;
+    TextEncoder::new(&files, Compute::cpu()).map_err(|e| PageError::from(e).during(TEXT_MODEL))
 }
 
 /// Text → shared space → the 10 closest bank proteins.
@@ -71,23 +73,17 @@ pub(crate) async fn search_text(
     assets: &AlignAssets,
     encoder: &TextEncoder,
     query: String,
-) -> Result<TextHits, String> {
+) -> PageResult<TextHits> {
     let started = browser::now_ms();
-    let t = encoder
-        .embed(&[query.as_str()])
-        .await
-        .map_err(|e| e.to_string())?;
+    let t = encoder.embed(&[query.as_str()]).await?;
     let v = t
         .vectors
         .first()
-        .ok_or("the text model returned no vector")?;
-    let q = assets
-        .text_vector(v.as_slice())
-        .await
-        .map_err(|e| e.to_string())?;
+        .ok_or_else(|| PageError::refused("the text model returned no vector"))?;
+    let q = assets.text_vector(v.as_slice()).await?;
     let encode_ms = browser::now_ms() - started;
     let started = browser::now_ms();
-    let hits = assets.search(&q, 10).map_err(|e| e.to_string())?;
+    let hits = assets.search(&q, 10)?;
     let search_ms = browser::now_ms() - started;
     Ok(TextHits {
         query,
@@ -104,15 +100,11 @@ pub(crate) async fn search_text(
 pub(crate) async fn fetch_checked(
     url: &str,
     progress: impl FnMut(u64, Option<u64>),
-) -> Result<Vec<u8>, String> {
+) -> PageResult<Vec<u8>> {
     let bytes = browser::fetch_bytes(url, progress)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{url} was not found on this site"))?;
-    if let Some(expected) = browser::fetch_text(&format!("{url}.sha256"))
-        .await
-        .map_err(|e| e.to_string())?
-    {
+        .await?
+        .ok_or_else(|| PageError::Missing(url.to_string()))?;
+    if let Some(expected) = browser::fetch_text(&format!("{url}.sha256")).await? {
         let expected = expected
             .split_whitespace()
             .next()
@@ -120,9 +112,11 @@ pub(crate) async fn fetch_checked(
             .to_ascii_lowercase();
         let actual = sha256_hex(&bytes);
         if !expected.is_empty() && expected != actual {
-            return Err(format!(
-                "{url} does not match its checksum (SHA-256 {actual}, expected {expected}): a damaged or stale download"
-            ));
+            return Err(PageError::Checksum {
+                url: url.to_string(),
+                actual,
+                expected,
+            });
         }
     }
     Ok(bytes)
@@ -133,10 +127,10 @@ pub(crate) async fn fetch_checked(
 pub(crate) async fn load_align(
     compute: Compute,
     progress: impl FnMut(u64, Option<u64>),
-) -> Result<AlignAssets, String> {
+) -> PageResult<AlignAssets> {
     let manifest = fetch_checked(&format!("{ALIGN_DIR}/{MANIFEST_FILE}"), |_, _| {}).await?;
     let manifest = AlignManifest::from_json(&manifest)
-        .map_err(|e| format!("{ALIGN_DIR}/{MANIFEST_FILE}: {e}"))?;
+        .map_err(|e| PageError::from(e).during(format!("{ALIGN_DIR}/{MANIFEST_FILE}")))?;
     let weights = fetch_checked(&format!("{ALIGN_DIR}/{WEIGHTS_FILE}"), |_, _| {}).await?;
     let bank = fetch_checked(&format!("{ALIGN_DIR}/{BANK_FILE}"), progress).await?;
     let tuned = match &manifest.structure_network {
@@ -145,7 +139,7 @@ pub(crate) async fn load_align(
     };
     browser::yield_now().await;
     SearchAssets::new(manifest, &weights, &bank, tuned.as_deref(), compute)
-        .map_err(|e| format!("{ALIGN_DIR}: {e}"))
+        .map_err(|e| PageError::from(e).during(ALIGN_DIR))
 }
 
 /// Embed a chain into the shared space and search the bank.
@@ -153,16 +147,11 @@ pub(crate) async fn similar(
     assets: &AlignAssets,
     embedder: &Embedder,
     chain: &Chain,
-) -> Result<Similar, String> {
-    let query = assets
-        .protein_vector(embedder, chain)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> PageResult<Similar> {
+    let query = assets.protein_vector(embedder, chain).await?;
     let started = browser::now_ms();
-    let hits = assets.search(&query, 10).map_err(|e| e.to_string())?;
-    let terms = assets
-        .likely_functions(&query, 5)
-        .map_err(|e| e.to_string())?;
+    let hits = assets.search(&query, 10)?;
+    let terms = assets.likely_functions(&query, 5)?;
     let search_ms = browser::now_ms() - started;
     Ok(Similar {
         search_ms,
@@ -193,10 +182,8 @@ pub(crate) async fn load_weights(
     url: &str,
     compute: Compute,
     progress: impl FnMut(u64, Option<u64>),
-) -> Result<Rc<Embedder>, String> {
+) -> PageResult<Rc<Embedder>> {
     let bytes = fetch_checked(url, progress).await?;
     browser::yield_now().await;
-    Embedder::from_bytes(&bytes, compute)
-        .map(Rc::new)
-        .map_err(|e| e.to_string())
+    Ok(Rc::new(Embedder::from_bytes(&bytes, compute)?))
 }

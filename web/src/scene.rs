@@ -265,16 +265,11 @@ fn tube_run(
             mesh.indices.extend_from_slice(&[a, c, b, b, c, d]);
         }
     }
-    // Round caps.
-    for (centre, slot, dir) in [
-        (centres[0], slots[0], -tangent(0)),
-        (
-            centres[centres.len() - 1],
-            slots[slots.len() - 1],
-            tangent(centres.len() - 1),
-        ),
+    // Round caps (spheres: no direction needed).
+    for (centre, slot) in [
+        (centres[0], slots[0]),
+        (centres[centres.len() - 1], slots[slots.len() - 1]),
     ] {
-        let _ = dir;
         mesh.extend(&sphere(centre.to_array(), radius, slot, 2));
     }
 }

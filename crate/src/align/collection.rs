@@ -3,7 +3,7 @@
 //! table as CSV, every embedding in one `.npz`, and a 2-D map of the proteins together with the
 //! bank (principal components of the shared space).
 
-use crate::export::{Array, ExportError, npz_bytes};
+use crate::export::{Array, ExportError, npz_bytes_with};
 use crate::stats::Pca;
 
 use super::search::{Bank, BankEntry, normalise};
@@ -21,6 +21,11 @@ pub struct ProteinRow {
     pub chain: String,
     /// Residues of that chain.
     pub length: usize,
+    /// The noise level the protein embedding was taken at, and its σ in Å.
+    pub noise_level: usize,
+    pub sigma: f32,
+    /// SHA-256 of the score model's weights that gave the embedding.
+    pub weights_sha256: String,
     /// The closest bank protein and its cosine.
     pub nearest: Option<(BankEntry, f32)>,
     /// Likely GO molecular functions (name, share), best first.
@@ -73,9 +78,15 @@ pub fn csv(rows: &[ProteinRow], failed: &[(String, String)]) -> String {
 }
 
 /// Every row's embeddings in one archive: `protein [N, C]` (the score model's), `shared [N, D]`
-/// (when every row has one), `length [N]`, and `map [N, 2]` when given (the rows' map
-/// coordinates). Row `i` is line `row = i` of [`csv`].
-pub fn npz(rows: &[ProteinRow], map: Option<&[[f32; 2]]>) -> Result<Vec<u8>, ExportError> {
+/// (when every row has one), `length [N]`, `noise_level [N]` and `sigma [N]`, `map [N, 2]` when
+/// given (the rows' map coordinates), and `metadata.json` (the device as `Compute::describe`
+/// writes it, the version, each row's file, chain, level and weights' SHA-256, every array's
+/// shape). Row `i` is line `row = i` of [`csv`].
+pub fn npz(
+    rows: &[ProteinRow],
+    map: Option<&[[f32; 2]]>,
+    backend: &str,
+) -> Result<Vec<u8>, ExportError> {
     let n = rows.len();
     let c = rows.first().map_or(0, |r| r.protein.len());
     let protein: Vec<f32> = rows
@@ -83,6 +94,8 @@ pub fn npz(rows: &[ProteinRow], map: Option<&[[f32; 2]]>) -> Result<Vec<u8>, Exp
         .flat_map(|r| r.protein.iter().copied())
         .collect();
     let length: Vec<f32> = rows.iter().map(|r| r.length as f32).collect();
+    let level: Vec<f32> = rows.iter().map(|r| r.noise_level as f32).collect();
+    let sigma: Vec<f32> = rows.iter().map(|r| r.sigma).collect();
     let shared: Option<Vec<&Vec<f32>>> = rows.iter().map(|r| r.shared.as_ref()).collect();
     let d = shared
         .as_ref()
@@ -103,6 +116,16 @@ pub fn npz(rows: &[ProteinRow], map: Option<&[[f32; 2]]>) -> Result<Vec<u8>, Exp
             shape: &length_shape,
             values: &length,
         },
+        Array {
+            name: "noise_level",
+            shape: &length_shape,
+            values: &level,
+        },
+        Array {
+            name: "sigma",
+            shape: &length_shape,
+            values: &sigma,
+        },
     ];
     if let Some(values) = &shared {
         arrays.push(Array {
@@ -118,7 +141,18 @@ pub fn npz(rows: &[ProteinRow], map: Option<&[[f32; 2]]>) -> Result<Vec<u8>, Exp
             values,
         });
     }
-    npz_bytes(&arrays)
+    let metadata = serde_json::json!({
+        "backend": backend,
+        "foldspace_version": crate::VERSION,
+        "rows": rows.iter().map(|r| serde_json::json!({
+            "file": r.file, "chain": r.chain, "length": r.length,
+            "noise_level": r.noise_level, "sigma": r.sigma, "weights_sha256": r.weights_sha256,
+        })).collect::<Vec<_>>(),
+        "arrays": arrays.iter().map(|a| (a.name, a.shape)).collect::<std::collections::BTreeMap<_, _>>(),
+    });
+    let metadata = serde_json::to_vec_pretty(&metadata)
+        .map_err(|e| ExportError::Zip(format!("metadata.json: {e}")))?;
+    npz_bytes_with(&arrays, &[("metadata.json", &metadata)])
 }
 
 /// The proteins and the bank on one plane.
@@ -206,6 +240,9 @@ mod tests {
             file: file.into(),
             chain: "A".into(),
             length: 70,
+            noise_level: 60,
+            sigma: 0.1,
+            weights_sha256: "abc123".into(),
             nearest: Some((entry("1ABC_A_1"), 0.91234)),
             functions: vec![("DNA binding, \"sequence-specific\"".into(), 0.5)],
             protein: vec![1.0, 2.0, 3.0],
@@ -237,13 +274,36 @@ mod tests {
             row("a.pdb", Some(vec![1.0, 0.0])),
             row("b.pdb", Some(vec![0.0, 1.0])),
         ];
-        let bytes = npz(&rows, Some(&[[0.0, 1.0], [2.0, 3.0]])).expect("npz");
-        let text = String::from_utf8_lossy(&bytes);
-        for name in ["protein.npy", "length.npy", "shared.npy", "map.npy"] {
-            assert!(text.contains(name), "{name}");
-        }
+        let bytes = npz(&rows, Some(&[[0.0, 1.0], [2.0, 3.0]]), "cpu").expect("npz");
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone())).expect("zip");
+        let mut names: Vec<String> = archive.file_names().map(str::to_string).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "length.npy",
+                "map.npy",
+                "metadata.json",
+                "noise_level.npy",
+                "protein.npy",
+                "shared.npy",
+                "sigma.npy"
+            ]
+        );
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(
+            &mut archive.by_name("metadata.json").expect("meta"),
+            &mut raw,
+        )
+        .expect("read");
+        let meta: serde_json::Value = serde_json::from_slice(&raw).expect("json");
+        assert_eq!(meta["backend"], "cpu");
+        assert_eq!(meta["rows"][1]["weights_sha256"], "abc123");
+        assert_eq!(meta["rows"][1]["file"], "b.pdb");
+        assert_eq!(meta["rows"][0]["noise_level"], 60);
+        assert_eq!(meta["arrays"]["protein"], serde_json::json!([2, 3]));
         let partial = [row("a.pdb", Some(vec![1.0, 0.0])), row("b.pdb", None)];
-        let bytes = npz(&partial, None).expect("npz");
+        let bytes = npz(&partial, None, "cpu").expect("npz");
         assert!(!String::from_utf8_lossy(&bytes).contains("shared.npy"));
     }
 

@@ -12,8 +12,10 @@ use foldspace::structure::{ReadOptions, read_structure};
 use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
 
-use super::{AlignLoad, App, Msg, Status};
+use super::search::AlignLoad;
+use super::{App, Msg, Status};
 use crate::browser;
+use crate::error::{PageError, PageResult};
 use crate::loading::AlignAssets;
 use crate::logic;
 
@@ -57,7 +59,7 @@ enum Point {
 /// The collection's messages.
 pub enum CollectionMsg {
     /// One file summarised (job, file name, result).
-    Row(u64, String, Result<(ProteinRow, Rc<Vec<u8>>), String>),
+    Row(u64, String, PageResult<(ProteinRow, Rc<Vec<u8>>)>),
     /// The map of a finished collection.
     Map(u64, Option<Rc<CollectionMap>>),
     /// Pointer over the map (CSS pixels in the canvas), or off it.
@@ -79,51 +81,42 @@ async fn summarise(
     assets: Option<Rc<AlignAssets>>,
     level: usize,
     limit: usize,
-) -> Result<(ProteinRow, Rc<Vec<u8>>), String> {
+) -> PageResult<(ProteinRow, Rc<Vec<u8>>)> {
     let name = file.name();
     if file.size() > logic::MAX_FILE_BYTES as f64 {
-        return Err(format!(
+        return Err(PageError::refused(format!(
             "{} — above the page's limit of {}",
             logic::bytes_label(file.size() as usize),
             logic::bytes_label(logic::MAX_FILE_BYTES)
-        ));
+        )));
     }
-    let bytes = browser::read_file(&file).await.map_err(|e| e.to_string())?;
+    let bytes = browser::read_file(&file).await?;
     let options = ReadOptions {
         max_bytes: logic::MAX_FILE_BYTES,
         ..ReadOptions::default()
     };
-    let structure = read_structure(&bytes, Some(&name), &options)
-        .map_err(|e| e.to_string())?
-        .structure;
+    let structure = read_structure(&bytes, Some(&name), &options)?.structure;
     let chains = structure.first_model_chains();
     let chain = logic::default_chain(&structure)
         .and_then(|i| chains.get(i))
-        .ok_or("no protein chain with C-alpha atoms")?;
+        .ok_or_else(|| PageError::refused("no protein chain with C-alpha atoms"))?;
     if chain.len() > limit {
-        return Err(format!(
+        return Err(PageError::refused(format!(
             "chain {} has {} residues, above this device's limit of {limit}",
             chain.id,
             chain.len()
-        ));
+        )));
     }
     browser::yield_now().await;
-    let embedding = embedder
-        .embed(chain, level)
-        .await
-        .map_err(|e| e.to_string())?;
+    let embedding = embedder.embed(chain, level).await?;
     let (mut nearest, mut functions, mut shared) = (None, Vec::new(), None);
     if let Some(assets) = assets {
-        let v = assets
-            .protein_vector(&embedder, chain)
-            .await
-            .map_err(|e| e.to_string())?;
+        let v = assets.protein_vector(&embedder, chain).await?;
         nearest = assets
-            .search(&v, 1)
-            .map_err(|e| e.to_string())?
+            .search(&v, 1)?
             .first()
             .map(|(e, c)| ((*e).clone(), *c));
-        functions = assets.likely_functions(&v, 3).map_err(|e| e.to_string())?;
+        functions = assets.likely_functions(&v, 3)?;
         shared = Some(v);
     }
     Ok((
@@ -131,6 +124,9 @@ async fn summarise(
             file: name,
             chain: chain.id.clone(),
             length: chain.len(),
+            noise_level: embedding.noise_level,
+            sigma: embedding.sigma,
+            weights_sha256: embedder.weights_sha256.clone(),
             nearest,
             functions,
             protein: embedding.protein,
@@ -159,10 +155,11 @@ impl App {
         c.map_note = None;
         c.hover = None;
         if c.total == 0 {
-            self.status = Status::Error(format!(
+            let why = format!(
                 "none of the {} files is a structure file (.pdb, .ent, .cif, .mmcif, plain or .gz)",
                 c.skipped
-            ));
+            );
+            self.fail(PageError::refused(why));
             return;
         }
         self.status = Status::Busy(format!("summarising {} files…", c.total));
@@ -179,7 +176,7 @@ impl App {
             return;
         };
         let assets = self.ensure_align(ctx, compute);
-        if assets.is_none() && matches!(self.align_load, AlignLoad::Loading) {
+        if assets.is_none() && matches!(self.search.align_load, AlignLoad::Loading) {
             return;
         }
         let job = self.collection.job;
@@ -212,7 +209,7 @@ impl App {
             }
         ));
         let Some(assets) = assets else {
-            c.map_note = Some(match &self.align_load {
+            c.map_note = Some(match &self.search.align_load {
                 AlignLoad::Failed(e) => format!("no map: {e}"),
                 _ => "no map: the alignment model is not loaded".into(),
             });
@@ -244,7 +241,7 @@ impl App {
                 self.collection.running = false;
                 match result {
                     Ok((row, bytes)) => self.collection.rows.push(Done { row, bytes }),
-                    Err(e) => self.collection.failed.push((name, e)),
+                    Err(e) => self.collection.failed.push((name, e.to_string())),
                 }
                 let c = &self.collection;
                 self.status = Status::Busy(format!(
@@ -296,7 +293,7 @@ impl App {
                     self.collection.rows.iter().map(|d| d.row.clone()).collect();
                 let text = collection::csv(&rows, &self.collection.failed);
                 if let Err(e) = browser::download("proteins.csv", text.as_bytes(), "text/csv") {
-                    self.status = Status::Error(e.to_string());
+                    self.fail(e.into());
                 }
             }
             CollectionMsg::ExportNpz => {
@@ -308,14 +305,19 @@ impl App {
                     .as_ref()
                     .filter(|m| m.proteins.len() == rows.len())
                     .map(|m| m.proteins.as_slice());
-                let result = collection::npz(&rows, map)
-                    .map_err(|e| e.to_string())
+                let backend = self
+                    .embedder
+                    .as_ref()
+                    .map(|e| e.compute.describe())
+                    .unwrap_or_default();
+                let result = collection::npz(&rows, map, &backend)
+                    .map_err(PageError::from)
                     .and_then(|bytes| {
                         browser::download("proteins.npz", &bytes, "application/zip")
-                            .map_err(|e| e.to_string())
+                            .map_err(PageError::from)
                     });
                 if let Err(e) = result {
-                    self.status = Status::Error(e);
+                    self.fail(e);
                 }
             }
         }
@@ -384,7 +386,7 @@ impl App {
             return;
         };
         // Drawing on a fresh 2D context cannot fail in a way the page could act on.
-        let _ = g.scale(ratio, ratio);
+        browser::warn_on_err("map scale", g.scale(ratio, ratio));
         g.set_fill_style_str("#11151c");
         g.fill_rect(0.0, 0.0, MAP_PX, MAP_PX);
         let (s, ox, oy) = Self::collection_frame(map);
@@ -398,11 +400,14 @@ impl App {
         for (i, p) in map.proteins.iter().enumerate() {
             let (x, y) = at(p);
             g.begin_path();
-            let _ = g.arc(x, y, 4.5, 0.0, std::f64::consts::TAU);
+            browser::warn_on_err("map point", g.arc(x, y, 4.5, 0.0, std::f64::consts::TAU));
             g.set_fill_style_str("#ffb020");
             g.fill();
             g.set_fill_style_str("#ffffff");
-            let _ = g.fill_text(&(i + 1).to_string(), x + 6.0, y - 5.0);
+            browser::warn_on_err(
+                "map label",
+                g.fill_text(&(i + 1).to_string(), x + 6.0, y - 5.0),
+            );
         }
         let ring = match self.collection.hover {
             Some(Point::Row(i)) => map.proteins.get(i),
@@ -412,7 +417,7 @@ impl App {
         if let Some(p) = ring {
             let (x, y) = at(p);
             g.begin_path();
-            let _ = g.arc(x, y, 8.0, 0.0, std::f64::consts::TAU);
+            browser::warn_on_err("map ring", g.arc(x, y, 8.0, 0.0, std::f64::consts::TAU));
             g.set_stroke_style_str("#ff3dc8");
             g.set_line_width(2.0);
             g.stroke();
@@ -437,6 +442,7 @@ impl App {
                 })
                 .unwrap_or_default(),
             Some(Point::Bank(i)) => self
+                .search
                 .align
                 .as_ref()
                 .and_then(|a| a.bank.entries.get(i))

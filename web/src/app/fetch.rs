@@ -9,6 +9,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::{App, Msg, Status};
+use crate::error::{PageError, PageResult};
 use crate::{browser, logic};
 
 /// The box's state.
@@ -49,7 +50,7 @@ impl App {
                     None => match StructureId::parse(&self.fetch.input) {
                         Ok(id) => id,
                         Err(e) => {
-                            self.status = Status::Error(e.to_string());
+                            self.fail(e.into());
                             return true;
                         }
                     },
@@ -122,14 +123,14 @@ async fn get(
     url: &str,
     not_found: impl FnOnce() -> String,
     progress: impl FnMut(u64, Option<u64>),
-) -> Result<Vec<u8>, String> {
+) -> PageResult<Vec<u8>> {
     match browser::fetch_bytes(url, progress).await {
         Ok(Some(bytes)) => Ok(bytes),
-        Ok(None) => Err(not_found()),
-        Err(e) => Err(format!(
-            "could not reach {} (no network, or the server refused): {e}",
+        Ok(None) => Err(PageError::refused(not_found())),
+        Err(e) => Err(PageError::from(e).during(format!(
+            "could not reach {} (no network, or the server refused)",
             logic::url_host(url)
-        )),
+        ))),
     }
 }
 
@@ -138,7 +139,7 @@ async fn fetch_structure(
     id: &StructureId,
     sources: &Sources,
     mut progress: impl FnMut(u64, Option<u64>),
-) -> Result<(String, Vec<u8>), String> {
+) -> PageResult<(String, Vec<u8>)> {
     let what = id.describe();
     let file = match sources.request(id) {
         Request::AlphaFoldApi { url } => {
@@ -148,13 +149,14 @@ async fn fetch_structure(
                 |_, _| {},
             )
             .await?;
-            alphafold_file(id.as_str(), &String::from_utf8_lossy(&answer))
-                .map_err(|e| e.to_string())?
+            alphafold_file(id.as_str(), &String::from_utf8_lossy(&answer))?
         }
         file => file,
     };
     let Request::File { url, name } = file else {
-        return Err(format!("{what}: no structure file to fetch"));
+        return Err(PageError::refused(format!(
+            "{what}: no structure file to fetch"
+        )));
     };
     let bytes = get(
         &url,
@@ -163,11 +165,11 @@ async fn fetch_structure(
     )
     .await?;
     if bytes.len() > logic::MAX_FILE_BYTES {
-        return Err(format!(
+        return Err(PageError::refused(format!(
             "{what}: the file is {} — larger than the page reads ({})",
             logic::bytes_label(bytes.len()),
             logic::bytes_label(logic::MAX_FILE_BYTES)
-        ));
+        )));
     }
     Ok((name, bytes))
 }

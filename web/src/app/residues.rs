@@ -50,8 +50,7 @@ impl App {
         let Ok(g) = browser::context_2d(&canvas) else {
             return;
         };
-        // Drawing on a fresh 2D context cannot fail in a way the page could act on.
-        let _ = g.scale(ratio, ratio);
+        browser::warn_on_err("residue plot scale", g.scale(ratio, ratio));
         g.clear_rect(0.0, 0.0, width, PLOT_PX);
         let x = |i: usize| (i as f64 + 0.5) * width / n as f64;
         let (top, bottom) = (6.0, PLOT_PX - 6.0);
