@@ -595,6 +595,8 @@ mod tests {
     /// gradients (input, weight, bias) for the network's kinds of convolution: 1×1 both ways
     /// through the bottleneck, dilated 3×3, and 3×3 to one channel; 1 and 5 examples (both sides
     /// of burn-flex's small-channel threshold).
+    // Gradients need burn's autodiff, which the wasm32 build leaves out (the page only infers).
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn matmul_convolution_matches_conv2d_and_its_gradients() {
         let device = crate::compute::Compute::cpu().autodiff().device;
