@@ -9,7 +9,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use foldspace::align::structure::structure_features;
+use foldspace::align::structure::structure_features_batch;
 use foldspace::score::embed::Embedder;
 use foldspace::structure::JsonChain;
 use foldspace::text::TextEncoder;
@@ -113,10 +113,21 @@ impl VectorCache {
             .collect();
         todo.sort_unstable();
         todo.dedup();
-        if todo.is_empty() {
-            return Ok(());
+        let mut progress = Progress::new(self.what, todo.len());
+        for part in todo.chunks(chunk.max(1)) {
+            let vectors = compute(part)?;
+            self.append(part, vectors)?;
+            progress.done(part.len());
         }
-        if let Some(dir) = self.path.parent() {
+        Ok(())
+    }
+
+    /// Add computed vectors (one per key) to the cache and its file.
+    fn append(&mut self, keys: &[&str], vectors: Vec<Vec<f32>>) -> Result<()> {
+        if vectors.len() != keys.len() {
+            bail!("{} vectors for {} {}", vectors.len(), keys.len(), self.what);
+        }
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let mut file = std::fs::OpenOptions::new()
@@ -124,31 +135,18 @@ impl VectorCache {
             .append(true)
             .open(&self.path)
             .with_context(|| format!("opening {}", self.path.display()))?;
-        let started = std::time::Instant::now();
-        let (total, mut done, mut reported) = (todo.len(), 0usize, 0usize);
-        for part in todo.chunks(chunk.max(1)) {
-            let vectors = compute(part)?;
-            if vectors.len() != part.len() {
-                bail!("{} vectors for {} {}", vectors.len(), part.len(), self.what);
-            }
-            for (k, v) in part.iter().zip(vectors) {
-                let line = serde_json::to_string(&Line {
-                    k: k.to_string(),
-                    v: v.iter().map(|x| (x * 1e5).round() / 1e5).collect(),
-                })?;
-                writeln!(file, "{line}")
-                    .with_context(|| format!("writing {}", self.path.display()))?;
-                self.vectors.insert(k.to_string(), v);
-            }
-            done += part.len();
-            if done - reported >= 500 || done == total {
-                reported = done;
-                eprintln!(
-                    "{}: {done}/{total} ({:.0} s)",
-                    self.what,
-                    started.elapsed().as_secs_f64()
-                );
-            }
+        let mut text = String::new();
+        for (k, v) in keys.iter().zip(&vectors) {
+            text.push_str(&serde_json::to_string(&Line {
+                k: k.to_string(),
+                v: v.iter().map(|x| (x * 1e5).round() / 1e5).collect(),
+            })?);
+            text.push('\n');
+        }
+        file.write_all(text.as_bytes())
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        for (k, v) in keys.iter().zip(vectors) {
+            self.vectors.insert(k.to_string(), v);
         }
         Ok(())
     }
@@ -165,23 +163,15 @@ impl VectorCache {
             .collect()
     }
 
-    /// Structure vectors of chains (the score network on each central window).
-    pub fn fill_structures(&mut self, embedder: &Embedder, chains: &[&JsonChain]) -> Result<()> {
-        let by_name: HashMap<&str, &JsonChain> =
-            chains.iter().map(|c| (c.name.as_str(), *c)).collect();
-        let names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
-        self.fill_with(&names, 1, |part| {
-            part.iter()
-                .map(|name| {
-                    let c = by_name[name];
-                    if c.chain.len() < 2 {
-                        bail!("chain {name} has {} residue(s)", c.chain.len());
-                    }
-                    pollster::block_on(structure_features(embedder, &c.chain))
-                        .with_context(|| format!("chain {name}"))
-                })
-                .collect()
-        })
+    /// Structure vectors of chains at noise level `level` (the score network on each central
+    /// window).
+    pub fn fill_structures(
+        &mut self,
+        embedder: &Embedder,
+        level: usize,
+        chains: &[&JsonChain],
+    ) -> Result<()> {
+        fill_structure_levels(std::slice::from_mut(self), &[level], embedder, chains)
     }
 
     /// Text vectors (MiniLM), 512 texts a batch.
@@ -190,5 +180,102 @@ impl VectorCache {
         self.fill_with(&keys, 512, |part| {
             Ok(pollster::block_on(encoder.embed(part))?.vectors)
         })
+    }
+}
+
+/// Chains a pass of [`fill_structure_levels`] (its vectors are appended to the files after each).
+const STRUCTURE_CHUNK: usize = 64;
+/// Windows of one length that go through the network together.
+const STRUCTURE_BATCH: usize = 8;
+
+/// Structure vectors of chains at several noise levels, `caches[k]` holding `levels[k]`: the
+/// chains missing from any of them, in order, every level in the same pass of the network.
+pub(crate) fn fill_structure_levels(
+    caches: &mut [StructureCache],
+    levels: &[usize],
+    embedder: &Embedder,
+    chains: &[&JsonChain],
+) -> Result<()> {
+    if caches.len() != levels.len() {
+        bail!("{} caches for {} noise levels", caches.len(), levels.len());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let todo: Vec<&JsonChain> = chains
+        .iter()
+        .copied()
+        .filter(|c| {
+            caches
+                .iter()
+                .any(|cache| !cache.vectors.contains_key(&c.name))
+        })
+        .filter(|c| seen.insert(c.name.as_str()))
+        .collect();
+    for c in &todo {
+        if c.chain.len() < 2 {
+            bail!("chain {} has {} residue(s)", c.name, c.chain.len());
+        }
+    }
+    let mut progress = Progress::new("structure vectors", todo.len());
+    for part in todo.chunks(STRUCTURE_CHUNK) {
+        let windows: Vec<&foldspace::structure::Chain> = part.iter().map(|c| &c.chain).collect();
+        let by_level = pollster::block_on(structure_features_batch(
+            embedder,
+            &windows,
+            levels,
+            STRUCTURE_BATCH,
+        ))
+        .with_context(|| {
+            format!(
+                "pooling the chains {} … {}",
+                part.first().map_or("", |c| c.name.as_str()),
+                part.last().map_or("", |c| c.name.as_str())
+            )
+        })?;
+        for (cache, vectors) in caches.iter_mut().zip(by_level) {
+            let (keys, vectors): (Vec<&str>, Vec<Vec<f32>>) = part
+                .iter()
+                .zip(vectors)
+                .filter(|(c, _)| !cache.vectors.contains_key(&c.name))
+                .map(|(c, v)| (c.name.as_str(), v))
+                .unzip();
+            cache.append(&keys, vectors)?;
+        }
+        progress.done(part.len());
+    }
+    Ok(())
+}
+
+/// Progress of a long fill on stderr: every 500 items and at the end.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    done: usize,
+    reported: usize,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Self {
+        Self {
+            what,
+            total,
+            done: 0,
+            reported: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn done(&mut self, n: usize) {
+        self.done += n;
+        if self.done - self.reported >= 500 || self.done == self.total {
+            self.reported = self.done;
+            eprintln!(
+                "{}: {}/{} ({:.0} s)",
+                self.what,
+                self.done,
+                self.total,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
     }
 }

@@ -79,6 +79,10 @@ enum Command {
     /// Pool the structure tower's inputs (score-network residue embeddings of a central
     /// 64-residue window, mean and std) for the chains of a chains.jsonl.gz into a resumable cache.
     PoolStructures(align::PoolArgs),
+    /// Which noise level's pooled embeddings carry function: a leave-one-out neighbour probe
+    /// (protein → protein retrieval by GO-MF set, k-NN term transfer) of the structure vectors
+    /// of a split's annotated chains at each level, with a random baseline.
+    EvalStructureLevels(align::EvalStructureLevelsArgs),
     /// Train the tri-modal alignment model (sequence, structure, function text) by contrastive
     /// learning; stage 1: the structure tower (score network) and the text tower (MiniLM) frozen;
     /// stage 2 (`--fine-tune-structure --init <stage 1>`): the score network trained too.
@@ -122,6 +126,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Compare(args) => quality::compare(args).map(|()| ExitCode::SUCCESS),
         Command::EvalQa(args) => quality::eval_qa(args).map(|()| ExitCode::SUCCESS),
         Command::PoolStructures(args) => align::pool(args).map(|()| ExitCode::SUCCESS),
+        Command::EvalStructureLevels(args) => {
+            align::eval_structure_levels(args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Align(args) => align::align(args).map(|()| ExitCode::SUCCESS),
         Command::EvalRetrieval(args) => align::eval_retrieval(args).map(|()| ExitCode::SUCCESS),
         Command::Bank(args) => align::bank(args).map(|()| ExitCode::SUCCESS),

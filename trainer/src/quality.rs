@@ -278,6 +278,118 @@ fn score_norms(
         .collect())
 }
 
+/// One level's correlations: local (‖g_i‖ vs 1 − lDDT_i over every scored residue) and global
+/// (−mean ‖g‖ vs GDT_TS and lDDT per target, then mean ± std over the targets), and per kind of
+/// decoy.
+fn level_report(
+    scored: &[Scored],
+    targets: &[String],
+    li: usize,
+    level: usize,
+    sigma: f32,
+) -> Value {
+    // Local: ‖g_i‖ vs 1 − lDDT_i, pooled over every scored residue of every structure.
+    let (mut g, mut err) = (Vec::new(), Vec::new());
+    for s in scored {
+        for (n, l) in s.norms[li].iter().zip(&s.comparison.lddt_per_residue) {
+            if let (Some(n), Some(l)) = (n, l) {
+                g.push(*n);
+                err.push(1.0 - *l);
+            }
+        }
+    }
+    let local = spearman(&g, &err);
+    // Global: −mean ‖g‖ vs GDT_TS and lDDT, per target, then averaged.
+    let (mut p_gdt, mut s_gdt, mut p_lddt, mut s_lddt) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for t in targets {
+        let rows: Vec<&Scored> = scored.iter().filter(|s| &s.target == t).collect();
+        let plaus: Vec<f64> = rows
+            .iter()
+            .map(|s| {
+                let v: Vec<f32> = s.norms[li].iter().flatten().copied().collect();
+                -(v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64)
+            })
+            .collect();
+        let gdt: Vec<f64> = rows.iter().map(|s| s.comparison.gdt_ts as f64).collect();
+        let lddt: Vec<f64> = rows.iter().map(|s| s.comparison.lddt as f64).collect();
+        let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        if let Some(r) = pearson(&plaus, &gdt) {
+            p_gdt.push(r);
+        }
+        if let Some(r) = spearman(&f(&plaus), &f(&gdt)) {
+            s_gdt.push(r);
+        }
+        if let Some(r) = pearson(&plaus, &lddt) {
+            p_lddt.push(r);
+        }
+        if let Some(r) = spearman(&f(&plaus), &f(&lddt)) {
+            s_lddt.push(r);
+        }
+    }
+    json!({
+        "level": level,
+        "sigma": sigma,
+        "local_spearman_gnorm_vs_lddt_error": local,
+        "residues": g.len(),
+        "global_pearson_vs_gdt_ts": mean_std(&p_gdt),
+        "global_spearman_vs_gdt_ts": mean_std(&s_gdt),
+        "global_pearson_vs_lddt": mean_std(&p_lddt),
+        "global_spearman_vs_lddt": mean_std(&s_lddt),
+        "targets_with_correlation": p_gdt.len(),
+        "by_decoy": by_decoy(scored, targets, li),
+    })
+}
+
+/// Mean ‖g_i‖ of a structure's scored residues at one level.
+fn mean_norm(norms: &[Option<f32>]) -> f64 {
+    let v: Vec<f64> = norms.iter().flatten().map(|&x| f64::from(x)).collect();
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Per kind of decoy at one level: the local correlation over its residues, and against each
+/// target's native (where one was scored): the fraction of targets whose decoy has the larger
+/// mean ‖g‖ (the model calls it the worse structure) and the mean ratio of the two.
+fn by_decoy(scored: &[Scored], targets: &[String], li: usize) -> Vec<Value> {
+    let mut kinds: Vec<&str> = Vec::new();
+    for s in scored {
+        if s.kind != "native" && !kinds.contains(&s.kind.as_str()) {
+            kinds.push(&s.kind);
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|kind| {
+            let (mut g, mut err) = (Vec::new(), Vec::new());
+            for s in scored.iter().filter(|s| s.kind == kind) {
+                for (n, l) in s.norms[li].iter().zip(&s.comparison.lddt_per_residue) {
+                    if let (Some(n), Some(l)) = (n, l) {
+                        g.push(*n);
+                        err.push(1.0 - *l);
+                    }
+                }
+            }
+            let (mut worse, mut ratios) = (0usize, Vec::new());
+            for t in targets {
+                let find = |k: &str| scored.iter().find(|s| &s.target == t && s.kind == k);
+                if let (Some(native), Some(decoy)) = (find("native"), find(kind)) {
+                    let (n, d) = (mean_norm(&native.norms[li]), mean_norm(&decoy.norms[li]));
+                    worse += usize::from(d > n);
+                    ratios.push(d / n.max(1e-12));
+                }
+            }
+            json!({
+                "decoy": kind,
+                "local_spearman_gnorm_vs_lddt_error": spearman(&g, &err),
+                "residues": g.len(),
+                "targets_with_native": ratios.len(),
+                "scored_worse_than_native": (!ratios.is_empty()).then(|| worse as f64 / ratios.len() as f64),
+                "mean_gnorm_ratio_to_native": mean_std(&ratios),
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn eval_qa(args: EvalQaArgs) -> Result<()> {
     let weights = weights_path(args.weights.as_deref())?;
     let embedder = Embedder::from_file(&weights, compute(args.backend)?)
@@ -409,56 +521,7 @@ pub(crate) fn eval_qa(args: EvalQaArgs) -> Result<()> {
         t
     };
     for (li, &level) in levels.iter().enumerate() {
-        // Local: ‖g_i‖ vs 1 − lDDT_i, pooled over every scored residue of every structure.
-        let (mut g, mut err) = (Vec::new(), Vec::new());
-        for s in &scored {
-            for (n, l) in s.norms[li].iter().zip(&s.comparison.lddt_per_residue) {
-                if let (Some(n), Some(l)) = (n, l) {
-                    g.push(*n);
-                    err.push(1.0 - *l);
-                }
-            }
-        }
-        let local = spearman(&g, &err);
-        // Global: −mean ‖g‖ vs GDT_TS and lDDT, per target, then averaged.
-        let (mut p_gdt, mut s_gdt, mut p_lddt, mut s_lddt) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for t in &targets {
-            let rows: Vec<&Scored> = scored.iter().filter(|s| &s.target == t).collect();
-            let plaus: Vec<f64> = rows
-                .iter()
-                .map(|s| {
-                    let v: Vec<f32> = s.norms[li].iter().flatten().copied().collect();
-                    -(v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64)
-                })
-                .collect();
-            let gdt: Vec<f64> = rows.iter().map(|s| s.comparison.gdt_ts as f64).collect();
-            let lddt: Vec<f64> = rows.iter().map(|s| s.comparison.lddt as f64).collect();
-            let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-            if let Some(r) = pearson(&plaus, &gdt) {
-                p_gdt.push(r);
-            }
-            if let Some(r) = spearman(&f(&plaus), &f(&gdt)) {
-                s_gdt.push(r);
-            }
-            if let Some(r) = pearson(&plaus, &lddt) {
-                p_lddt.push(r);
-            }
-            if let Some(r) = spearman(&f(&plaus), &f(&lddt)) {
-                s_lddt.push(r);
-            }
-        }
-        per_level.push(json!({
-            "level": level,
-            "sigma": sigmas[level],
-            "local_spearman_gnorm_vs_lddt_error": local,
-            "residues": g.len(),
-            "global_pearson_vs_gdt_ts": mean_std(&p_gdt),
-            "global_spearman_vs_gdt_ts": mean_std(&s_gdt),
-            "global_pearson_vs_lddt": mean_std(&p_lddt),
-            "global_spearman_vs_lddt": mean_std(&s_lddt),
-            "targets_with_correlation": p_gdt.len(),
-        }));
+        per_level.push(level_report(&scored, &targets, li, level, sigmas[level]));
     }
     let structures: Vec<Value> = scored
         .iter()
@@ -522,6 +585,23 @@ pub(crate) fn eval_qa(args: EvalQaArgs) -> Result<()> {
                 ms(&l["global_pearson_vs_lddt"]),
                 ms(&l["global_spearman_vs_lddt"]),
             );
+        }
+        println!(
+            "per kind of decoy: local ρ over its residues; share of targets where it scores worse \
+             than its native (larger mean ‖g‖); mean ‖g‖ ratio to the native"
+        );
+        for l in &per_level {
+            for d in l["by_decoy"].as_array().into_iter().flatten() {
+                let f = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.3}"));
+                println!(
+                    "{:>5} {:<22} ρ {:>6}  worse {:>6}  ratio {:>6}",
+                    l["level"],
+                    d["decoy"].as_str().unwrap_or_default(),
+                    f(&d["local_spearman_gnorm_vs_lddt_error"]),
+                    f(&d["scored_worse_than_native"]),
+                    f(&d["mean_gnorm_ratio_to_native"]["mean"]),
+                );
+            }
         }
     }
     Ok(())

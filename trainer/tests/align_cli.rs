@@ -596,3 +596,144 @@ fn align_train_evaluate_bank_and_search() {
     assert_eq!(v["bank_size"], 2000);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `pool-structures --levels` pools at several noise levels in one pass (a cache per level),
+/// `eval-structure-levels` probes them, and `align --structure-level` records the level, which
+/// `eval-retrieval` then pools at.
+#[test]
+fn structure_levels_are_pooled_probed_and_recorded() {
+    let dir = std::env::temp_dir().join(format!("foldspace-levels-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (chains, function, _) = subset(&dir);
+    let go = shared().join("data/function");
+    let p = |x: &Path| x.to_str().expect("path").to_string();
+    let cache = dir.join("cache");
+    let run = |args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_foldspace"))
+            .env("FOLDSPACE_MINILM", package())
+            .env("FOLDSPACE_CACHE", &cache)
+            .args(args)
+            .output()
+            .expect("run foldspace")
+    };
+    let (chains, function, go_terms) = (p(&chains), p(&function), p(&go.join("go_terms.tsv.gz")));
+    let out = ok(&run(&[
+        "pool-structures",
+        "--chains",
+        &chains,
+        "--splits",
+        "train,val",
+        "--levels",
+        "60,0",
+    ]));
+    let files: Vec<&str> = out.lines().collect();
+    assert_eq!(files.len(), 2, "{out}");
+    assert!(files[0].ends_with("-w64.jsonl"), "{out}");
+    assert!(files[1].ends_with("-w64-l0.jsonl"), "{out}");
+    let read = |f: &str| std::fs::read_to_string(f).expect("cache");
+    let (fine, coarse) = (read(files[0]), read(files[1]));
+    // 65 vectors each, after the line naming the weights.
+    assert_eq!(fine.lines().count(), 66);
+    assert_eq!(coarse.lines().count(), 66);
+    assert_ne!(fine.lines().nth(1), coarse.lines().nth(1));
+    // One file cannot hold two levels; a level past the ladder is refused.
+    let out = run(&[
+        "pool-structures",
+        "--chains",
+        &chains,
+        "--levels",
+        "60,0",
+        "--cache",
+        &p(&dir.join("x")),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one level"));
+    let out = run(&["pool-structures", "--chains", &chains, "--levels", "61"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("out of range"));
+
+    let out = ok(&run(&[
+        "eval-structure-levels",
+        "--structures",
+        &chains,
+        "--function",
+        &function,
+        "--go-terms",
+        &go_terms,
+        "--go-parents",
+        &p(&go.join("go_parents.tsv.gz")),
+        "--levels",
+        "60,0",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["split"], "val");
+    assert_eq!(v["proteins"], 15);
+    let rows = v["levels"].as_array().expect("levels");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["level"], 60);
+    assert_eq!(rows[1]["level"], 0);
+    assert!(rows[2]["level"].is_null(), "the random row");
+    for r in rows {
+        let map = r["protein_to_protein"]["map"].as_f64().expect("map");
+        let f = r["go_mf_fmax_transfer"].as_f64().expect("fmax");
+        assert!(
+            (0.0..=1.0).contains(&map) && (0.0..=1.0).contains(&f),
+            "{r}"
+        );
+    }
+
+    let model = p(&dir.join("model"));
+    let align = |extra: &[&str]| {
+        let mut args = vec![
+            "align",
+            "--structures",
+            &chains,
+            "--function",
+            &function,
+            "--go-terms",
+            &go_terms,
+            "--steps",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    ok(&align(&["--structure-level", "0", "--out", &model]));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("model/align.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(manifest["config"]["structure_level"], 0);
+    // A continued model keeps its level; another one is refused.
+    let out = align(&[
+        "--structure-level",
+        "60",
+        "--init",
+        &model,
+        "--out",
+        &p(&dir.join("m2")),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("noise level 0"));
+    let out = ok(&run(&[
+        "eval-retrieval",
+        "--structures",
+        &chains,
+        "--function",
+        &function,
+        "--go-terms",
+        &go_terms,
+        "--go-parents",
+        &p(&go.join("go_parents.tsv.gz")),
+        "--model",
+        &model,
+        "--split",
+        "val",
+        "--no-transfer",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["structure_level"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

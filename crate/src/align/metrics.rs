@@ -108,9 +108,134 @@ pub fn fmax(predictions: &[HashMap<String, f32>], truth: &[BTreeSet<String>]) ->
     best
 }
 
+/// How well raw vectors place proteins of one function near each other, leave one out (no
+/// model is trained on them: a probe of what a representation carries).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct NeighbourProbe {
+    /// Proteins with at least one other protein of their function set (the retrieval queries).
+    pub queries: usize,
+    /// Protein → protein retrieval over the others (a hit: the same function set).
+    pub retrieval: Retrieval,
+    /// Fmax of the terms of the `neighbours` nearest others, similarity-weighted
+    /// ([`super::search::transfer`]), over every protein.
+    pub fmax_transfer: f64,
+}
+
+/// [`NeighbourProbe`] of `vectors` (one per protein, any width): each channel is standardised
+/// over the proteins, each vector scaled to unit length, similarity is the cosine.
+/// `same(i, j)`: whether proteins i and j have the same function set; `truth[i]`: protein i's
+/// propagated terms (roots removed).
+pub fn neighbour_probe(
+    vectors: &[Vec<f32>],
+    same: impl Fn(usize, usize) -> bool,
+    truth: &[BTreeSet<String>],
+    neighbours: usize,
+) -> NeighbourProbe {
+    let n = vectors.len();
+    let width = vectors.first().map_or(0, Vec::len);
+    let mut mean = vec![0f64; width];
+    let mut square = vec![0f64; width];
+    for v in vectors {
+        for (c, &x) in v.iter().enumerate().take(width) {
+            mean[c] += f64::from(x);
+            square[c] += f64::from(x) * f64::from(x);
+        }
+    }
+    let count = n.max(1) as f64;
+    let std: Vec<f64> = mean
+        .iter()
+        .zip(&square)
+        .map(|(m, s)| {
+            (s / count - (m / count) * (m / count))
+                .max(0.0)
+                .sqrt()
+                .max(1e-8)
+        })
+        .collect();
+    let unit: Vec<Vec<f32>> = vectors
+        .iter()
+        .map(|v| {
+            let z: Vec<f64> = (0..width)
+                .map(|c| (f64::from(v.get(c).copied().unwrap_or(0.0)) - mean[c] / count) / std[c])
+                .collect();
+            let norm = z.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+            z.iter().map(|x| (x / norm) as f32).collect()
+        })
+        .collect();
+    let cosine =
+        |a: usize, b: usize| -> f32 { unit[a].iter().zip(&unit[b]).map(|(x, y)| x * y).sum() };
+    let queries: Vec<usize> = (0..n)
+        .filter(|&q| (0..n).any(|c| c != q && same(q, c)))
+        .collect();
+    let retrieval = retrieval(
+        queries.len(),
+        |k| {
+            let q = queries[k];
+            (0..n)
+                .map(|c| {
+                    if c == q {
+                        f32::NEG_INFINITY
+                    } else {
+                        cosine(q, c)
+                    }
+                })
+                .collect()
+        },
+        |k, c| c != queries[k] && same(queries[k], c),
+    );
+    let predictions: Vec<HashMap<String, f32>> = (0..n)
+        .map(|q| {
+            let mut near: Vec<(f32, usize)> = (0..n)
+                .filter(|&c| c != q)
+                .map(|c| (cosine(q, c), c))
+                .collect();
+            near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            near.truncate(neighbours.max(1));
+            super::search::transfer(near.iter().map(|&(s, c)| (s, &truth[c])))
+                .into_iter()
+                .collect()
+        })
+        .collect();
+    NeighbourProbe {
+        queries: queries.len(),
+        retrieval,
+        fmax_transfer: fmax(&predictions, truth),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbour_probe_finds_a_clean_grouping_and_not_a_shuffled_one() {
+        // Two functions, four proteins each; the vectors cluster by function (plus a constant
+        // offset per channel, which standardisation removes).
+        let truth: Vec<BTreeSet<String>> = (0..8)
+            .map(|i| BTreeSet::from([if i < 4 { "GO:1" } else { "GO:2" }.to_string()]))
+            .collect();
+        let vectors: Vec<Vec<f32>> = (0..8)
+            .map(|i| {
+                let side = if i < 4 { 1.0 } else { -1.0 };
+                vec![
+                    100.0 + side + 0.01 * i as f32,
+                    5.0 - side + 0.01 * (i % 2) as f32,
+                ]
+            })
+            .collect();
+        let same = |a: usize, b: usize| truth[a] == truth[b];
+        let p = neighbour_probe(&vectors, same, &truth, 3);
+        assert_eq!(p.queries, 8);
+        assert!((p.retrieval.map - 1.0).abs() < 1e-9, "{p:?}");
+        assert!((p.fmax_transfer - 1.0).abs() < 1e-9, "{p:?}");
+        // Interleaved: each protein's nearest neighbours are of the other function.
+        let mixed: Vec<Vec<f32>> = (0..8)
+            .map(|i| vectors[(i % 2) * 4 + i / 2].clone())
+            .collect();
+        let q = neighbour_probe(&mixed, same, &truth, 3);
+        assert!(q.retrieval.map < 0.75, "{q:?}");
+        assert!(q.fmax_transfer < p.fmax_transfer, "{q:?}");
+    }
 
     #[test]
     fn retrieval_on_a_hand_made_case() {

@@ -8,12 +8,17 @@
 //! - [`loss`]: symmetric InfoNCE with a learnable temperature.
 //! - [`search`]: the search bank (f16 vectors + metadata) and ranking.
 //! - [`query`]: the loaded assets and the query vectors both shells use (search, likely function).
+//! - [`dataset`]: the training set assembled from the corpus (native only).
 //! - [`training`]: contrastive training on mixed batches, stage 2 included (native only).
-//! - [`metrics`]: retrieval (R@k, MAP) and Fmax.
+//! - [`metrics`]: retrieval (R@k, MAP), Fmax and a neighbour probe of raw vectors.
+//! - [`evaluation`]: the function predictors and baselines that `eval-retrieval` scores.
 
 pub mod collection;
 pub mod data;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod dataset;
 pub mod descriptions;
+pub mod evaluation;
 pub mod loss;
 pub mod metrics;
 pub mod model;

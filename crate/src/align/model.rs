@@ -73,6 +73,11 @@ pub struct AlignConfig {
     /// [`super::search::fuse`]. Not used in training; chosen on the val split (TRAINING.md).
     #[serde(default = "one")]
     pub structure_weight: f32,
+    /// Noise level at which the frozen score network's residue embeddings are taken for the
+    /// structure tower (chosen on the val split, TRAINING.md). `None` (models from before the
+    /// level was chosen): the network's smallest σ. See [`AlignConfig::level`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure_level: Option<usize>,
 }
 
 fn one() -> f32 {
@@ -94,6 +99,7 @@ impl Default for AlignConfig {
             dropout: 0.1,
             temperature: 0.07,
             structure_weight: 1.0,
+            structure_level: None,
         }
     }
 }
@@ -202,6 +208,12 @@ pub struct AlignModel {
 }
 
 impl AlignConfig {
+    /// The noise level the structure tower's inputs are pooled at, through `network`.
+    pub fn level(&self, network: &crate::score::embed::Embedder) -> usize {
+        self.structure_level
+            .unwrap_or_else(|| network.default_level())
+    }
+
     /// A freshly initialised model.
     pub fn init(&self, device: &Device) -> AlignModel {
         let h = self.head_hidden;

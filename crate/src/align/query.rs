@@ -153,7 +153,8 @@ impl SearchAssets {
         default_network: &Embedder,
         chain: &Chain,
     ) -> Result<Vec<f32>, QueryError> {
-        let input = structure_features(self.structure_network(default_network), chain).await?;
+        let network = self.structure_network(default_network);
+        let input = structure_features(network, chain, self.model.config.level(network)).await?;
         let mut vectors = self
             .model
             .embed_proteins(

@@ -3,11 +3,16 @@
 //! The score network's cost grows with L², so every chain is embedded on one central window of at
 //! most [`STRUCTURE_WINDOW`] residues (the same in training, in the bank and in the page); the
 //! input is the mean and the standard deviation over those residues of the residue embedding
-//! (`2 × C` values, C = 64 for the shipped network), at the embedder's default noise level.
+//! (`2 × C` values, C = 64 for the shipped network), at the noise level the alignment model
+//! names (`AlignConfig::structure_level`; the embedder's smallest σ for older models).
 
 use burn::prelude::*;
 
-use crate::score::embed::{EmbedError, Embedder};
+use std::collections::BTreeMap;
+
+use crate::compute::{ComputeError, read_f32};
+use crate::score::embed::{EmbedError, Embedder, chain_inputs};
+use crate::score::network::NormMode;
 use crate::structure::Chain;
 
 /// Residues of the window the structure tower sees.
@@ -65,14 +70,84 @@ fn part<T: Clone>(v: &[T], range: &std::ops::Range<usize>) -> Vec<T> {
 }
 
 /// The structure tower's input for a chain (`[2C]`): pooled residue embeddings of its central
-/// window at the default noise level.
+/// window at noise level `level` (the alignment model's [`super::model::AlignConfig::level`]).
 pub async fn structure_features(
     embedder: &Embedder,
     chain: &Chain,
+    level: usize,
 ) -> Result<Vec<f32>, EmbedError> {
-    let window = window_chain(chain, central_window(chain.len(), STRUCTURE_WINDOW));
-    let e = embedder.embed(&window, embedder.default_level()).await?;
-    Ok(pool_residues(&e.residue, e.channels))
+    let mut out = structure_features_batch(embedder, &[chain], &[level], 1).await?;
+    out.pop()
+        .and_then(|mut chains| chains.pop())
+        .ok_or_else(|| ComputeError::Read("no pooled vector came back".into()).into())
+}
+
+/// The structure tower's inputs of many chains at several noise levels:
+/// `[levels.len()][chains.len()][2C]`. Central windows of one length go through the network
+/// together, `batch` windows at a time, each at every level in the same forward pass (the inputs
+/// are built once).
+pub async fn structure_features_batch(
+    embedder: &Embedder,
+    chains: &[&Chain],
+    levels: &[usize],
+    batch: usize,
+) -> Result<Vec<Vec<Vec<f32>>>, EmbedError> {
+    for &level in levels {
+        embedder.sigma(level)?;
+    }
+    let mut by_length: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (k, chain) in chains.iter().enumerate() {
+        if chain.len() < 2 {
+            return Err(EmbedError::TooShort {
+                chain: chain.id.clone(),
+                residues: chain.len(),
+            });
+        }
+        by_length
+            .entry(chain.len().min(STRUCTURE_WINDOW))
+            .or_default()
+            .push(k);
+    }
+    let channels = embedder.config.hidden_channels;
+    let mut out = vec![vec![Vec::new(); chains.len()]; levels.len()];
+    let device = &embedder.compute.device;
+    for group in by_length.values() {
+        for part in group.chunks(batch.max(1)) {
+            let mut inputs = Vec::with_capacity(part.len());
+            for &k in part {
+                let c = chains[k];
+                let window = window_chain(c, central_window(c.len(), STRUCTURE_WINDOW));
+                inputs.push(chain_inputs(&embedder.compute, &window.ca, &window.sequence).await?);
+            }
+            let inputs = Tensor::cat(inputs, 0);
+            let rows = levels.len() * part.len();
+            let level_ids: Vec<i64> = levels
+                .iter()
+                .flat_map(|&l| std::iter::repeat_n(l as i64, part.len()))
+                .collect();
+            let level_ids = Tensor::<1, Int>::from_data(TensorData::new(level_ids, [rows]), device);
+            let features = embedder
+                .model
+                .forward(
+                    Tensor::cat(vec![inputs; levels.len()], 0),
+                    level_ids,
+                    NormMode::Eval,
+                )
+                .features;
+            let pooled = read_f32(pool_features(features)).await?;
+            if pooled.len() != rows * 2 * channels {
+                return Err(ComputeError::Read(format!(
+                    "{} pooled values for {rows} windows of {channels} channels",
+                    pooled.len()
+                ))
+                .into());
+            }
+            for (row, values) in pooled.chunks_exact(2 * channels).enumerate() {
+                out[row / part.len()][part[row % part.len()]] = values.to_vec();
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// [`pool_residues`] on the device, differentiable (stage 2 trains the network through it): the

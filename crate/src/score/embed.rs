@@ -149,7 +149,8 @@ impl Embedder {
         self.sigmas.len().saturating_sub(1)
     }
 
-    fn check_level(&self, level: usize) -> Result<f32, EmbedError> {
+    /// The noise standard deviation (Å) of a level, or an error if the ladder has no such level.
+    pub fn sigma(&self, level: usize) -> Result<f32, EmbedError> {
         self.sigmas.get(level).copied().ok_or(EmbedError::BadLevel {
             level,
             levels: self.sigmas.len(),
@@ -163,7 +164,7 @@ impl Embedder {
         sequence: &str,
         level: usize,
     ) -> Result<(Tensor<4>, ScoreOutput), EmbedError> {
-        self.check_level(level)?;
+        self.sigma(level)?;
         let inputs = chain_inputs(&self.compute, ca, sequence).await?;
         let levels = Tensor::<1, Int>::from_ints([level as i64], &self.compute.device);
         let out = self.model.forward(inputs.clone(), levels, NormMode::Eval);
@@ -172,7 +173,7 @@ impl Embedder {
 
     /// Score map, gradient and embeddings of a chain at noise level `level`.
     pub async fn embed(&self, chain: &Chain, level: usize) -> Result<ChainEmbedding, EmbedError> {
-        let sigma = self.check_level(level)?;
+        let sigma = self.sigma(level)?;
         let l = chain.len();
         if l < 2 {
             return Err(EmbedError::TooShort {

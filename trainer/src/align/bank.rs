@@ -104,8 +104,9 @@ pub(crate) fn bank(args: BankArgs) -> Result<()> {
                 args.splits
             );
         }
-        let mut structures = args.towers.structure_cache(&score)?;
-        structures.fill_structures(&score, &chains)?;
+        let level = model.config.level(&score);
+        let mut structures = args.towers.structure_cache(&score, level)?;
+        structures.fill_structures(&score, level, &chains)?;
         let vectors: Vec<f32> = embed_proteins(&model, &structures, &chains, &device)?
             .fused
             .concat();

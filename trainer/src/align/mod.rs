@@ -3,20 +3,20 @@
 //! they share (reading the corpus, the towers and their caches, finding the model).
 
 mod bank;
+mod levels;
 mod pool;
 mod retrieval;
 mod train;
 
 pub(crate) use bank::{BankArgs, BenchSearchArgs, SearchArgs, bank, bench_search, search};
+pub(crate) use levels::{EvalStructureLevelsArgs, eval_structure_levels};
 pub(crate) use pool::{PoolArgs, pool};
 pub(crate) use retrieval::{EvalRetrievalArgs, eval_retrieval};
 pub(crate) use train::{AlignArgs, align};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,34 +25,35 @@ use clap::Args;
 use foldspace::align::data::{
     Annotation, MF_ROOT, Ontology, read_function_jsonl, read_swissprot_tsv,
 };
-use foldspace::align::descriptions::{
-    Phrasing, facts as all_facts, phrasings, query_text, term_names,
-};
+use foldspace::align::dataset::{DatasetOptions, assemble, function_group};
+use foldspace::align::descriptions::{query_text, term_names};
 use foldspace::align::metrics::{Retrieval, fmax, retrieval};
 use foldspace::align::model::{AlignConfig, AlignManifest, AlignTrained};
 use foldspace::align::query::{MANIFEST_FILE, SearchAssets, WEIGHTS_FILE};
-use foldspace::align::search::{
-    Bank, BankEntry, TRANSFER_NEIGHBOURS, TermEntry, normalise, transfer,
-};
-use foldspace::align::training::{AlignItem, AlignTrainConfig, StructureTuning, train};
+use foldspace::align::search::{Bank, BankEntry, TRANSFER_NEIGHBOURS, TermEntry, normalise};
+use foldspace::align::training::{AlignTrainConfig, StructureTuning, train};
 use foldspace::compute::Compute;
 use foldspace::io::sha256_hex;
 use foldspace::score::embed::Embedder;
 use foldspace::score::weights::{WeightMap, to_safetensors, weight_map};
-use foldspace::sequence::{KmerIndex, local_identity};
 use foldspace::structure::{JsonChain, ReadOptions, read_chains_jsonl, read_structure};
 use foldspace::text::TextEncoder;
 use rand::prelude::*;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
 use crate::align_cache::{StructureCache, TextCache};
 use crate::common::{Backend, cache_dir, compute, read_bytes, shipped, weights_path};
 
-/// Default cache of structure vectors, under ~/.cache/foldspace/align/.
-pub(crate) fn default_structure_cache(embedder: &Embedder) -> PathBuf {
+/// Default cache of structure vectors pooled at noise level `level`, under
+/// ~/.cache/foldspace/align/ (`-l<level>` in the name unless it is the network's default level).
+pub(crate) fn default_structure_cache(embedder: &Embedder, level: usize) -> PathBuf {
+    let suffix = if level == embedder.default_level() {
+        String::new()
+    } else {
+        format!("-l{level}")
+    };
     align_cache_dir().join(format!(
-        "structure-{}-w{}.jsonl",
+        "structure-{}-w{}{suffix}.jsonl",
         &embedder.weights_sha256[..16.min(embedder.weights_sha256.len())],
         foldspace::align::structure::STRUCTURE_WINDOW
     ))
@@ -120,17 +121,6 @@ impl Corpus {
     pub fn chain(&self, name: &str) -> Option<&JsonChain> {
         self.by_name.get(name).map(|&i| &self.chains[i])
     }
-}
-
-/// A label for "same molecular-function set" (None: no informative term).
-pub(crate) fn function_group(ontology: &Ontology, function: &[String]) -> Option<u64> {
-    let text = query_text(ontology, function);
-    if text.is_empty() {
-        return None;
-    }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    Some(h.finish())
 }
 
 /// The alignment commands' caches (tower outputs), in foldspace's cache folder.
@@ -324,13 +314,14 @@ impl Towers {
         Ok((model, manifest, score))
     }
 
-    fn structure_cache(&self, score: &Embedder) -> Result<StructureCache> {
+    /// The structure vectors of `score` at `level` (the model's [`AlignConfig::level`]).
+    fn structure_cache(&self, score: &Embedder, level: usize) -> Result<StructureCache> {
         StructureCache::open(
             &self
                 .inputs
                 .structure_cache
                 .clone()
-                .unwrap_or_else(|| default_structure_cache(score)),
+                .unwrap_or_else(|| default_structure_cache(score, level)),
             "structure vectors",
             &score.weights_sha256,
         )
@@ -355,10 +346,6 @@ fn checked_weight(w: f32) -> Result<f32> {
 
 fn sibling(of: &Path, name: &str) -> PathBuf {
     of.parent().unwrap_or(Path::new(".")).join(name)
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// A set of chains in the shared space: each tower's vectors and their fusion.

@@ -1,6 +1,7 @@
 //! `foldspace pool-structures`: the structure tower's inputs for many chains, into a resumable cache.
 
 use super::*;
+use crate::align_cache::fill_structure_levels;
 
 #[derive(Args)]
 pub(crate) struct PoolArgs {
@@ -19,7 +20,11 @@ pub(crate) struct PoolArgs {
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
-    /// Cache file (default: ~/.cache/foldspace/align/structure-<weights>-w64.jsonl).
+    /// Noise levels to pool at (comma-separated; default: the network's smallest σ). Every
+    /// level goes through the network in the same pass; each has its own cache.
+    #[arg(long, value_delimiter = ',')]
+    levels: Vec<usize>,
+    /// Cache file, for one level (default: ~/.cache/foldspace/align/structure-<weights>-w64[-l<level>].jsonl).
     #[arg(long)]
     cache: Option<PathBuf>,
     /// Pool at most this many chains (after ordering).
@@ -33,10 +38,22 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
         &weights_path(args.weights.as_deref())?,
         compute(args.backend)?,
     )?;
-    let cache_path = args
-        .cache
-        .clone()
-        .unwrap_or_else(|| default_structure_cache(&embedder));
+    let levels = if args.levels.is_empty() {
+        vec![embedder.default_level()]
+    } else {
+        args.levels.clone()
+    };
+    for &level in &levels {
+        embedder.sigma(level)?;
+    }
+    let paths: Vec<PathBuf> = match (&args.cache, levels.as_slice()) {
+        (Some(path), [_]) => vec![path.clone()],
+        (Some(_), _) => bail!("--cache names one file: give one level, or leave --cache out"),
+        (None, _) => levels
+            .iter()
+            .map(|&l| default_structure_cache(&embedder, l))
+            .collect(),
+    };
     let chains = read_chains(&args.chains)?;
     let splits: HashSet<&str> = args.splits.split(',').collect();
     let first: HashSet<String> = match &args.first {
@@ -65,18 +82,25 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
     if let Some(m) = args.max_chains {
         chosen.truncate(m);
     }
-    let mut cache =
-        StructureCache::open(&cache_path, "structure vectors", &embedder.weights_sha256)?;
-    eprintln!(
-        "pooling {} chains into {} ({} cached)",
-        chosen.len(),
-        cache_path.display(),
-        chosen
-            .iter()
-            .filter(|c| cache.vectors.contains_key(&c.name))
-            .count()
-    );
-    cache.fill_structures(&embedder, &chosen)?;
-    println!("{}", cache_path.display());
+    let mut caches = paths
+        .iter()
+        .map(|p| StructureCache::open(p, "structure vectors", &embedder.weights_sha256))
+        .collect::<Result<Vec<_>>>()?;
+    for ((cache, path), level) in caches.iter().zip(&paths).zip(&levels) {
+        eprintln!(
+            "level {level} (σ = {} Å): {} of {} chains cached in {}",
+            embedder.sigma(*level)?,
+            chosen
+                .iter()
+                .filter(|c| cache.vectors.contains_key(&c.name))
+                .count(),
+            chosen.len(),
+            path.display()
+        );
+    }
+    fill_structure_levels(&mut caches, &levels, &embedder, &chosen)?;
+    for path in &paths {
+        println!("{}", path.display());
+    }
     Ok(())
 }

@@ -2,6 +2,10 @@
 //! random, naive and nearest-sequence baselines.
 
 use super::*;
+use foldspace::align::evaluation::{
+    Reference, candidate_terms, cross_modal, knn_transfer, naive, nearest_sequence,
+    propagated_function, random_predictions, zero_shot,
+};
 
 #[derive(Args)]
 pub(crate) struct EvalRetrievalArgs {
@@ -78,30 +82,31 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         }
     };
     log(format!("{n} proteins"));
-    let mut structures = args.towers.structure_cache(&score)?;
+    let level = model.config.level(&score);
+    let mut structures = args.towers.structure_cache(&score, level)?;
     let chains: Vec<&JsonChain> = proteins.iter().map(|(_, c)| *c).collect();
-    structures.fill_structures(&score, &chains)?;
+    structures.fill_structures(&score, level, &chains)?;
     let (encoder, mut text_cache) = args.towers.text()?;
     // Candidate GO terms: the MF terms of the training chains, propagated.
-    let train_sets: Vec<(&JsonChain, BTreeSet<String>)> = corpus
+    let train_chains: Vec<&JsonChain> = corpus
         .function
         .iter()
         .filter_map(|a| Some((corpus.chain(&a.name)?, a)))
         .filter(|(c, a)| c.split == "train" && !mf_set(a).is_empty())
-        .map(|(c, a)| {
-            let mut p = o.propagate(&a.function);
-            p.remove(MF_ROOT);
-            (c, p)
+        .map(|(c, _)| c)
+        .collect();
+    let references: Vec<Reference> = corpus
+        .function
+        .iter()
+        .filter_map(|a| Some((corpus.chain(&a.name)?, a)))
+        .filter(|(c, a)| c.split == "train" && !mf_set(a).is_empty())
+        .map(|(c, a)| Reference {
+            name: &c.name,
+            sequence: &c.chain.sequence,
+            terms: propagated_function(o, &a.function),
         })
         .collect();
-    let mut frequency: HashMap<String, f64> = HashMap::new();
-    for (_, set) in &train_sets {
-        for t in set {
-            *frequency.entry(t.clone()).or_default() += 1.0;
-        }
-    }
-    let mut terms: Vec<String> = frequency.keys().cloned().collect();
-    terms.sort();
+    let (terms, frequency) = candidate_terms(&references);
     let term_names: Vec<String> = terms.iter().map(|t| o.name(t).to_string()).collect();
     let queries: Vec<String> = proteins
         .iter()
@@ -110,9 +115,8 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     let mut all_texts = queries.clone();
     all_texts.extend(term_names.iter().cloned());
     text_cache.fill_texts(&encoder, &all_texts)?;
-    let train_chains: Vec<&JsonChain> = train_sets.iter().map(|(c, _)| *c).collect();
     if !args.no_transfer {
-        structures.fill_structures(&score, &train_chains)?;
+        structures.fill_structures(&score, level, &train_chains)?;
     }
     let query_inputs = text_cache.get_all(queries.iter().map(String::as_str))?;
     let term_inputs = text_cache.get_all(term_names.iter().map(String::as_str))?;
@@ -125,22 +129,9 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     } = embed_proteins(&model, &structures, &chains, &device)?;
     let sets: Vec<Vec<String>> = proteins.iter().map(|(a, _)| mf_set(a)).collect();
     let hit = |q: usize, c: usize| q == c || sets[q] == sets[c];
-    let retrieve = |p: &[Vec<f32>]| -> (Retrieval, Retrieval) {
-        let t2p = retrieval(
-            n,
-            |q| p.iter().map(|v| dot(v, &text_vectors[q])).collect(),
-            hit,
-        );
-        let p2t = retrieval(
-            n,
-            |q| text_vectors.iter().map(|t| dot(t, &p[q])).collect(),
-            hit,
-        );
-        (t2p, p2t)
-    };
-    let (t2p, p2t) = retrieve(&protein_vectors);
-    let (t2p_seq, p2t_seq) = retrieve(&sequence_vectors);
-    let (t2p_str, p2t_str) = retrieve(&structure_vectors);
+    let (t2p, p2t) = cross_modal(&protein_vectors, &text_vectors, hit);
+    let (t2p_seq, p2t_seq) = cross_modal(&sequence_vectors, &text_vectors, hit);
+    let (t2p_str, p2t_str) = cross_modal(&structure_vectors, &text_vectors, hit);
     let mut rng = StdRng::seed_from_u64(args.seed);
     let random_scores: Vec<Vec<f32>> = (0..n)
         .map(|_| (0..n).map(|_| rng.random::<f32>()).collect())
@@ -149,102 +140,34 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     // Fmax.
     let truth: Vec<BTreeSet<String>> = proteins
         .iter()
-        .map(|(a, _)| {
-            let mut p = o.propagate(&a.function);
-            p.remove(MF_ROOT);
-            p
-        })
+        .map(|(a, _)| propagated_function(o, &a.function))
         .collect();
     let k = args.terms_per_protein;
-    let zero_shot = |vectors: &[Vec<f32>]| -> f64 {
-        let predictions: Vec<HashMap<String, f32>> = vectors
-            .iter()
-            .map(|v| {
-                let scores = terms
-                    .iter()
-                    .zip(&term_vectors)
-                    .map(|(t, tv)| (t.clone(), (dot(v, tv) + 1.0) / 2.0))
-                    .collect();
-                o.propagate_scores(scores, k)
-            })
-            .collect();
-        fmax(&predictions, &truth)
-    };
-    let fmax_model = zero_shot(&protein_vectors);
-    let fmax_sequence = zero_shot(&sequence_vectors);
-    let fmax_structure = zero_shot(&structure_vectors);
-    let random_predictions: Vec<HashMap<String, f32>> = (0..n)
-        .map(|_| {
-            o.propagate_scores(
-                terms
-                    .iter()
-                    .map(|t| (t.clone(), rng.random::<f32>()))
-                    .collect(),
-                k,
-            )
-        })
-        .collect();
-    let fmax_random = fmax(&random_predictions, &truth);
-    let train_count = train_sets.len().max(1) as f64;
-    let naive: HashMap<String, f32> = frequency
-        .iter()
-        .map(|(t, c)| (t.clone(), (c / train_count) as f32))
-        .collect();
-    let fmax_naive = fmax(&vec![naive; n], &truth);
+    let zero =
+        |vectors: &[Vec<f32>]| fmax(&zero_shot(o, vectors, &terms, &term_vectors, k), &truth);
+    let fmax_model = zero(&protein_vectors);
+    let fmax_sequence = zero(&sequence_vectors);
+    let fmax_structure = zero(&structure_vectors);
+    let fmax_random = fmax(&random_predictions(o, n, &terms, k, &mut rng), &truth);
+    let fmax_naive = fmax(&naive(&frequency, n), &truth);
     // Nearest training chain by Smith–Waterman identity (itself excluded).
-    let train_sequences: Vec<&[u8]> = train_sets
+    let named: Vec<(&str, &str)> = chains
         .iter()
-        .map(|(c, _)| c.chain.sequence.as_bytes())
+        .map(|c| (c.name.as_str(), c.chain.sequence.as_str()))
         .collect();
-    let index = KmerIndex::new(train_sequences.iter().copied(), 3);
-    let nearest_predictions: Vec<HashMap<String, f32>> = chains
-        .iter()
-        .map(|c| {
-            let best = index
-                .candidates(c.chain.sequence.as_bytes(), 20)
-                .into_iter()
-                .filter(|(id, _)| train_sets[*id].0.name != c.name)
-                .map(|(id, _)| {
-                    (
-                        id,
-                        local_identity(c.chain.sequence.as_bytes(), train_sequences[id]).fraction(),
-                    )
-                })
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            match best {
-                Some((id, identity)) => train_sets[id]
-                    .1
-                    .iter()
-                    .map(|t| (t.clone(), identity as f32))
-                    .collect(),
-                None => HashMap::new(),
-            }
-        })
-        .collect();
-    let fmax_nearest = fmax(&nearest_predictions, &truth);
+    let fmax_nearest = fmax(&nearest_sequence(&named, &references), &truth);
     // Transfer from the nearest training chains in the shared space (itself excluded).
     let fmax_knn = if args.no_transfer {
         None
     } else {
         let train_vectors = embed_proteins(&model, &structures, &train_chains, &device)?.fused;
-        let knn_predictions: Vec<HashMap<String, f32>> = protein_vectors
+        let queries: Vec<(&str, &[f32])> = chains
             .iter()
-            .zip(&chains)
-            .map(|(v, c)| {
-                let mut near: Vec<(f32, usize)> = train_vectors
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| train_sets[*j].0.name != c.name)
-                    .map(|(j, t)| (dot(v, t), j))
-                    .collect();
-                near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                near.truncate(args.neighbours.max(1));
-                transfer(near.iter().map(|&(s, j)| (s, &train_sets[j].1)))
-                    .into_iter()
-                    .collect()
-            })
+            .zip(&protein_vectors)
+            .map(|(c, v)| (c.name.as_str(), v.as_slice()))
             .collect();
-        Some(fmax(&knn_predictions, &truth))
+        let predictions = knn_transfer(&queries, &references, &train_vectors, args.neighbours);
+        Some(fmax(&predictions, &truth))
     };
     let r = |x: Retrieval| serde_json::json!({"r1": x.r1, "r10": x.r10, "map": x.map});
     let out = serde_json::json!({
@@ -255,6 +178,7 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         "go_mf_fmax": fmax_model,
         "go_mf_fmax_transfer": fmax_knn.map(|f| serde_json::json!({"fmax": f, "neighbours": args.neighbours.max(1)})),
         "structure_weight": model.config.structure_weight,
+        "structure_level": level,
         "towers": {
             "sequence": {"text_to_protein": r(t2p_seq), "protein_to_text": r(p2t_seq), "go_mf_fmax": fmax_sequence},
             "structure": {"text_to_protein": r(t2p_str), "protein_to_text": r(p2t_str), "go_mf_fmax": fmax_structure},
@@ -265,7 +189,7 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
             "nearest_sequence": {"go_mf_fmax": fmax_nearest},
         },
         "candidate_terms": terms.len(),
-        "train_chains_for_baselines": train_sets.len(),
+        "train_chains_for_baselines": references.len(),
     });
     if args.json {
         println!("{}", serde_json::to_string(&out)?);

@@ -1,5 +1,6 @@
-//! `foldspace align`: assemble the training items (chains, functions, Swiss-Prot pairs, texts) and
-//! train the tri-modal model (stage 1, or stage 2 with the score network).
+//! `foldspace align`: read the corpus and the towers' caches, assemble the training set
+//! (`foldspace::align::dataset`) and train the tri-modal model (stage 1, or stage 2 with the
+//! score network).
 
 use super::*;
 
@@ -48,6 +49,11 @@ pub(crate) struct AlignArgs {
     /// does not use it). With `--init` and `--steps 0`, re-weights a trained model.
     #[arg(long)]
     structure_weight: Option<f32>,
+    /// Noise level at which the score network's embeddings are pooled for the structure tower
+    /// (recorded with the model; default: the `--init` model's, else the network's smallest σ).
+    /// `pool-structures --levels` fills its cache.
+    #[arg(long)]
+    structure_level: Option<usize>,
     /// Fraction of the text-bearing items of each batch drawn as near misses of the others
     /// (sharing a GO term or EC number that at most 2 % of the items have, of another function).
     #[arg(long, default_value_t = 0.0)]
@@ -87,48 +93,6 @@ pub(crate) struct AlignArgs {
     out: PathBuf,
 }
 
-/// Interned facts (GO ids, EC numbers).
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<String, u32>,
-}
-
-impl Interner {
-    /// The sorted ids of some facts (new facts get new ids).
-    fn of(&mut self, f: &[String]) -> Vec<u32> {
-        let mut v: Vec<u32> = f
-            .iter()
-            .map(|x| {
-                let next = self.ids.len() as u32;
-                *self.ids.entry(x.clone()).or_insert(next)
-            })
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    }
-}
-
-/// Distinct training texts and the facts each states.
-#[derive(Default)]
-struct TextTable {
-    texts: Vec<String>,
-    facts: Vec<Vec<u32>>,
-    index: HashMap<String, usize>,
-}
-
-impl TextTable {
-    fn add(&mut self, p: Phrasing, facts: &mut Interner) -> usize {
-        if let Some(&i) = self.index.get(&p.text) {
-            return i;
-        }
-        self.texts.push(p.text.clone());
-        self.facts.push(facts.of(&p.facts));
-        self.index.insert(p.text, self.texts.len() - 1);
-        self.texts.len() - 1
-    }
-}
-
 /// Train the alignment model (stage 1: the structure and text towers frozen; stage 2 with
 /// `--fine-tune-structure`: the score network trained too).
 pub(crate) fn align(args: AlignArgs) -> Result<()> {
@@ -152,128 +116,66 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         _ => weights_path(args.towers.weights.as_deref())?,
     };
     let score = Embedder::from_file(&score_path, Compute::cpu())?;
+    let level = match (args.structure_level, &init_manifest) {
+        (Some(l), Some(m)) if m.config.level(&score) != l => bail!(
+            "the model of --init pools structures at noise level {}, not {l}: leave --structure-level out",
+            m.config.level(&score)
+        ),
+        (Some(l), _) => l,
+        (None, Some(m)) => m.config.level(&score),
+        (None, None) => score.default_level(),
+    };
+    score.sigma(level)?;
     let structure_path = args
         .towers
         .structure_cache
         .clone()
-        .unwrap_or_else(|| default_structure_cache(&score));
+        .unwrap_or_else(|| default_structure_cache(&score, level));
     let structures =
         StructureCache::open(&structure_path, "structure vectors", &score.weights_sha256)?;
-    let annotated: HashMap<&str, &Annotation> = corpus
-        .function
-        .iter()
-        .map(|a| (a.name.as_str(), a))
-        .collect();
-    let mut facts = Interner::default();
-    let mut table = TextTable::default();
-    let mut items = Vec::new();
-    let (mut n_triples, mut n_seq_str, mut n_text_only, mut missing_structure) = (0, 0, 0, 0);
-    for c in corpus.chains.iter().filter(|c| c.split == "train") {
-        let structure = structures.vectors.get(&c.name).cloned();
-        let (phr, group) = match annotated.get(c.name.as_str()) {
-            Some(a) => (
-                phrasings(o, a, args.phrasings),
-                function_group(o, &a.function),
-            ),
-            None => (Vec::new(), None),
-        };
-        if structure.is_none() {
-            missing_structure += 1;
-        }
-        match (&structure, phr.is_empty()) {
-            (Some(_), false) => n_triples += 1,
-            (Some(_), true) => n_seq_str += 1,
-            (None, false) => n_text_only += 1,
-            (None, true) => continue,
-        }
-        let coordinates = (args.fine_tune_structure
-            && structure.is_some()
-            && c.chain.ca.len() == c.chain.sequence.len())
-        .then(|| Arc::from(c.chain.ca.as_slice()));
-        items.push(AlignItem {
-            sequence: c.chain.sequence.clone(),
-            structure,
-            coordinates,
-            texts: phr.into_iter().map(|p| table.add(p, &mut facts)).collect(),
-            group,
-            facts: annotated
-                .get(c.name.as_str())
-                .map(|a| facts.of(&all_facts(a)))
-                .unwrap_or_default(),
-        });
-    }
-    // Swiss-Prot: never an entry of a val chain, nor a sequence equal to one.
-    let mut n_swissprot = 0;
-    if let Some(path) = &args.swissprot {
-        let val_names: HashSet<&str> = corpus
-            .chains
-            .iter()
-            .filter(|c| c.split == "val")
-            .map(|c| c.name.as_str())
-            .collect();
-        let val_accessions: HashSet<&str> = corpus
-            .function
-            .iter()
-            .filter(|a| val_names.contains(a.name.as_str()))
-            .flat_map(|a| a.uniprot.iter().map(String::as_str))
-            .collect();
-        let val_sequences: HashSet<&str> = corpus
-            .chains
-            .iter()
-            .filter(|c| c.split == "val")
-            .map(|c| c.chain.sequence.as_str())
-            .collect();
-        let mut entries = read_swissprot_tsv(&read_bytes(path)?)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let dropped: usize = entries.iter_mut().map(|e| e.retain_known(o)).sum();
-        if dropped > 0 {
-            eprintln!(
-                "{dropped} GO annotations of Swiss-Prot entries name terms that {} does not have \
-                 (obsolete): left out",
-                args.go_terms.display()
-            );
-        }
-        entries.retain(|e| {
-            !e.uniprot
-                .iter()
-                .any(|u| val_accessions.contains(u.as_str()))
-                && !e
-                    .sequence
-                    .as_deref()
-                    .is_some_and(|s| val_sequences.contains(s))
-                && !phrasings(o, e, 1).is_empty()
-        });
-        let mut rng = StdRng::seed_from_u64(args.seed);
-        entries.shuffle(&mut rng);
-        entries.truncate(args.max_swissprot);
-        for e in &entries {
-            let Some(sequence) = &e.sequence else {
-                continue;
-            };
-            if sequence.is_empty() {
-                continue;
+    // Swiss-Prot entries, obsolete terms left out (the dataset draws its sample).
+    let swissprot = match &args.swissprot {
+        Some(path) => {
+            let mut entries = read_swissprot_tsv(&read_bytes(path)?)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let dropped: usize = entries.iter_mut().map(|e| e.retain_known(o)).sum();
+            if dropped > 0 {
+                eprintln!(
+                    "{dropped} GO annotations of Swiss-Prot entries name terms that {} does not have \
+                     (obsolete): left out",
+                    args.go_terms.display()
+                );
             }
-            items.push(AlignItem {
-                sequence: sequence.clone(),
-                structure: None,
-                coordinates: None,
-                texts: phrasings(o, e, args.phrasings.min(2))
-                    .into_iter()
-                    .map(|p| table.add(p, &mut facts))
-                    .collect(),
-                group: function_group(o, &e.function),
-                facts: facts.of(&all_facts(e)),
-            });
-            n_swissprot += 1;
+            Some(entries)
         }
-    }
-    eprintln!(
-        "items: {n_triples} train chains with all three modalities, {n_seq_str} sequence–structure, \
-         {n_text_only} sequence–text chains (no cached structure vector: {missing_structure} train chains), \
-         {n_swissprot} Swiss-Prot sequence–text; {} distinct texts",
-        table.texts.len()
+        None => None,
+    };
+    let dataset = assemble(
+        &corpus.chains,
+        &corpus.function,
+        o,
+        &structures.vectors,
+        swissprot,
+        &DatasetOptions {
+            phrasings: args.phrasings,
+            max_swissprot: args.max_swissprot,
+            seed: args.seed,
+            coordinates: args.fine_tune_structure,
+        },
     );
-    let texts = &table.texts;
+    let counts = dataset.counts;
+    eprintln!(
+        "items: {} train chains with all three modalities, {} sequence–structure, \
+         {} sequence–text chains (no cached structure vector: {} train chains), \
+         {} Swiss-Prot sequence–text; {} distinct texts",
+        counts.triples,
+        counts.sequence_structure,
+        counts.sequence_text_chains,
+        counts.missing_structure,
+        counts.swissprot,
+        dataset.texts.len()
+    );
+    let texts = &dataset.texts;
     let (encoder, mut text_cache) = text_tower(
         args.towers.text_model.as_deref(),
         args.backend,
@@ -318,10 +220,12 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     if let Some(w) = args.structure_weight {
         model_config.structure_weight = checked_weight(w)?;
     }
+    model_config.structure_level = Some(level);
     // The weight is not trained: the continued model takes this run's.
     let (init, continued_from) = match init {
         Some((mut model, manifest)) => {
             model.config.structure_weight = model_config.structure_weight;
+            model.config.structure_level = model_config.structure_level;
             let from = serde_json::json!({
                 "model": args.init.as_ref().map(|d| d.display().to_string()),
                 "training": manifest.training,
@@ -354,7 +258,7 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
             .map_or(0, |&v| v as u64);
         let network = Embedder::new(&map, sha, train_compute.clone())?;
         let tuning = StructureTuning {
-            level: network.default_level(),
+            level,
             network: network.model,
             compute: train_compute,
             learning_rate: args.structure_learning_rate,
@@ -375,9 +279,9 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     let mut last = Instant::now();
     let mut write_error = None;
     let (trained, tuned) = pollster::block_on(train(
-        &items,
+        &dataset.items,
         &vectors,
-        &table.facts,
+        &dataset.text_facts,
         model_config,
         init,
         tuning,
@@ -445,10 +349,10 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
             "structure_learning_rate": (stage == 2).then_some(args.structure_learning_rate),
             "train": config,
             "items": {
-                "triples": n_triples,
-                "sequence_structure": n_seq_str,
-                "sequence_text_chains": n_text_only,
-                "swissprot": n_swissprot,
+                "triples": counts.triples,
+                "sequence_structure": counts.sequence_structure,
+                "sequence_text_chains": counts.sequence_text_chains,
+                "swissprot": counts.swissprot,
                 "texts": texts.len(),
             },
             "seconds": started.elapsed().as_secs_f64(),

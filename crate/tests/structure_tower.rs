@@ -1,0 +1,111 @@
+//! The structure tower's inputs: pooling many chains at several noise levels in one batched pass
+//! gives what pooling each chain alone gives (the trainer pools thousands of chains so; the page
+//! pools one).
+#![cfg(not(target_family = "wasm"))]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
+
+mod common;
+
+use common::shared_dir;
+use foldspace::align::structure::{
+    STRUCTURE_WINDOW, central_window, pool_residues, structure_features, structure_features_batch,
+    window_chain,
+};
+use foldspace::compute::Compute;
+use foldspace::score::embed::Embedder;
+use foldspace::structure::{Chain, read_chains_jsonl};
+
+/// The shipped score network (in the repository).
+fn shipped() -> Embedder {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/weights/foldspace-score.safetensors");
+    Embedder::from_file(&path, Compute::cpu()).expect("the shipped weights")
+}
+
+/// Val chains of the shared structure file: two longer than the window, two of one shorter
+/// length, one of another (so a batch holds several windows of a length and several lengths).
+fn chains() -> Vec<Chain> {
+    let path = shared_dir().join("data/structures/chains.jsonl.gz");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let all = read_chains_jsonl(&bytes, 1 << 31).expect("chains");
+    let val: Vec<Chain> = all
+        .into_iter()
+        .filter(|c| c.split == "val")
+        .map(|c| c.chain)
+        .collect();
+    let long: Vec<&Chain> = val
+        .iter()
+        .filter(|c| c.len() > STRUCTURE_WINDOW)
+        .take(2)
+        .collect();
+    let short = val
+        .iter()
+        .find(|c| c.len() < STRUCTURE_WINDOW && c.len() >= 20)
+        .expect("a short val chain");
+    // A second window of the short one's length: the same chain, shifted in space.
+    let mut twin = short.clone();
+    for x in &mut twin.ca {
+        x[0] += 5.0;
+        x[2] -= 3.0;
+    }
+    let other = val
+        .iter()
+        .find(|c| c.len() < STRUCTURE_WINDOW && c.len() != short.len() && c.len() >= 10)
+        .expect("another short val chain");
+    let mut out: Vec<Chain> = long.into_iter().cloned().collect();
+    out.extend([short.clone(), twin, other.clone()]);
+    out
+}
+
+#[test]
+fn batched_pooling_matches_one_chain_at_a_time() {
+    let embedder = shipped();
+    let chains = chains();
+    let refs: Vec<&Chain> = chains.iter().collect();
+    let levels = [embedder.default_level(), 20];
+    let batched = pollster::block_on(structure_features_batch(&embedder, &refs, &levels, 2))
+        .expect("batched pooling");
+    assert_eq!(batched.len(), levels.len());
+    for (&level, per_chain) in levels.iter().zip(&batched) {
+        assert_eq!(per_chain.len(), chains.len());
+        for (chain, got) in chains.iter().zip(per_chain) {
+            // One chain alone, through the embedding the page and `embed` give.
+            let window = window_chain(chain, central_window(chain.len(), STRUCTURE_WINDOW));
+            let e = pollster::block_on(embedder.embed(&window, level)).expect("embed");
+            let expected = pool_residues(&e.residue, e.channels);
+            assert_eq!(got.len(), 2 * embedder.config.hidden_channels);
+            let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            for (g, x) in got.iter().zip(&expected) {
+                assert!(
+                    (g - x).abs() <= 1e-4 * scale,
+                    "level {level}, chain of {} residues: {g} vs {x}",
+                    chain.len()
+                );
+            }
+            let single =
+                pollster::block_on(structure_features(&embedder, chain, level)).expect("one chain");
+            assert_eq!(single.len(), got.len());
+        }
+    }
+    // The levels differ: the noise level conditions the network.
+    assert_ne!(batched[0], batched[1]);
+}
+
+#[test]
+fn bad_levels_and_short_chains_are_errors() {
+    let embedder = shipped();
+    let chains = chains();
+    let refs: Vec<&Chain> = chains.iter().collect();
+    let levels = embedder.sigmas().len();
+    let err = pollster::block_on(structure_features_batch(&embedder, &refs, &[levels], 4))
+        .expect_err("a level past the ladder");
+    assert!(err.to_string().contains("out of range"), "{err}");
+    let mut one = chains[0].clone();
+    one.ca.truncate(1);
+    one.sequence.truncate(1);
+    one.residue_names.truncate(1);
+    one.residue_numbers.truncate(1);
+    one.b_factors.truncate(1);
+    let err = pollster::block_on(structure_features(&embedder, &one, 0)).expect_err("1 residue");
+    assert!(err.to_string().contains("at least 2"), "{err}");
+}

@@ -1,0 +1,149 @@
+//! `foldspace eval-structure-levels`: which noise level's pooled embeddings carry function, before
+//! any alignment model is trained on them (the level the structure tower pools at is chosen so).
+
+use super::*;
+use crate::align_cache::fill_structure_levels;
+use foldspace::align::metrics::{NeighbourProbe, neighbour_probe};
+
+#[derive(Args)]
+pub(crate) struct EvalStructureLevelsArgs {
+    #[command(flatten)]
+    inputs: FunctionInputs,
+    /// Split whose annotated chains are probed (never `train`: the level is chosen on val).
+    #[arg(long, default_value = "val")]
+    split: String,
+    /// Noise levels to compare (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "60,40,30,20,10")]
+    levels: Vec<usize>,
+    /// Score-network weights (default: the shipped ones).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Neighbours of the transfer predictor.
+    #[arg(long, default_value_t = 10)]
+    neighbours: usize,
+    /// Seed of the random-vector baseline.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the network runs.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Leave-one-out neighbour probe of the pooled structure vectors at each level: protein →
+/// protein retrieval by function set and k-nearest-neighbour GO-MF transfer within the split
+/// (vectors pooled into the default caches, so `align` finds them).
+pub(crate) fn eval_structure_levels(args: EvalStructureLevelsArgs) -> Result<()> {
+    let corpus = args.inputs.read()?;
+    let o = &corpus.ontology;
+    let embedder = Embedder::from_file(
+        &weights_path(args.weights.as_deref())?,
+        compute(args.backend)?,
+    )?;
+    for &level in &args.levels {
+        embedder.sigma(level)?;
+    }
+    // The probed proteins: in both files, in the split, with an informative MF set.
+    let proteins: Vec<(&Annotation, &JsonChain)> = corpus
+        .function
+        .iter()
+        .filter_map(|a| Some((a, corpus.chain(&a.name)?)))
+        .filter(|(a, c)| {
+            c.split == args.split && c.chain.len() >= 2 && !query_text(o, &a.function).is_empty()
+        })
+        .collect();
+    if proteins.len() < 2 {
+        bail!(
+            "{} chains of the split {:?} have an informative molecular-function term: at least 2 are needed",
+            proteins.len(),
+            args.split
+        );
+    }
+    let groups: Vec<Option<u64>> = proteins
+        .iter()
+        .map(|(a, _)| function_group(o, &a.function))
+        .collect();
+    let same = |i: usize, j: usize| groups[i].is_some() && groups[i] == groups[j];
+    let truth: Vec<BTreeSet<String>> = proteins
+        .iter()
+        .map(|(a, _)| {
+            let mut p = o.propagate(&a.function);
+            p.remove(MF_ROOT);
+            p
+        })
+        .collect();
+    let chains: Vec<&JsonChain> = proteins.iter().map(|(_, c)| *c).collect();
+    let mut caches = args
+        .levels
+        .iter()
+        .map(|&l| {
+            StructureCache::open(
+                &default_structure_cache(&embedder, l),
+                "structure vectors",
+                &embedder.weights_sha256,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    fill_structure_levels(&mut caches, &args.levels, &embedder, &chains)?;
+    let names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
+    let mut rows = Vec::new();
+    for (&level, cache) in args.levels.iter().zip(&caches) {
+        let vectors: Vec<Vec<f32>> = cache
+            .get_all(names.iter().copied())?
+            .into_iter()
+            .map(<[f32]>::to_vec)
+            .collect();
+        let probe = neighbour_probe(&vectors, same, &truth, args.neighbours);
+        rows.push((Some(level), probe));
+    }
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let width = 2 * embedder.config.hidden_channels;
+    let random: Vec<Vec<f32>> = (0..proteins.len())
+        .map(|_| (0..width).map(|_| rng.random::<f32>() - 0.5).collect())
+        .collect();
+    rows.push((
+        None,
+        neighbour_probe(&random, same, &truth, args.neighbours),
+    ));
+    let row_json = |level: Option<usize>, p: &NeighbourProbe| {
+        serde_json::json!({
+            "level": level,
+            "sigma": level.and_then(|l| embedder.sigma(l).ok()),
+            "protein_to_protein": {"r1": p.retrieval.r1, "r10": p.retrieval.r10, "map": p.retrieval.map},
+            "go_mf_fmax_transfer": p.fmax_transfer,
+        })
+    };
+    if args.json {
+        let out = serde_json::json!({
+            "split": args.split,
+            "proteins": proteins.len(),
+            "queries": rows.first().map_or(0, |(_, p)| p.queries),
+            "neighbours": args.neighbours,
+            "weights_sha256": embedder.weights_sha256,
+            "levels": rows.iter().map(|(l, p)| row_json(*l, p)).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{} proteins of {} ({} with another of their function set); leave one out, {} neighbours",
+            proteins.len(),
+            args.split,
+            rows.first().map_or(0, |(_, p)| p.queries),
+            args.neighbours
+        );
+        println!("level  sigma (Å)  p→p R@1  R@10   MAP    transfer Fmax");
+        for (level, p) in &rows {
+            let (l, s) = match level {
+                Some(l) => (l.to_string(), format!("{}", embedder.sigma(*l)?)),
+                None => ("random".to_string(), "-".to_string()),
+            };
+            println!(
+                "{l:>6} {s:>10} {:>8.3} {:>6.3} {:>6.3} {:>8.3}",
+                p.retrieval.r1, p.retrieval.r10, p.retrieval.map, p.fmax_transfer
+            );
+        }
+    }
+    Ok(())
+}
