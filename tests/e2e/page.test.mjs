@@ -663,13 +663,21 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   const centre = columns.reduce((a, b) => a + b, 0) / columns.length / plotPng.width;
   assert.ok(Math.abs(centre - 35.5 / 70) < 0.03, `the plot's marker is at ${centre.toFixed(3)} of its width, residue 35 is at ${(35.5 / 70).toFixed(3)}`);
   await page.screenshot({ path: path.join(out, "page.png"), fullPage: true });
-  // Plausibility colouring: ‖g_i‖ at σ ≈ 1 Å (one more model run) on a fixed scale.
+  // Plausibility colouring: ‖g_i‖ at σ ≈ 0.56 Å (one more model run) on a fixed scale.
   await page.locator(".view3d select").selectOption("plausibility");
   await page.locator(".view3d .legend-title", { hasText: "implausibility" }).waitFor({ timeout: 180_000 });
   assert.equal(await waitStatus(page, logs, isReady), "ready", logs.join("\n"));
   const plausible = pngStats(await page.getByTestId("viewer-3d").screenshot({ path: path.join(out, "viewer-plausibility.png") }));
   console.log("plausibility colouring", plausible);
   assert.ok(plausible.colours > 50 && plausible.std > 8, `plausibility view looks blank: ${JSON.stringify(plausible)}`);
+  // "How good is this?": the numbers behind the colouring, and the tables one click away.
+  const note = page.getByTestId("plausibility-note");
+  await note.locator("summary").click();
+  assert.match(await note.textContent(), /Spearman ρ = 0\.\d+.*Pearson r = 0\.\d+/s);
+  const docs = await note.locator("a").getAttribute("href");
+  const docsResponse = await page.request.get(new URL(docs, page.url()).href);
+  assert.equal(docsResponse.status(), 200, `${docs} is not served`);
+  assert.match(await docsResponse.text(), /eval-qa/);
   // Similar proteins in the bank and likely function (the alignment model and bank, assets/align).
   const rows = await rankedRows(page, "similar-table", "similar-error", "similar proteins", 10);
   assert.match(await rows.first().locator("a").getAttribute("href"), /^https:\/\/www\.rcsb\.org\/structure\/[0-9A-Z]{4}$/);

@@ -148,7 +148,7 @@ pub struct App {
     painted: Cell<(u64, u64)>,
     embedding: Option<Rc<ChainEmbedding>>,
     embed_running: Option<(u64, usize)>,
-    /// ‖g_i‖ at σ = 1 Å for the plausibility colouring, computed on demand (chain job, values).
+    /// ‖g_i‖ at σ ≈ 0.56 Å for the plausibility colouring, computed on demand (chain job, values).
     plausibility: Option<(u64, Rc<Vec<f32>>)>,
     plausibility_running: bool,
     embed_ms: Option<f64>,
@@ -307,7 +307,7 @@ impl App {
         });
     }
 
-    /// After the embedding: ‖g_i‖ at σ ≈ 1 Å when the plausibility colouring is shown.
+    /// After the embedding: ‖g_i‖ at [`PLAUSIBILITY_SIGMA`] for the plot and the colouring.
     fn kick_plausibility(&mut self, ctx: &Context<Self>) {
         // Always after the embedding: the plot along the sequence shows it, and the colouring
         // by plausibility uses it.

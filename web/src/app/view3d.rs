@@ -13,7 +13,7 @@ use yew::prelude::*;
 use super::export::Export;
 use super::{App, Msg};
 use crate::browser;
-use crate::logic::{self, ColorMode, Legend};
+use crate::logic::{self, ColorMode, Legend, PLAUSIBILITY_NOTE, PLAUSIBILITY_SIGMA};
 use crate::scene::{self, Camera};
 use crate::viewer::{Layer, Viewer};
 
@@ -362,7 +362,7 @@ impl App {
                             <option value="chain" selected={self.view3d.color == ColorMode::Chain}>{ "colour: chain" }</option>
                             <option value="bfactor" selected={self.view3d.color == ColorMode::BFactor}>{ "colour: B-factor / pLDDT" }</option>
                             <option value="score" selected={self.view3d.color == ColorMode::Score}>{ "colour: score ‖g‖" }</option>
-                            <option value="plausibility" selected={self.view3d.color == ColorMode::Plausibility}>{ "colour: plausibility (σ = 1 Å)" }</option>
+                            <option value="plausibility" selected={self.view3d.color == ColorMode::Plausibility}>{ format!("colour: plausibility (σ ≈ {PLAUSIBILITY_SIGMA:.2} Å)") }</option>
                         </select>
                         <label class="check"><input type="checkbox" checked={self.view3d.arrows} onchange={link.callback(|_| Msg::View(ViewMsg::ToggleArrows))} />{ " arrows" }</label>
                         <label class="check" title="length of the longest arrows (Å)">
@@ -393,6 +393,13 @@ impl App {
                     { legend.unwrap_or_default() }
                     <span class="hover">{ hover_text }</span>
                 </div>
+                if self.view3d.color == ColorMode::Plausibility {
+                    <details class="muted small" data-testid="plausibility-note">
+                        <summary>{ "How good is this?" }</summary>
+                        <p>{ PLAUSIBILITY_NOTE }{ " " }
+                            <a href="docs/EVALUATION.txt" target="_blank" rel="noopener">{ "The tables and the command (EVALUATION.md)" }</a>{ "." }</p>
+                    </details>
+                }
             </section>
         }
     }
