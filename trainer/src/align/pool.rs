@@ -38,11 +38,15 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
         &weights_path(args.weights.as_deref())?,
         compute(args.backend)?,
     )?;
-    let levels = if args.levels.is_empty() {
-        vec![embedder.default_level()]
-    } else {
-        args.levels.clone()
-    };
+    let mut levels: Vec<usize> = Vec::new();
+    for &l in &args.levels {
+        if !levels.contains(&l) {
+            levels.push(l);
+        }
+    }
+    if levels.is_empty() {
+        levels.push(embedder.default_level());
+    }
     for &level in &levels {
         embedder.sigma(level)?;
     }
