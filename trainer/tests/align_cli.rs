@@ -618,6 +618,24 @@ fn structure_levels_are_pooled_probed_and_recorded() {
             .expect("run foldspace")
     };
     let (chains, function, go_terms) = (p(&chains), p(&function), p(&go.join("go_terms.tsv.gz")));
+    let go_parents = p(&go.join("go_parents.tsv.gz"));
+    // `command` on the subset's corpus (with the GO graph where the command reads one), then `extra`.
+    let on_corpus = |command: &str, parents: bool, extra: &[&str]| -> Output {
+        let mut args = vec![
+            command,
+            "--structures",
+            &chains,
+            "--function",
+            &function,
+            "--go-terms",
+            &go_terms,
+        ];
+        if parents {
+            args.extend_from_slice(&["--go-parents", &go_parents]);
+        }
+        args.extend_from_slice(extra);
+        run(&args)
+    };
     let out = ok(&run(&[
         "pool-structures",
         "--chains",
@@ -653,20 +671,11 @@ fn structure_levels_are_pooled_probed_and_recorded() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("out of range"));
 
-    let out = ok(&run(&[
+    let out = ok(&on_corpus(
         "eval-structure-levels",
-        "--structures",
-        &chains,
-        "--function",
-        &function,
-        "--go-terms",
-        &go_terms,
-        "--go-parents",
-        &p(&go.join("go_parents.tsv.gz")),
-        "--levels",
-        "60,0",
-        "--json",
-    ]));
+        true,
+        &["--levels", "60,0", "--json"],
+    ));
     let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
     assert_eq!(v["split"], "val");
     assert_eq!(v["proteins"], 15);
@@ -686,19 +695,9 @@ fn structure_levels_are_pooled_probed_and_recorded() {
 
     let model = p(&dir.join("model"));
     let align = |extra: &[&str]| {
-        let mut args = vec![
-            "align",
-            "--structures",
-            &chains,
-            "--function",
-            &function,
-            "--go-terms",
-            &go_terms,
-            "--steps",
-            "1",
-        ];
+        let mut args = vec!["--steps", "1"];
         args.extend_from_slice(extra);
-        run(&args)
+        on_corpus("align", false, &args)
     };
     ok(&align(&["--structure-level", "0", "--out", &model]));
     let manifest: serde_json::Value =
@@ -716,23 +715,18 @@ fn structure_levels_are_pooled_probed_and_recorded() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("noise level 0"));
-    let out = ok(&run(&[
+    let out = ok(&on_corpus(
         "eval-retrieval",
-        "--structures",
-        &chains,
-        "--function",
-        &function,
-        "--go-terms",
-        &go_terms,
-        "--go-parents",
-        &p(&go.join("go_parents.tsv.gz")),
-        "--model",
-        &model,
-        "--split",
-        "val",
-        "--no-transfer",
-        "--json",
-    ]));
+        true,
+        &[
+            "--model",
+            &model,
+            "--split",
+            "val",
+            "--no-transfer",
+            "--json",
+        ],
+    ));
     let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
     assert_eq!(v["structure_level"], 0);
     let _ = std::fs::remove_dir_all(&dir);
