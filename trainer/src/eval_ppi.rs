@@ -148,26 +148,11 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
         None => None,
     };
     let use_embeddings = args.weights.as_deref() != Some("none");
-    let embedder = if use_embeddings {
-        let path = weights_path(args.weights.as_deref().map(Path::new))?;
-        let e = Embedder::from_file(&path, compute(args.backend)?)
-            .with_context(|| format!("loading weights {}", path.display()))?;
-        Some((e, path))
+    let (embedder, level) = if use_embeddings {
+        let (e, path, level) = load_embedder(&args)?;
+        (Some((e, path)), Some(level))
     } else {
-        None
-    };
-    let level = match &embedder {
-        Some((e, _)) => {
-            let level = args.noise_level.unwrap_or(e.default_level());
-            if level >= e.sigmas().len() {
-                bail!(
-                    "--noise-level {level} is out of range: the model has levels 0..={}",
-                    e.sigmas().len() - 1
-                );
-            }
-            Some(level)
-        }
-        None => None,
+        (None, None)
     };
     let cache = args.cache.clone().unwrap_or_else(default_cache);
     let prepare = |name: &str, chains: &[PpiChain], sha: &str| -> Result<Vec<PreparedChain>> {
@@ -189,90 +174,24 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
     let profiles = if args.profiles.is_empty() {
         None
     } else {
-        if args.profile_rounds == 0 {
-            bail!("--profile-rounds must be at least 1");
-        }
-        let config = SearchConfig {
-            iterations: args.profile_rounds,
-            ..SearchConfig::default()
-        };
-        let db = ProfileDatabase::read(&args.profiles, config)?;
-        let mut report = serde_json::Map::new();
-        let train_name = set_name(&args.train);
-        let sets = std::iter::once((&train_name, &train_chains, &train_sha, &mut train_set)).chain(
-            tests
-                .iter()
-                .zip(test_sets.iter_mut())
-                .map(|((name, chains, sha), (_, set))| (name, chains, sha, set)),
-        );
-        for (name, chains, sha, set) in sets {
-            let (profiles, hits) = db.profiles(name, chains, sha, &cache)?;
-            for (prep, p) in set.iter_mut().zip(profiles) {
-                prep.profile = Some(p);
-            }
-            report.insert(name.clone(), hit_summary(&hits));
-        }
-        Some(json!({"databases": db.describe(), "hits": report}))
+        Some(add_profiles(
+            &args,
+            (&train_chains, &train_sha, &mut train_set),
+            &tests,
+            &mut test_sets,
+            &cache,
+        )?)
     };
     if args.exposure {
-        let sets = std::iter::once((&train_chains, &mut train_set)).chain(
-            tests
-                .iter()
-                .zip(test_sets.iter_mut())
-                .map(|((_, chains, _), (_, set))| (chains, set)),
-        );
-        for (chains, set) in sets {
-            for (prep, chain) in set.iter_mut().zip(chains.iter()) {
-                prep.exposure = Some(exposure_features(&chain.ca));
-            }
-        }
+        add_exposure(&train_chains, &mut train_set, &tests, &mut test_sets);
     }
-    if let Some(s) = Standardiser::fit(&train_set) {
-        for c in train_set.iter_mut() {
-            s.apply(c);
-        }
-        for (_, set) in test_sets.iter_mut() {
-            for c in set.iter_mut() {
-                s.apply(c);
-            }
-        }
-    }
+    standardise(&mut train_set, &mut test_sets);
 
     let kind = match args.model {
         ModelArg::Window => PpiModelKind::Window,
         ModelArg::Pair => PpiModelKind::Graph,
     };
-    let cpu = Compute::cpu();
-    let train_device = cpu.autodiff().device;
-    let mut per_test: Vec<Vec<BinaryMetrics>> = vec![Vec::new(); test_sets.len()];
-    let mut runs = Vec::new();
-    for seed in 0..args.seeds {
-        let mut config = PpiTrainConfig::new(kind, use_embeddings, seed);
-        config.max_epochs = args.epochs;
-        let quiet = args.json;
-        let trained = pollster::block_on(train(&train_set, config, &train_device, |e, l, a| {
-            if !quiet {
-                eprintln!("seed {seed} epoch {e}: train loss {l:.4}, validation AUPRC {a:.4}");
-            }
-        }))?;
-        let mut run = json!({
-            "seed": seed,
-            "threshold": trained.threshold,
-            "val_auprc": trained.val_auprc,
-            "best_epoch": trained.best_epoch,
-            "epochs": trained.epochs_run,
-        });
-        for (k, (name, set)) in test_sets.iter().enumerate() {
-            let refs: Vec<&PreparedChain> = set.iter().collect();
-            let probs = pollster::block_on(predict(&trained.net, &config, &refs, &cpu.device))?;
-            let scores: Vec<f32> = probs.concat();
-            let labels: Vec<bool> = set.iter().flat_map(|c| c.labels.iter().copied()).collect();
-            let m = binary_metrics(&scores, &labels, trained.threshold);
-            run[name.as_str()] = serde_json::to_value(m)?;
-            per_test[k].push(m);
-        }
-        runs.push(run);
-    }
+    let (per_test, runs) = train_seeds(&args, kind, use_embeddings, &train_set, &test_sets)?;
 
     let mut tests_json = serde_json::Map::new();
     for ((name, set), ms) in test_sets.iter().zip(&per_test) {
@@ -307,46 +226,185 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        println!(
-            "eval-ppi: model {}, {}, {}{} (mean ± std over {} seeds; threshold from the validation carve-out)",
-            out["model"].as_str().unwrap_or(""),
-            if use_embeddings {
-                "with structure embeddings"
-            } else {
-                "without structure embeddings"
-            },
-            if profiles.is_some() {
-                "with sequence profiles"
-            } else {
-                "without sequence profiles"
-            },
-            if args.exposure {
-                ", with exposure features"
-            } else {
-                ""
-            },
-            args.seeds
-        );
-        println!(
-            "{:<12} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
-            "test", "ACC", "precision", "recall", "F1", "MCC", "AUROC", "AUPRC"
-        );
-        for (name, ms) in test_sets.iter().map(|(n, _)| n).zip(&per_test) {
-            let cells: Vec<String> = METRICS
-                .iter()
-                .map(|m| {
-                    let MeanStd { mean, std } =
-                        mean_std(&ms.iter().map(|x| metric(x, m)).collect::<Vec<_>>());
-                    format!("{mean:.3} ± {std:.3}")
-                })
-                .collect();
-            println!(
-                "{:<12} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
-                name, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
-            );
-        }
+        print_table(&args, &out, profiles.is_some(), &test_sets, &per_test);
     }
     Ok(())
+}
+
+/// The score model of `--weights` (or the shipped one) and the noise level of its embeddings.
+fn load_embedder(args: &EvalPpiArgs) -> Result<(Embedder, PathBuf, usize)> {
+    let path = weights_path(args.weights.as_deref().map(Path::new))?;
+    let e = Embedder::from_file(&path, compute(args.backend)?)
+        .with_context(|| format!("loading weights {}", path.display()))?;
+    let level = args.noise_level.unwrap_or(e.default_level());
+    if level >= e.sigmas().len() {
+        bail!(
+            "--noise-level {level} is out of range: the model has levels 0..={}",
+            e.sigmas().len() - 1
+        );
+    }
+    Ok((e, path, level))
+}
+
+/// Profiles of every chain against `--profiles` (cached), joined to the prepared chains; the
+/// report of the databases and the hits.
+fn add_profiles(
+    args: &EvalPpiArgs,
+    train: (&Vec<PpiChain>, &String, &mut Vec<PreparedChain>),
+    tests: &[(String, Vec<PpiChain>, String)],
+    test_sets: &mut [(String, Vec<PreparedChain>)],
+    cache: &Path,
+) -> Result<Value> {
+    if args.profile_rounds == 0 {
+        bail!("--profile-rounds must be at least 1");
+    }
+    let config = SearchConfig {
+        iterations: args.profile_rounds,
+        ..SearchConfig::default()
+    };
+    let db = ProfileDatabase::read(&args.profiles, config)?;
+    let mut report = serde_json::Map::new();
+    let train_name = set_name(&args.train);
+    let (train_chains, train_sha, train_set) = train;
+    let sets = std::iter::once((&train_name, train_chains, train_sha, train_set)).chain(
+        tests
+            .iter()
+            .zip(test_sets.iter_mut())
+            .map(|((name, chains, sha), (_, set))| (name, chains, sha, set)),
+    );
+    for (name, chains, sha, set) in sets {
+        let (profiles, hits) = db.profiles(name, chains, sha, cache)?;
+        for (prep, p) in set.iter_mut().zip(profiles) {
+            prep.profile = Some(p);
+        }
+        report.insert(name.clone(), hit_summary(&hits));
+    }
+    Ok(json!({"databases": db.describe(), "hits": report}))
+}
+
+/// Exposure features of every chain, joined to the prepared chains.
+fn add_exposure(
+    train_chains: &[PpiChain],
+    train_set: &mut [PreparedChain],
+    tests: &[(String, Vec<PpiChain>, String)],
+    test_sets: &mut [(String, Vec<PreparedChain>)],
+) {
+    let sets = std::iter::once((train_chains, train_set)).chain(
+        tests
+            .iter()
+            .zip(test_sets.iter_mut())
+            .map(|((_, chains, _), (_, set))| (chains.as_slice(), set.as_mut_slice())),
+    );
+    for (chains, set) in sets {
+        for (prep, chain) in set.iter_mut().zip(chains.iter()) {
+            prep.exposure = Some(exposure_features(&chain.ca));
+        }
+    }
+}
+
+/// Standardise the per-residue features with the training set's statistics.
+fn standardise(train_set: &mut [PreparedChain], test_sets: &mut [(String, Vec<PreparedChain>)]) {
+    if let Some(s) = Standardiser::fit(train_set) {
+        for c in train_set.iter_mut() {
+            s.apply(c);
+        }
+        for (_, set) in test_sets.iter_mut() {
+            for c in set.iter_mut() {
+                s.apply(c);
+            }
+        }
+    }
+}
+
+/// Train one classifier per seed and score it on each test set: the metrics per test set (one
+/// per seed) and each run's record.
+fn train_seeds(
+    args: &EvalPpiArgs,
+    kind: PpiModelKind,
+    use_embeddings: bool,
+    train_set: &[PreparedChain],
+    test_sets: &[(String, Vec<PreparedChain>)],
+) -> Result<(Vec<Vec<BinaryMetrics>>, Vec<Value>)> {
+    let cpu = Compute::cpu();
+    let train_device = cpu.autodiff().device;
+    let mut per_test: Vec<Vec<BinaryMetrics>> = vec![Vec::new(); test_sets.len()];
+    let mut runs = Vec::new();
+    for seed in 0..args.seeds {
+        let mut config = PpiTrainConfig::new(kind, use_embeddings, seed);
+        config.max_epochs = args.epochs;
+        let quiet = args.json;
+        let trained = pollster::block_on(train(train_set, config, &train_device, |e, l, a| {
+            if !quiet {
+                eprintln!("seed {seed} epoch {e}: train loss {l:.4}, validation AUPRC {a:.4}");
+            }
+        }))?;
+        let mut run = json!({
+            "seed": seed,
+            "threshold": trained.threshold,
+            "val_auprc": trained.val_auprc,
+            "best_epoch": trained.best_epoch,
+            "epochs": trained.epochs_run,
+        });
+        for (k, (name, set)) in test_sets.iter().enumerate() {
+            let refs: Vec<&PreparedChain> = set.iter().collect();
+            let probs = pollster::block_on(predict(&trained.net, &config, &refs, &cpu.device))?;
+            let scores: Vec<f32> = probs.concat();
+            let labels: Vec<bool> = set.iter().flat_map(|c| c.labels.iter().copied()).collect();
+            let m = binary_metrics(&scores, &labels, trained.threshold);
+            run[name.as_str()] = serde_json::to_value(m)?;
+            per_test[k].push(m);
+        }
+        runs.push(run);
+    }
+    Ok((per_test, runs))
+}
+
+/// The human-readable table of the metrics (mean ± std over the seeds).
+fn print_table(
+    args: &EvalPpiArgs,
+    out: &Value,
+    with_profiles: bool,
+    test_sets: &[(String, Vec<PreparedChain>)],
+    per_test: &[Vec<BinaryMetrics>],
+) {
+    println!(
+        "eval-ppi: model {}, {}, {}{} (mean ± std over {} seeds; threshold from the validation carve-out)",
+        out["model"].as_str().unwrap_or(""),
+        if args.weights.as_deref() != Some("none") {
+            "with structure embeddings"
+        } else {
+            "without structure embeddings"
+        },
+        if with_profiles {
+            "with sequence profiles"
+        } else {
+            "without sequence profiles"
+        },
+        if args.exposure {
+            ", with exposure features"
+        } else {
+            ""
+        },
+        args.seeds
+    );
+    println!(
+        "{:<12} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
+        "test", "ACC", "precision", "recall", "F1", "MCC", "AUROC", "AUPRC"
+    );
+    for (name, ms) in test_sets.iter().map(|(n, _)| n).zip(per_test) {
+        let cells: Vec<String> = METRICS
+            .iter()
+            .map(|m| {
+                let MeanStd { mean, std } =
+                    mean_std(&ms.iter().map(|x| metric(x, m)).collect::<Vec<_>>());
+                format!("{mean:.3} ± {std:.3}")
+            })
+            .collect();
+        println!(
+            "{:<12} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
+            name, cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
+        );
+    }
 }
 
 /// Identity of each test chain's nearest `train` chain of a pretraining file, and how many of

@@ -395,120 +395,14 @@ pub(crate) fn eval_qa(args: EvalQaArgs) -> Result<()> {
     let embedder = Embedder::from_file(&weights, compute(args.backend)?)
         .with_context(|| format!("loading weights {}", weights.display()))?;
     let sigmas = embedder.sigmas().to_vec();
-    let levels: Vec<usize> = if args.noise_levels.is_empty() {
-        let mut l: Vec<usize> = [1.0f32, 0.1, 0.01]
-            .iter()
-            .map(|&s| nearest_level(&sigmas, s))
-            .collect();
-        l.dedup();
-        l
-    } else {
-        args.noise_levels.clone()
-    };
-    if let Some(&bad) = levels.iter().find(|&&l| l >= sigmas.len()) {
-        bail!(
-            "--noise-levels {bad} is out of range: the model has levels 0..={}",
-            sigmas.len() - 1
-        );
-    }
-    let mut scored: Vec<Scored> = Vec::new();
-    let mut source = json!({});
-    if let (Some(dir), Some(native_path)) = (&args.decoys, &args.native) {
-        let native = read_chain(native_path, None, None)?;
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            bail!("{} holds no decoy file", dir.display());
-        }
-        for file in &files {
-            let decoy = match read_chain(file, None, Some(&native.id)) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("skipping {}: {e:#}", file.display());
-                    continue;
-                }
-            };
-            let (comparison, mapping) = match compare_chains(&decoy, &native) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("skipping {}: {e}", file.display());
-                    continue;
-                }
-            };
-            let mut norms = Vec::new();
-            for &level in &levels {
-                let own = score_norms(&embedder, &decoy.ca, &decoy.sequence, level)?;
-                let mut per = vec![None; native.len()];
-                for &(i, j) in &mapping.pairs {
-                    per[j] = Some(own[i]);
-                }
-                norms.push(per);
-            }
-            scored.push(Scored {
-                target: native_path.display().to_string(),
-                kind: file
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default(),
-                comparison,
-                norms,
-            });
-        }
-        source = json!({"native": native_path.display().to_string(), "decoys": dir.display().to_string(), "files": files.len()});
+    let levels = qa_levels(&args.noise_levels, &sigmas)?;
+    let (scored, source) = if let (Some(dir), Some(native_path)) = (&args.decoys, &args.native) {
+        score_decoy_dir(&embedder, &levels, dir, native_path)?
     } else if let Some(path) = &args.natives {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let natives: Vec<_> = read_chains_jsonl(&bytes, 1 << 31)
-            .with_context(|| format!("reading {}", path.display()))?
-            .into_iter()
-            .filter(|c| {
-                c.split == args.split
-                    && (args.min_length..=args.max_length).contains(&c.chain.len())
-            })
-            .take(args.max_natives)
-            .collect();
-        if natives.is_empty() {
-            bail!(
-                "{} has no chain of split '{}' with {}..={} residues",
-                path.display(),
-                args.split,
-                args.min_length,
-                args.max_length
-            );
-        }
-        for (t, native) in natives.iter().enumerate() {
-            if !args.json {
-                eprintln!(
-                    "target {}/{}: {} ({} residues)",
-                    t + 1,
-                    natives.len(),
-                    native.name,
-                    native.chain.len()
-                );
-            }
-            let decoys = make_decoys(&embedder, &native.chain, args.seed ^ (t as u64 * 7919))?;
-            for d in decoys {
-                let comparison = compare_same(&d.ca, &native.chain.ca)?;
-                let mut norms = Vec::new();
-                for &level in &levels {
-                    let n = score_norms(&embedder, &d.ca, &native.chain.sequence, level)?;
-                    norms.push(n.into_iter().map(Some).collect());
-                }
-                scored.push(Scored {
-                    target: native.name.clone(),
-                    kind: d.kind,
-                    comparison,
-                    norms,
-                });
-            }
-        }
-        source = json!({"natives": path.display().to_string(), "split": args.split, "targets": natives.len(), "length": [args.min_length, args.max_length]});
+        score_natives(&args, &embedder, &levels, path)?
     } else {
         bail!("give --natives <chains.jsonl.gz>, or --decoys <DIR> with --native <FILE>");
-    }
+    };
     if scored.len() < 3 {
         bail!("only {} structure(s) could be scored", scored.len());
     }
@@ -549,60 +443,199 @@ pub(crate) fn eval_qa(args: EvalQaArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        println!(
-            "eval-qa: {} structures of {} targets; signals: per-residue ‖g_i‖ and −mean ‖g‖",
-            scored.len(),
-            targets.len()
-        );
-        println!(
-            "{:>5} {:>8} {:>22} {:>22} {:>22} {:>22} {:>22}",
-            "level",
-            "sigma",
-            "local ρ(‖g‖, 1−lDDT)",
-            "global r (GDT_TS)",
-            "global ρ (GDT_TS)",
-            "global r (lDDT)",
-            "global ρ (lDDT)"
-        );
-        for l in &per_level {
-            let ms = |v: &Value| {
-                format!(
-                    "{:.3} ± {:.3}",
-                    v["mean"].as_f64().unwrap_or(f64::NAN),
-                    v["std"].as_f64().unwrap_or(f64::NAN)
-                )
-            };
-            println!(
-                "{:>5} {:>8.3} {:>22} {:>22} {:>22} {:>22} {:>22}",
-                l["level"],
-                l["sigma"].as_f64().unwrap_or(f64::NAN),
-                l["local_spearman_gnorm_vs_lddt_error"]
-                    .as_f64()
-                    .map(|v| format!("{v:.3}"))
-                    .unwrap_or_else(|| "-".into()),
-                ms(&l["global_pearson_vs_gdt_ts"]),
-                ms(&l["global_spearman_vs_gdt_ts"]),
-                ms(&l["global_pearson_vs_lddt"]),
-                ms(&l["global_spearman_vs_lddt"]),
-            );
-        }
-        println!(
-            "per kind of decoy: local ρ over its residues; share of targets where it scores worse \
-             than its native (larger mean ‖g‖); mean ‖g‖ ratio to the native"
-        );
-        for l in &per_level {
-            for d in l["by_decoy"].as_array().into_iter().flatten() {
-                let f = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.3}"));
-                println!(
-                    "{:>5} {:<22} ρ {:>6}  worse {:>6}  ratio {:>6}",
-                    l["level"],
-                    d["decoy"].as_str().unwrap_or_default(),
-                    f(&d["local_spearman_gnorm_vs_lddt_error"]),
-                    f(&d["scored_worse_than_native"]),
-                    f(&d["mean_gnorm_ratio_to_native"]["mean"]),
-                );
-            }
-        }
+        print_qa_table(scored.len(), targets.len(), &per_level);
     }
     Ok(())
+}
+
+/// The noise levels to score at: `--noise-levels`, else those nearest σ = 1, 0.1 and 0.01 Å.
+fn qa_levels(noise_levels: &[usize], sigmas: &[f32]) -> Result<Vec<usize>> {
+    let levels: Vec<usize> = if noise_levels.is_empty() {
+        let mut l: Vec<usize> = [1.0f32, 0.1, 0.01]
+            .iter()
+            .map(|&s| nearest_level(sigmas, s))
+            .collect();
+        l.dedup();
+        l
+    } else {
+        noise_levels.to_vec()
+    };
+    if let Some(&bad) = levels.iter().find(|&&l| l >= sigmas.len()) {
+        bail!(
+            "--noise-levels {bad} is out of range: the model has levels 0..={}",
+            sigmas.len() - 1
+        );
+    }
+    Ok(levels)
+}
+
+/// Score every decoy file of `dir` against the native of `native_path` (files that cannot be
+/// read or matched to the native are skipped with a message).
+fn score_decoy_dir(
+    embedder: &Embedder,
+    levels: &[usize],
+    dir: &Path,
+    native_path: &Path,
+) -> Result<(Vec<Scored>, Value)> {
+    let mut scored: Vec<Scored> = Vec::new();
+    let native = read_chain(native_path, None, None)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{} holds no decoy file", dir.display());
+    }
+    for file in &files {
+        let decoy = match read_chain(file, None, Some(&native.id)) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("skipping {}: {e:#}", file.display());
+                continue;
+            }
+        };
+        let (comparison, mapping) = match compare_chains(&decoy, &native) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("skipping {}: {e}", file.display());
+                continue;
+            }
+        };
+        let mut norms = Vec::new();
+        for &level in levels {
+            let own = score_norms(embedder, &decoy.ca, &decoy.sequence, level)?;
+            let mut per = vec![None; native.len()];
+            for &(i, j) in &mapping.pairs {
+                per[j] = Some(own[i]);
+            }
+            norms.push(per);
+        }
+        scored.push(Scored {
+            target: native_path.display().to_string(),
+            kind: file
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            comparison,
+            norms,
+        });
+    }
+    let source = json!({"native": native_path.display().to_string(), "decoys": dir.display().to_string(), "files": files.len()});
+    Ok((scored, source))
+}
+
+/// Decoys made from the natives of `path` (split, length and count from the arguments), each
+/// scored against its native.
+fn score_natives(
+    args: &EvalQaArgs,
+    embedder: &Embedder,
+    levels: &[usize],
+    path: &Path,
+) -> Result<(Vec<Scored>, Value)> {
+    let mut scored: Vec<Scored> = Vec::new();
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let natives: Vec<_> = read_chains_jsonl(&bytes, 1 << 31)
+        .with_context(|| format!("reading {}", path.display()))?
+        .into_iter()
+        .filter(|c| {
+            c.split == args.split && (args.min_length..=args.max_length).contains(&c.chain.len())
+        })
+        .take(args.max_natives)
+        .collect();
+    if natives.is_empty() {
+        bail!(
+            "{} has no chain of split '{}' with {}..={} residues",
+            path.display(),
+            args.split,
+            args.min_length,
+            args.max_length
+        );
+    }
+    for (t, native) in natives.iter().enumerate() {
+        if !args.json {
+            eprintln!(
+                "target {}/{}: {} ({} residues)",
+                t + 1,
+                natives.len(),
+                native.name,
+                native.chain.len()
+            );
+        }
+        let decoys = make_decoys(embedder, &native.chain, args.seed ^ (t as u64 * 7919))?;
+        for d in decoys {
+            let comparison = compare_same(&d.ca, &native.chain.ca)?;
+            let mut norms = Vec::new();
+            for &level in levels {
+                let n = score_norms(embedder, &d.ca, &native.chain.sequence, level)?;
+                norms.push(n.into_iter().map(Some).collect());
+            }
+            scored.push(Scored {
+                target: native.name.clone(),
+                kind: d.kind,
+                comparison,
+                norms,
+            });
+        }
+    }
+    let source = json!({"natives": path.display().to_string(), "split": args.split, "targets": natives.len(), "length": [args.min_length, args.max_length]});
+    Ok((scored, source))
+}
+
+/// The human-readable tables of eval-qa: per level, and per kind of decoy.
+fn print_qa_table(structures: usize, targets: usize, per_level: &[Value]) {
+    println!(
+        "eval-qa: {} structures of {} targets; signals: per-residue ‖g_i‖ and −mean ‖g‖",
+        structures, targets
+    );
+    println!(
+        "{:>5} {:>8} {:>22} {:>22} {:>22} {:>22} {:>22}",
+        "level",
+        "sigma",
+        "local ρ(‖g‖, 1−lDDT)",
+        "global r (GDT_TS)",
+        "global ρ (GDT_TS)",
+        "global r (lDDT)",
+        "global ρ (lDDT)"
+    );
+    for l in per_level {
+        let ms = |v: &Value| {
+            format!(
+                "{:.3} ± {:.3}",
+                v["mean"].as_f64().unwrap_or(f64::NAN),
+                v["std"].as_f64().unwrap_or(f64::NAN)
+            )
+        };
+        println!(
+            "{:>5} {:>8.3} {:>22} {:>22} {:>22} {:>22} {:>22}",
+            l["level"],
+            l["sigma"].as_f64().unwrap_or(f64::NAN),
+            l["local_spearman_gnorm_vs_lddt_error"]
+                .as_f64()
+                .map(|v| format!("{v:.3}"))
+                .unwrap_or_else(|| "-".into()),
+            ms(&l["global_pearson_vs_gdt_ts"]),
+            ms(&l["global_spearman_vs_gdt_ts"]),
+            ms(&l["global_pearson_vs_lddt"]),
+            ms(&l["global_spearman_vs_lddt"]),
+        );
+    }
+    println!(
+        "per kind of decoy: local ρ over its residues; share of targets where it scores worse \
+         than its native (larger mean ‖g‖); mean ‖g‖ ratio to the native"
+    );
+    for l in per_level {
+        for d in l["by_decoy"].as_array().into_iter().flatten() {
+            let f = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.3}"));
+            println!(
+                "{:>5} {:<22} ρ {:>6}  worse {:>6}  ratio {:>6}",
+                l["level"],
+                d["decoy"].as_str().unwrap_or_default(),
+                f(&d["local_spearman_gnorm_vs_lddt_error"]),
+                f(&d["scored_worse_than_native"]),
+                f(&d["mean_gnorm_ratio_to_native"]["mean"]),
+            );
+        }
+    }
 }

@@ -280,6 +280,221 @@ fn stage_two(
     assert!(String::from_utf8_lossy(&out.stderr).contains("trained on structure vectors"));
 }
 
+/// Swiss-Prot entries with an informative function or process term have a text, and texts are
+/// made of names.
+fn texts_name_known_terms(swissprot: &Path, text_cache: &str, manifest: &serde_json::Value) {
+    // Entries with an informative function or process term (one the term file has) have a text;
+    // the others are left out.
+    let known = known_terms();
+    let with_text = std::fs::read_to_string(swissprot)
+        .expect("subset")
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            f[1..3]
+                .iter()
+                .flat_map(|x| x.split(','))
+                .any(|t| known.contains(t) && t != "GO:0003674" && t != "GO:0008150")
+        })
+        .count();
+    assert!(with_text >= 20);
+    assert_eq!(manifest["training"]["items"]["swissprot"], with_text);
+    // Texts are made of names: no obsolete GO id (one the term file lacks) stands in for a name.
+    let texts = std::fs::read_to_string(text_cache).expect("text cache");
+    assert!(texts.lines().count() > 40);
+    for line in texts.lines() {
+        let t: serde_json::Value = serde_json::from_str(line).expect("json");
+        let t = t["k"].as_str().expect("text");
+        for (at, _) in t.match_indices("GO:") {
+            let id = t.get(at..at + 10).unwrap_or(&t[at..]);
+            assert!(
+                known.contains(id),
+                "an unknown GO id in a training text: {t}"
+            );
+        }
+    }
+}
+
+/// `align --init` continues from the model: its weights are the start, the manifest says so.
+fn continued(
+    dir: &Path,
+    on_subset: &dyn Fn(&str, &[&str]) -> Output,
+    model: &str,
+    manifest: &serde_json::Value,
+) {
+    let p = |x: &Path| x.to_str().expect("path").to_string();
+    let continued = p(&dir.join("continued"));
+    ok(&on_subset(
+        "align",
+        &[
+            "--steps",
+            "2",
+            "--final-learning-rate",
+            "1e-4",
+            "--near-misses",
+            "0.5",
+            "--structure-weight",
+            "0.5",
+            "--init",
+            model,
+            "--out",
+            &continued,
+        ],
+    ));
+    let second: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("continued/align.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(
+        second["training"]["continued_from"]["training"]["weights_sha256"],
+        manifest["training"]["weights_sha256"]
+    );
+    assert_eq!(second["structure_mean"], manifest["structure_mean"]);
+    assert_eq!(second["training"]["train"]["final_learning_rate"], 1e-4);
+    assert_eq!(second["training"]["train"]["near_misses"], 0.5);
+    assert_eq!(second["config"]["structure_weight"], 0.5);
+    assert_eq!(manifest["config"]["structure_weight"], 1.0);
+    let out = on_subset("align", &["--near-misses", "1.5", "--out", &continued]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fraction"));
+    assert_ne!(
+        second["training"]["weights_sha256"],
+        manifest["training"]["weights_sha256"]
+    );
+}
+
+/// `eval-retrieval` reports every measure as a fraction, and refuses a negative weight.
+fn evaluated(on_subset: &dyn Fn(&str, &[&str]) -> Output, model: &str, go_parents: &str) {
+    let out = ok(&on_subset(
+        "eval-retrieval",
+        &[
+            "--go-parents",
+            go_parents,
+            "--model",
+            model,
+            "--split",
+            "val",
+            "--json",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["n"], 15);
+    assert_eq!(v["structure_weight"], 1.0);
+    for path in [
+        "/text_to_protein/r1",
+        "/text_to_protein/r10",
+        "/text_to_protein/map",
+        "/protein_to_text/map",
+        "/go_mf_fmax",
+        "/go_mf_fmax_transfer/fmax",
+        "/baselines/random/text_to_protein/map",
+        "/baselines/random/go_mf_fmax",
+        "/baselines/naive/go_mf_fmax",
+        "/baselines/nearest_sequence/go_mf_fmax",
+    ] {
+        let x = v.pointer(path).and_then(|x| x.as_f64()).expect(path);
+        assert!((0.0..=1.0).contains(&x), "{path} = {x}");
+    }
+    // 15 queries over 15 candidates: the top 10 holds the query's own protein at least 10/15
+    // of the time by chance alone, so R@10 ≥ R@1 and both are fractions of 15.
+    let r10 = v["text_to_protein"]["r10"].as_f64().expect("r10");
+    assert!(r10 >= v["text_to_protein"]["r1"].as_f64().expect("r1"));
+    assert_eq!(v["go_mf_fmax_transfer"]["neighbours"], 25);
+    assert!(((r10 * 15.0).round() - r10 * 15.0).abs() < 1e-9);
+
+    let out = on_subset(
+        "eval-retrieval",
+        &[
+            "--go-parents",
+            go_parents,
+            "--model",
+            model,
+            "--structure-weight=-1",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--structure-weight"));
+}
+
+/// `search` by text, sequence and structure over a bank, ranked, with likely functions; bad
+/// input is named.
+fn searched(dir: &Path, bank: &str, model: &str) {
+    let p = |x: &Path| x.to_str().expect("path").to_string();
+    let search = |query: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "search", "--bank", bank, "--model", model, "--top", "5", "--json",
+        ];
+        args.extend_from_slice(query);
+        serde_json::from_str(&ok(&foldspace(&args))).expect("one JSON object")
+    };
+    let example = p(&repo("assets/examples/1a8o.pdb"));
+    for query in [
+        vec!["--text", "DNA binding"],
+        vec!["--sequence", "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"],
+        vec!["--structure", example.as_str()],
+    ] {
+        let v = search(&query);
+        let hits = v["hits"].as_array().expect("hits");
+        assert_eq!(hits.len(), 5, "{v}");
+        assert_eq!(v["bank_size"], 65);
+        let scores: Vec<f64> = hits
+            .iter()
+            .map(|h| h["score"].as_f64().expect("score"))
+            .collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        assert!(scores.iter().all(|s| (-1.0..=1.0001).contains(s)));
+        if query[0] != "--text" {
+            // Transferred from the closest annotated chains: names with shares in (0, 1], best
+            // first.
+            let terms = v["likely_function"].as_array().expect("terms");
+            assert!((1..=5).contains(&terms.len()), "{v}");
+            let shares: Vec<f64> = terms
+                .iter()
+                .map(|t| t["score"].as_f64().expect("score"))
+                .collect();
+            assert!(shares.windows(2).all(|w| w[0] >= w[1]), "{shares:?}");
+            assert!(
+                shares.iter().all(|s| *s > 0.0 && *s <= 1.0001),
+                "{shares:?}"
+            );
+            assert!(
+                terms.iter().all(|t| t["name"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty() && !n.starts_with("GO:"))),
+                "{v}"
+            );
+        }
+    }
+
+    // Bad input is named.
+    let out = foldspace(&["search", "--bank", bank, "--model", model, "--text", "  "]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"this is not a bank").expect("write");
+    let out = foldspace(&[
+        "search",
+        "--bank",
+        &p(&junk),
+        "--model",
+        model,
+        "--text",
+        "kinase",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable search bank"));
+    let out = foldspace(&[
+        "search",
+        "--bank",
+        bank,
+        "--model",
+        model,
+        "--sequence",
+        "MK1",
+    ]);
+    assert!(!out.status.success());
+}
+
 #[test]
 fn align_train_evaluate_bank_and_search() {
     let dir = std::env::temp_dir().join(format!("foldspace-align-{}", std::process::id()));
@@ -358,128 +573,13 @@ fn align_train_evaluate_bank_and_search() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("model/align.json")).expect("manifest"))
             .expect("json");
-    // Entries with an informative function or process term (one the term file has) have a text;
-    // the others are left out.
-    let known = known_terms();
-    let with_text = std::fs::read_to_string(&swissprot)
-        .expect("subset")
-        .lines()
-        .skip(1)
-        .filter(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            f[1..3]
-                .iter()
-                .flat_map(|x| x.split(','))
-                .any(|t| known.contains(t) && t != "GO:0003674" && t != "GO:0008150")
-        })
-        .count();
-    assert!(with_text >= 20);
-    assert_eq!(manifest["training"]["items"]["swissprot"], with_text);
-    // Texts are made of names: no obsolete GO id (one the term file lacks) stands in for a name.
-    let texts = std::fs::read_to_string(&text_cache).expect("text cache");
-    assert!(texts.lines().count() > 40);
-    for line in texts.lines() {
-        let t: serde_json::Value = serde_json::from_str(line).expect("json");
-        let t = t["k"].as_str().expect("text");
-        for (at, _) in t.match_indices("GO:") {
-            let id = t.get(at..at + 10).unwrap_or(&t[at..]);
-            assert!(
-                known.contains(id),
-                "an unknown GO id in a training text: {t}"
-            );
-        }
-    }
+    texts_name_known_terms(&swissprot, &text_cache, &manifest);
 
-    // Continue training from the model: its weights are the start, the manifest says so.
-    let continued = p(&dir.join("continued"));
-    ok(&on_subset(
-        "align",
-        &[
-            "--steps",
-            "2",
-            "--final-learning-rate",
-            "1e-4",
-            "--near-misses",
-            "0.5",
-            "--structure-weight",
-            "0.5",
-            "--init",
-            &model,
-            "--out",
-            &continued,
-        ],
-    ));
-    let second: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("continued/align.json")).expect("manifest"))
-            .expect("json");
-    assert_eq!(
-        second["training"]["continued_from"]["training"]["weights_sha256"],
-        manifest["training"]["weights_sha256"]
-    );
-    assert_eq!(second["structure_mean"], manifest["structure_mean"]);
-    assert_eq!(second["training"]["train"]["final_learning_rate"], 1e-4);
-    assert_eq!(second["training"]["train"]["near_misses"], 0.5);
-    assert_eq!(second["config"]["structure_weight"], 0.5);
-    assert_eq!(manifest["config"]["structure_weight"], 1.0);
-    let out = on_subset("align", &["--near-misses", "1.5", "--out", &continued]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("fraction"));
-    assert_ne!(
-        second["training"]["weights_sha256"],
-        manifest["training"]["weights_sha256"]
-    );
+    continued(&dir, &on_subset, &model, &manifest);
 
     stage_two(&dir, &on_subset, &model, &go_parents);
 
-    let out = ok(&on_subset(
-        "eval-retrieval",
-        &[
-            "--go-parents",
-            &go_parents,
-            "--model",
-            &model,
-            "--split",
-            "val",
-            "--json",
-        ],
-    ));
-    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
-    assert_eq!(v["n"], 15);
-    assert_eq!(v["structure_weight"], 1.0);
-    for path in [
-        "/text_to_protein/r1",
-        "/text_to_protein/r10",
-        "/text_to_protein/map",
-        "/protein_to_text/map",
-        "/go_mf_fmax",
-        "/go_mf_fmax_transfer/fmax",
-        "/baselines/random/text_to_protein/map",
-        "/baselines/random/go_mf_fmax",
-        "/baselines/naive/go_mf_fmax",
-        "/baselines/nearest_sequence/go_mf_fmax",
-    ] {
-        let x = v.pointer(path).and_then(|x| x.as_f64()).expect(path);
-        assert!((0.0..=1.0).contains(&x), "{path} = {x}");
-    }
-    // 15 queries over 15 candidates: the top 10 holds the query's own protein at least 10/15
-    // of the time by chance alone, so R@10 ≥ R@1 and both are fractions of 15.
-    let r10 = v["text_to_protein"]["r10"].as_f64().expect("r10");
-    assert!(r10 >= v["text_to_protein"]["r1"].as_f64().expect("r1"));
-    assert_eq!(v["go_mf_fmax_transfer"]["neighbours"], 25);
-    assert!(((r10 * 15.0).round() - r10 * 15.0).abs() < 1e-9);
-
-    let out = on_subset(
-        "eval-retrieval",
-        &[
-            "--go-parents",
-            &go_parents,
-            "--model",
-            &model,
-            "--structure-weight=-1",
-        ],
-    );
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--structure-weight"));
+    evaluated(&on_subset, &model, &go_parents);
 
     let bank = p(&dir.join("bank.safetensors"));
     ok(&on_subset(
@@ -493,79 +593,7 @@ fn align_train_evaluate_bank_and_search() {
             &bank,
         ],
     ));
-    let search = |query: &[&str]| -> serde_json::Value {
-        let mut args = vec![
-            "search", "--bank", &bank, "--model", &model, "--top", "5", "--json",
-        ];
-        args.extend_from_slice(query);
-        serde_json::from_str(&ok(&foldspace(&args))).expect("one JSON object")
-    };
-    let example = p(&repo("assets/examples/1a8o.pdb"));
-    for query in [
-        vec!["--text", "DNA binding"],
-        vec!["--sequence", "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"],
-        vec!["--structure", example.as_str()],
-    ] {
-        let v = search(&query);
-        let hits = v["hits"].as_array().expect("hits");
-        assert_eq!(hits.len(), 5, "{v}");
-        assert_eq!(v["bank_size"], 65);
-        let scores: Vec<f64> = hits
-            .iter()
-            .map(|h| h["score"].as_f64().expect("score"))
-            .collect();
-        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
-        assert!(scores.iter().all(|s| (-1.0..=1.0001).contains(s)));
-        if query[0] != "--text" {
-            // Transferred from the closest annotated chains: names with shares in (0, 1], best
-            // first.
-            let terms = v["likely_function"].as_array().expect("terms");
-            assert!((1..=5).contains(&terms.len()), "{v}");
-            let shares: Vec<f64> = terms
-                .iter()
-                .map(|t| t["score"].as_f64().expect("score"))
-                .collect();
-            assert!(shares.windows(2).all(|w| w[0] >= w[1]), "{shares:?}");
-            assert!(
-                shares.iter().all(|s| *s > 0.0 && *s <= 1.0001),
-                "{shares:?}"
-            );
-            assert!(
-                terms.iter().all(|t| t["name"]
-                    .as_str()
-                    .is_some_and(|n| !n.is_empty() && !n.starts_with("GO:"))),
-                "{v}"
-            );
-        }
-    }
-
-    // Bad input is named.
-    let out = foldspace(&["search", "--bank", &bank, "--model", &model, "--text", "  "]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
-    let junk = dir.join("junk.safetensors");
-    std::fs::write(&junk, b"this is not a bank").expect("write");
-    let out = foldspace(&[
-        "search",
-        "--bank",
-        &p(&junk),
-        "--model",
-        &model,
-        "--text",
-        "kinase",
-    ]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable search bank"));
-    let out = foldspace(&[
-        "search",
-        "--bank",
-        &bank,
-        "--model",
-        &model,
-        "--sequence",
-        "MK1",
-    ]);
-    assert!(!out.status.success());
+    searched(&dir, &bank, &model);
 
     // A synthetic bank for timing.
     let synthetic = p(&dir.join("synthetic.safetensors"));
@@ -595,6 +623,65 @@ fn align_train_evaluate_bank_and_search() {
     let v: serde_json::Value = serde_json::from_str(&ok(&foldspace(&args))).expect("json");
     assert_eq!(v["bank_size"], 2000);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Parse a cache file's vectors by chain name (the marker line left out).
+fn cache_vectors(text: &str) -> std::collections::HashMap<String, Vec<f64>> {
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .filter(|v| !v["k"].as_str().expect("key").starts_with('#'))
+        .map(|v| {
+            let values = v["v"].as_array().expect("vector");
+            (
+                v["k"].as_str().expect("key").to_string(),
+                values.iter().map(|x| x.as_f64().expect("number")).collect(),
+            )
+        })
+        .collect()
+}
+
+/// `pool-structures --shard K/N`: the shards' files together hold each chain once, with the
+/// vector pooling them all at once gives (`whole`, level 0); a shard past N is refused.
+fn shards_make_the_whole(dir: &Path, run: &dyn Fn(&[&str]) -> Output, chains: &str, whole: &str) {
+    let whole = cache_vectors(whole);
+    let mut seen = std::collections::HashMap::new();
+    for shard in ["0/2", "1/2"] {
+        let file = dir.join(format!("shard-{}.jsonl", &shard[..1]));
+        let file = file.to_str().expect("path");
+        ok(&run(&[
+            "pool-structures",
+            "--chains",
+            chains,
+            "--splits",
+            "train,val",
+            "--levels",
+            "0",
+            "--shard",
+            shard,
+            "--cache",
+            file,
+        ]));
+        let part = cache_vectors(&std::fs::read_to_string(file).expect("shard cache"));
+        // 65 chains: 33 in the first shard, 32 in the second.
+        assert_eq!(part.len(), if shard == "0/2" { 33 } else { 32 });
+        for (name, v) in part {
+            assert!(seen.insert(name, v).is_none(), "a chain in both shards");
+        }
+    }
+    assert_eq!(seen.len(), whole.len());
+    for (name, v) in &whole {
+        let got = &seen[name];
+        let scale = v.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-6);
+        assert!(
+            got.iter()
+                .zip(v)
+                .all(|(g, x)| (g - x).abs() <= 1e-4 * scale),
+            "{name}: the shard's vector differs from the whole run's"
+        );
+    }
+    let out = run(&["pool-structures", "--chains", chains, "--shard", "2/2"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("K < N"));
 }
 
 /// `pool-structures --levels` pools at several noise levels in one pass (a cache per level),
@@ -670,6 +757,7 @@ fn structure_levels_are_pooled_probed_and_recorded() {
     let out = run(&["pool-structures", "--chains", &chains, "--levels", "61"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("out of range"));
+    shards_make_the_whole(&dir, &run, &chains, &coarse);
 
     let out = ok(&on_corpus(
         "eval-structure-levels",

@@ -428,6 +428,86 @@ struct BatchData<'a> {
     device: &'a Device,
 }
 
+/// The rows of a batch with a structure vector, with texts, and with both.
+fn modality_rows(batch: &[&AlignItem]) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let with_structure: Vec<usize> = (0..batch.len())
+        .filter(|&k| batch[k].structure.is_some())
+        .collect();
+    let with_text: Vec<usize> = (0..batch.len())
+        .filter(|&k| !batch[k].texts.is_empty())
+        .collect();
+    let both: Vec<usize> = with_structure
+        .iter()
+        .copied()
+        .filter(|k| with_text.contains(k))
+        .collect();
+    (with_structure, with_text, both)
+}
+
+/// `rows` as an index tensor `[rows.len()]`.
+fn index_tensor(rows: &[usize], device: &Device) -> Tensor<1, Int> {
+    Tensor::<1, Int>::from_data(
+        TensorData::new(
+            rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
+            [rows.len()],
+        ),
+        device,
+    )
+}
+
+/// The positives of an InfoNCE over `rows` (`[rows.len(), rows.len()]`): each row itself, and
+/// with `by_group` the rows of its group.
+fn group_mask(batch: &[&AlignItem], rows: &[usize], by_group: bool, device: &Device) -> Tensor<2> {
+    let groups: Vec<Option<u64>> = rows
+        .iter()
+        .map(|&r| if by_group { batch[r].group } else { None })
+        .collect();
+    Tensor::<2>::from_data(
+        TensorData::new(positive_mask(&groups), [rows.len(), rows.len()]),
+        device,
+    )
+}
+
+/// The standardised structure vectors of `rows` (`[rows.len(), width]`), with Gaussian noise of
+/// standard deviation `noise` added (drawn from `rng` in row-major order) when it is positive.
+fn standardised_structures(
+    batch: &[&AlignItem],
+    rows: &[usize],
+    (mean, std): (&[f32], &[f32]),
+    width: usize,
+    noise: f32,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Tensor<2> {
+    let mut flat = Vec::with_capacity(rows.len() * width);
+    for &k in rows {
+        if let Some(v) = &batch[k].structure {
+            for (c, &x) in v.iter().enumerate() {
+                let z = (x - mean[c]) / std[c];
+                let e: f32 = if noise > 0.0 {
+                    rng.sample::<f32, _>(rand_distr::StandardNormal) * noise
+                } else {
+                    0.0
+                };
+                flat.push(z + e);
+            }
+        }
+    }
+    Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), width]), device)
+}
+
+/// Two different phrasings (text indices) per item of `rows` where it has two, the first drawn
+/// from `rng`.
+fn text_picks(batch: &[&AlignItem], rows: &[usize], rng: &mut StdRng) -> Vec<(usize, usize)> {
+    rows.iter()
+        .map(|&k| {
+            let t = &batch[k].texts;
+            let a = rng.random_range(0..t.len());
+            (t[a], t[(a + 1) % t.len()])
+        })
+        .collect()
+}
+
 /// One batch's weighted loss terms `[seq–str, seq–text, str–text, views]` (a term is `None`
 /// where the batch has too few items for it). Draws from `rng` in a fixed order: masked
 /// tokens, text phrasings, structure noise or crops, the second sequence view.
@@ -453,63 +533,22 @@ async fn batch_terms(
     let tokens = batch_tokens(batch, model_config.max_sequence, config.mask_fraction, rng);
     let seq = model.embed_sequence(token_tensor(&tokens, device));
     let scale = model.scale();
-    let with_structure: Vec<usize> = (0..batch.len())
-        .filter(|&k| batch[k].structure.is_some())
-        .collect();
-    let with_text: Vec<usize> = (0..batch.len())
-        .filter(|&k| !batch[k].texts.is_empty())
-        .collect();
-    let both: Vec<usize> = with_structure
-        .iter()
-        .copied()
-        .filter(|k| with_text.contains(k))
-        .collect();
-    let index = |rows: &[usize]| {
-        Tensor::<1, Int>::from_data(
-            TensorData::new(
-                rows.iter().map(|&r| r as i64).collect::<Vec<_>>(),
-                [rows.len()],
-            ),
-            device,
-        )
-    };
-    let mask = |rows: &[usize], by_group: bool| {
-        let groups: Vec<Option<u64>> = rows
-            .iter()
-            .map(|&r| if by_group { batch[r].group } else { None })
-            .collect();
-        Tensor::<2>::from_data(
-            TensorData::new(positive_mask(&groups), [rows.len(), rows.len()]),
-            device,
-        )
-    };
+    let (with_structure, with_text, both) = modality_rows(batch);
+    let index = |rows: &[usize]| index_tensor(rows, device);
+    let mask = |rows: &[usize], by_group: bool| group_mask(batch, rows, by_group, device);
     // Structure vectors (standardised), and a noisy second view for the intra-modal term.
     let structure_rows = |noise: f32, rng: &mut StdRng| {
-        let mut flat = Vec::with_capacity(with_structure.len() * width);
-        for &k in &with_structure {
-            if let Some(v) = &batch[k].structure {
-                for (c, &x) in v.iter().enumerate() {
-                    let z = (x - mean[c]) / std[c];
-                    let e: f32 = if noise > 0.0 {
-                        rng.sample::<f32, _>(rand_distr::StandardNormal) * noise
-                    } else {
-                        0.0
-                    };
-                    flat.push(z + e);
-                }
-            }
-        }
-        Tensor::<2>::from_data(TensorData::new(flat, [with_structure.len(), width]), device)
+        standardised_structures(
+            batch,
+            &with_structure,
+            (mean, std),
+            width,
+            noise,
+            rng,
+            device,
+        )
     };
-    // Two different phrasings per item where it has two.
-    let picks: Vec<(usize, usize)> = with_text
-        .iter()
-        .map(|&k| {
-            let t = &batch[k].texts;
-            let a = rng.random_range(0..t.len());
-            (t[a], t[(a + 1) % t.len()])
-        })
-        .collect();
+    let picks = text_picks(batch, &with_text, rng);
     let text_rows = |view: usize| {
         let mut flat = Vec::with_capacity(with_text.len() * model_config.text_width);
         for p in &picks {

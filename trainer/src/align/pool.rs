@@ -30,6 +30,24 @@ pub(crate) struct PoolArgs {
     /// Pool at most this many chains (after ordering).
     #[arg(long)]
     max_chains: Option<usize>,
+    /// Pool only every N-th chain of the ordered list, starting at the K-th (`K/N`, K from 0):
+    /// N processes with their own `--cache` files share the work; append the files together
+    /// afterwards (a cache may hold the same weights' marker line more than once).
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+}
+
+/// `K/N` with K < N.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` is not K/N (e.g. 0/2)"))?;
+    let k: usize = k.trim().parse().map_err(|e| format!("K in `{s}`: {e}"))?;
+    let n: usize = n.trim().parse().map_err(|e| format!("N in `{s}`: {e}"))?;
+    if n == 0 || k >= n {
+        return Err(format!("`{s}`: need 0 <= K < N"));
+    }
+    Ok((k, n))
 }
 
 /// Pool the structure-tower inputs of chains into the cache (resumable).
@@ -85,6 +103,9 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
     chosen.sort_by_key(|c| !first.contains(&c.name));
     if let Some(m) = args.max_chains {
         chosen.truncate(m);
+    }
+    if let Some((k, n)) = args.shard {
+        chosen = chosen.into_iter().skip(k).step_by(n).collect();
     }
     let mut caches = paths
         .iter()

@@ -47,34 +47,8 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     if let Some(w) = args.structure_weight {
         model.config.structure_weight = checked_weight(w)?;
     }
-    let mf_set = |a: &Annotation| -> Vec<String> {
-        a.function
-            .iter()
-            .filter(|t| t.as_str() != MF_ROOT)
-            .cloned()
-            .collect()
-    };
-    // The evaluated proteins: in both files, in the split, with an informative MF set.
-    let proteins: Vec<(&Annotation, &JsonChain)> = corpus
-        .function
-        .iter()
-        .filter_map(|a| Some((a, corpus.chain(&a.name)?)))
-        .filter(|(a, c)| {
-            args.split.as_deref().is_none_or(|s| c.split == s)
-                && !query_text(o, &a.function).is_empty()
-                && c.chain.len() >= 2
-        })
-        .collect();
+    let proteins = evaluated_proteins(&corpus, args.split.as_deref())?;
     let n = proteins.len();
-    if n < 2 {
-        bail!(
-            "only {n} chains are in both files{} with a molecular-function term",
-            args.split
-                .as_deref()
-                .map(|s| format!(" (split {s})"))
-                .unwrap_or_default()
-        );
-    }
     let quiet = args.json;
     let log = |m: String| {
         if !quiet {
@@ -87,25 +61,8 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     let chains: Vec<&JsonChain> = proteins.iter().map(|(_, c)| *c).collect();
     structures.fill_structures(&score, level, &chains)?;
     let (encoder, mut text_cache) = args.towers.text()?;
+    let (train_chains, references) = train_references(&corpus);
     // Candidate GO terms: the MF terms of the training chains, propagated.
-    let train_chains: Vec<&JsonChain> = corpus
-        .function
-        .iter()
-        .filter_map(|a| Some((corpus.chain(&a.name)?, a)))
-        .filter(|(c, a)| c.split == "train" && !mf_set(a).is_empty())
-        .map(|(c, _)| c)
-        .collect();
-    let references: Vec<Reference> = corpus
-        .function
-        .iter()
-        .filter_map(|a| Some((corpus.chain(&a.name)?, a)))
-        .filter(|(c, a)| c.split == "train" && !mf_set(a).is_empty())
-        .map(|(c, a)| Reference {
-            name: &c.name,
-            sequence: &c.chain.sequence,
-            terms: propagated_function(o, &a.function),
-        })
-        .collect();
     let (terms, frequency) = candidate_terms(&references);
     let term_names: Vec<String> = terms.iter().map(|t| o.name(t).to_string()).collect();
     let queries: Vec<String> = proteins
@@ -194,29 +151,131 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        println!(
-            "{n} proteins{}; {} candidate GO-MF terms",
-            args.split
-                .as_deref()
-                .map(|s| format!(" (split {s})"))
-                .unwrap_or_default(),
-            terms.len()
-        );
-        println!("{:<28} {:>6} {:>6} {:>6}", "", "R@1", "R@10", "MAP");
-        for (name, x) in [
-            ("text→protein", t2p),
-            ("protein→text", p2t),
-            ("text→protein (sequence)", t2p_seq),
-            ("text→protein (structure)", t2p_str),
-            ("text→protein (random)", t2p_random),
-        ] {
-            println!("{name:<28} {:>6.3} {:>6.3} {:>6.3}", x.r1, x.r10, x.map);
-        }
-        println!(
-            "GO-MF Fmax: model zero-shot {fmax_model:.3} (sequence {fmax_sequence:.3}, structure {fmax_structure:.3}), model transfer from {} neighbours {}; random {fmax_random:.3}, naive {fmax_naive:.3}, nearest sequence {fmax_nearest:.3}",
-            args.neighbours.max(1),
-            fmax_knn.map_or("not run".to_string(), |f| format!("{f:.3}"))
+        print_retrieval(
+            &args,
+            n,
+            terms.len(),
+            [
+                ("text→protein", t2p),
+                ("protein→text", p2t),
+                ("text→protein (sequence)", t2p_seq),
+                ("text→protein (structure)", t2p_str),
+                ("text→protein (random)", t2p_random),
+            ],
+            &Fmaxes {
+                model: fmax_model,
+                sequence: fmax_sequence,
+                structure: fmax_structure,
+                transfer: fmax_knn,
+                random: fmax_random,
+                naive: fmax_naive,
+                nearest: fmax_nearest,
+            },
         );
     }
     Ok(())
+}
+
+/// A protein's molecular-function set, the root left out.
+fn mf_set(a: &Annotation) -> Vec<String> {
+    a.function
+        .iter()
+        .filter(|t| t.as_str() != MF_ROOT)
+        .cloned()
+        .collect()
+}
+
+/// The evaluated proteins: in both files, in the split (all if none), with an informative MF set.
+fn evaluated_proteins<'a>(
+    corpus: &'a Corpus,
+    split: Option<&str>,
+) -> Result<Vec<(&'a Annotation, &'a JsonChain)>> {
+    let o = &corpus.ontology;
+    let proteins: Vec<(&Annotation, &JsonChain)> = corpus
+        .function
+        .iter()
+        .filter_map(|a| Some((a, corpus.chain(&a.name)?)))
+        .filter(|(a, c)| {
+            split.is_none_or(|s| c.split == s)
+                && !query_text(o, &a.function).is_empty()
+                && c.chain.len() >= 2
+        })
+        .collect();
+    let n = proteins.len();
+    if n < 2 {
+        bail!(
+            "only {n} chains are in both files{} with a molecular-function term",
+            split.map(|s| format!(" (split {s})")).unwrap_or_default()
+        );
+    }
+    Ok(proteins)
+}
+
+/// The annotated training chains (with an informative MF set), and them as the baselines' and
+/// the transfer predictor's references (propagated terms).
+fn train_references(corpus: &Corpus) -> (Vec<&JsonChain>, Vec<Reference<'_>>) {
+    let o = &corpus.ontology;
+    let train_chains: Vec<&JsonChain> = corpus
+        .function
+        .iter()
+        .filter_map(|a| Some((corpus.chain(&a.name)?, a)))
+        .filter(|(c, a)| c.split == "train" && !mf_set(a).is_empty())
+        .map(|(c, _)| c)
+        .collect();
+    let references: Vec<Reference> = corpus
+        .function
+        .iter()
+        .filter_map(|a| Some((corpus.chain(&a.name)?, a)))
+        .filter(|(c, a)| c.split == "train" && !mf_set(a).is_empty())
+        .map(|(c, a)| Reference {
+            name: &c.name,
+            sequence: &c.chain.sequence,
+            terms: propagated_function(o, &a.function),
+        })
+        .collect();
+    (train_chains, references)
+}
+
+/// The GO-MF Fmax of each predictor (transfer: `None` when not run).
+struct Fmaxes {
+    model: f64,
+    sequence: f64,
+    structure: f64,
+    transfer: Option<f64>,
+    random: f64,
+    naive: f64,
+    nearest: f64,
+}
+
+/// The human-readable report of eval-retrieval.
+fn print_retrieval(
+    args: &EvalRetrievalArgs,
+    n: usize,
+    terms: usize,
+    rows: [(&str, Retrieval); 5],
+    f: &Fmaxes,
+) {
+    println!(
+        "{n} proteins{}; {terms} candidate GO-MF terms",
+        args.split
+            .as_deref()
+            .map(|s| format!(" (split {s})"))
+            .unwrap_or_default(),
+    );
+    println!("{:<28} {:>6} {:>6} {:>6}", "", "R@1", "R@10", "MAP");
+    for (name, x) in rows {
+        println!("{name:<28} {:>6.3} {:>6.3} {:>6.3}", x.r1, x.r10, x.map);
+    }
+    println!(
+        "GO-MF Fmax: model zero-shot {:.3} (sequence {:.3}, structure {:.3}), model transfer from {} neighbours {}; random {:.3}, naive {:.3}, nearest sequence {:.3}",
+        f.model,
+        f.sequence,
+        f.structure,
+        args.neighbours.max(1),
+        f.transfer
+            .map_or("not run".to_string(), |f| format!("{f:.3}")),
+        f.random,
+        f.naive,
+        f.nearest
+    );
 }

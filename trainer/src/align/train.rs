@@ -3,6 +3,8 @@
 //! score network).
 
 use super::*;
+use foldspace::align::dataset::AlignDataset;
+use foldspace::score::network::ScoreNet;
 
 #[derive(Args)]
 pub(crate) struct AlignArgs {
@@ -107,25 +109,8 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     if args.fine_tune_structure && args.init.is_none() {
         bail!("--fine-tune-structure (stage 2) continues a stage-1 model: pass --init");
     }
-    // A model continued from a stage-2 one keeps reading structures through its tuned network.
     let init_manifest = args.init.as_deref().map(read_manifest).transpose()?;
-    let score_path = match (&args.towers.weights, &args.init, &init_manifest) {
-        (None, Some(dir), Some(m)) if m.structure_network.is_some() => {
-            dir.join(m.structure_network.as_deref().unwrap_or_default())
-        }
-        _ => weights_path(args.towers.weights.as_deref())?,
-    };
-    let score = Embedder::from_file(&score_path, Compute::cpu())?;
-    let level = match (args.structure_level, &init_manifest) {
-        (Some(l), Some(m)) if m.config.level(&score) != l => bail!(
-            "the model of --init pools structures at noise level {}, not {l}: leave --structure-level out",
-            m.config.level(&score)
-        ),
-        (Some(l), _) => l,
-        (None, Some(m)) => m.config.level(&score),
-        (None, None) => score.default_level(),
-    };
-    score.sigma(level)?;
+    let (score_path, score, level) = structure_tower(&args, init_manifest.as_ref())?;
     let structure_path = args
         .towers
         .structure_cache
@@ -133,21 +118,8 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         .unwrap_or_else(|| default_structure_cache(&score, level));
     let structures =
         StructureCache::open(&structure_path, "structure vectors", &score.weights_sha256)?;
-    // Swiss-Prot entries, obsolete terms left out (the dataset draws its sample).
     let swissprot = match &args.swissprot {
-        Some(path) => {
-            let mut entries = read_swissprot_tsv(&read_bytes(path)?)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let dropped: usize = entries.iter_mut().map(|e| e.retain_known(o)).sum();
-            if dropped > 0 {
-                eprintln!(
-                    "{dropped} GO annotations of Swiss-Prot entries name terms that {} does not have \
-                     (obsolete): left out",
-                    args.go_terms.display()
-                );
-            }
-            Some(entries)
-        }
+        Some(path) => Some(read_swissprot(path, &args.go_terms, o)?),
         None => None,
     };
     let dataset = assemble(
@@ -176,93 +148,24 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         dataset.texts.len()
     );
     let texts = &dataset.texts;
-    let (encoder, mut text_cache) = text_tower(
-        args.towers.text_model.as_deref(),
-        args.backend,
-        args.towers.text_cache.as_deref(),
-    )?;
-    text_cache.fill_texts(&encoder, texts)?;
-    let vectors: Vec<Vec<f32>> = text_cache
-        .get_all(texts.iter().map(String::as_str))?
-        .into_iter()
-        .map(<[f32]>::to_vec)
-        .collect();
+    let (encoder, vectors) = text_vectors(&args, texts)?;
     let train_compute = compute(args.backend)?.autodiff();
     let device = train_compute.device.clone();
     let init = match &args.init {
-        Some(dir) => {
-            let (model, manifest, _) = load_align(Some(dir), &device)?;
-            if manifest.structure_weights_sha256 != score.weights_sha256
-                || manifest.text_weights_sha256 != encoder.source_sha256
-            {
-                bail!(
-                    "{} was trained on other structure or text towers than this run's",
-                    dir.display()
-                );
-            }
-            Some((model, manifest))
-        }
+        Some(dir) => Some(load_init(dir, &device, &score, &encoder)?),
         None => None,
     };
-    let mut model_config = match &init {
-        Some((model, _)) => model.config.clone(),
-        None => AlignConfig {
-            structure_width: structures
-                .vectors
-                .values()
-                .next()
-                .map(Vec::len)
-                .unwrap_or(128),
-            text_width: encoder.dim(),
-            ..AlignConfig::default()
-        },
-    };
-    if let Some(w) = args.structure_weight {
-        model_config.structure_weight = checked_weight(w)?;
-    }
-    model_config.structure_level = Some(level);
-    // The weight is not trained: the continued model takes this run's.
-    let (init, continued_from) = match init {
-        Some((mut model, manifest)) => {
-            model.config.structure_weight = model_config.structure_weight;
-            model.config.structure_level = model_config.structure_level;
-            let from = serde_json::json!({
-                "model": args.init.as_ref().map(|d| d.display().to_string()),
-                "training": manifest.training,
-            });
-            (Some(model), from)
-        }
-        None => (None, serde_json::Value::Null),
-    };
-    let config = AlignTrainConfig {
-        steps: args.steps,
-        triples: args.triples,
-        sequence_structure: args.sequence_structure,
-        sequence_text: args.sequence_text,
-        learning_rate: args.learning_rate,
-        final_learning_rate: args.final_learning_rate,
-        warmup_steps: args.warmup_steps,
-        weight_structure_views: args.structure_views,
-        weight_sequence_views: args.sequence_views,
-        near_misses: args.near_misses,
-        seed: args.seed,
-        ..AlignTrainConfig::default()
-    };
-    // Stage 2: the same network, trainable, on the training device.
+    let structure_width = structures.vectors.values().next().map_or(128, Vec::len);
+    let (model_config, init, continued_from) =
+        model_config(&args, init, structure_width, encoder.dim(), level)?;
+    let config = train_config(&args);
     let (tuning, batches_tracked) = if args.fine_tune_structure {
-        let (map, sha) = WeightMap::from_file(&score_path)?;
-        let batches = map
-            .tensors
-            .get("norm_out.norm.num_batches_tracked")
-            .and_then(|t| t.values.first())
-            .map_or(0, |&v| v as u64);
-        let network = Embedder::new(&map, sha, train_compute.clone())?;
-        let tuning = StructureTuning {
+        let (tuning, batches) = structure_tuning(
+            &score_path,
             level,
-            network: network.model,
-            compute: train_compute,
-            learning_rate: args.structure_learning_rate,
-        };
+            train_compute,
+            args.structure_learning_rate,
+        )?;
         (Some(tuning), batches)
     } else {
         (None, 0)
@@ -270,23 +173,139 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     let stage = if tuning.is_some() { 2 } else { 1 };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut metrics = std::fs::File::create(args.out.join("metrics.csv"))?;
-    writeln!(
-        metrics,
-        "step,loss,sequence_structure,sequence_text,structure_text,views,step_s"
-    )?;
     let started = Instant::now();
-    let mut last = Instant::now();
-    let mut write_error = None;
-    let (trained, tuned) = pollster::block_on(train(
-        &dataset.items,
+    let (trained, tuned) = train_logged(
+        &args.out,
+        &dataset,
         &vectors,
-        &dataset.text_facts,
         model_config,
         init,
         tuning,
         &config,
         &device,
+    )?;
+    let weights = trained.to_safetensors()?;
+    write_with_sha256(&args.out.join(WEIGHTS_FILE), &weights)?;
+    let continued_tuned = init_manifest
+        .as_ref()
+        .is_some_and(|m| m.structure_network.is_some());
+    let network =
+        structure_network_bytes(tuned, &score, &score_path, batches_tracked, continued_tuned)?;
+    let (structure_network, structure_sha) = match &network {
+        Some(bytes) => {
+            write_with_sha256(&args.out.join(STRUCTURE_NETWORK), bytes)?;
+            (Some(STRUCTURE_NETWORK.to_string()), sha256_hex(bytes))
+        }
+        None => (None, score.weights_sha256.clone()),
+    };
+    let training = serde_json::json!({
+        "stage": stage,
+        "frozen": if stage == 2 {
+            vec!["text tower (MiniLM)"]
+        } else {
+            vec!["structure tower (score network)", "text tower (MiniLM)"]
+        },
+        "structure_learning_rate": (stage == 2).then_some(args.structure_learning_rate),
+        "train": config,
+        "items": {
+            "triples": counts.triples,
+            "sequence_structure": counts.sequence_structure,
+            "sequence_text_chains": counts.sequence_text_chains,
+            "swissprot": counts.swissprot,
+            "texts": texts.len(),
+        },
+        "seconds": started.elapsed().as_secs_f64(),
+        "weights_sha256": sha256_hex(&weights),
+        "continued_from": continued_from,
+    });
+    let manifest = AlignManifest {
+        config: trained.config.clone(),
+        structure_mean: trained.structure_mean.clone(),
+        structure_std: trained.structure_std.clone(),
+        structure_weights_sha256: structure_sha,
+        structure_network,
+        text_weights_sha256: encoder.source_sha256.clone(),
+        training,
+    };
+    write_with_sha256(
+        &args.out.join(MANIFEST_FILE),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    eprintln!(
+        "wrote {} ({:.0} s)",
+        args.out.join(WEIGHTS_FILE).display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Swiss-Prot entries, obsolete terms left out (the dataset draws its sample).
+fn read_swissprot(path: &Path, go_terms: &Path, o: &Ontology) -> Result<Vec<Annotation>> {
+    let mut entries = read_swissprot_tsv(&read_bytes(path)?)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let dropped: usize = entries.iter_mut().map(|e| e.retain_known(o)).sum();
+    if dropped > 0 {
+        eprintln!(
+            "{dropped} GO annotations of Swiss-Prot entries name terms that {} does not have \
+             (obsolete): left out",
+            go_terms.display()
+        );
+    }
+    Ok(entries)
+}
+
+/// Stage 2: the score network of `score_path`, trainable, on the training device; with the
+/// count of batches its norms tracked (written back with the tuned network).
+fn structure_tuning(
+    score_path: &Path,
+    level: usize,
+    train_compute: Compute,
+    learning_rate: f64,
+) -> Result<(StructureTuning, u64)> {
+    let (map, sha) = WeightMap::from_file(score_path)?;
+    let batches = map
+        .tensors
+        .get("norm_out.norm.num_batches_tracked")
+        .and_then(|t| t.values.first())
+        .map_or(0, |&v| v as u64);
+    let network = Embedder::new(&map, sha, train_compute.clone())?;
+    let tuning = StructureTuning {
+        level,
+        network: network.model,
+        compute: train_compute,
+        learning_rate,
+    };
+    Ok((tuning, batches))
+}
+
+/// Train, writing each step's losses to `out/metrics.csv` and every 20th to the terminal.
+#[allow(clippy::too_many_arguments)]
+fn train_logged(
+    out: &Path,
+    dataset: &AlignDataset,
+    vectors: &[Vec<f32>],
+    model_config: AlignConfig,
+    init: Option<AlignTrained>,
+    tuning: Option<StructureTuning>,
+    config: &AlignTrainConfig,
+    device: &Device,
+) -> Result<(AlignTrained, Option<ScoreNet>)> {
+    let mut metrics = std::fs::File::create(out.join("metrics.csv"))?;
+    writeln!(
+        metrics,
+        "step,loss,sequence_structure,sequence_text,structure_text,views,step_s"
+    )?;
+    let mut last = Instant::now();
+    let mut write_error = None;
+    let (trained, tuned) = pollster::block_on(train(
+        &dataset.items,
+        vectors,
+        &dataset.text_facts,
+        model_config,
+        init,
+        tuning,
+        config,
+        device,
         |step, l| {
             let dt = last.elapsed().as_secs_f64();
             last = Instant::now();
@@ -308,66 +327,144 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     if let Some(e) = write_error {
         return Err(e).context("writing metrics.csv");
     }
-    let weights = trained.to_safetensors()?;
-    write_with_sha256(&args.out.join(WEIGHTS_FILE), &weights)?;
-    // The structure network the model reads: tuned here, or a tuned one it continued from.
-    let network = match tuned {
+    Ok((trained, tuned))
+}
+
+/// The structure network the model reads, to write beside it: tuned here, or the tuned one it
+/// continued from (`continued_tuned`); none when it reads the shipped network.
+fn structure_network_bytes(
+    tuned: Option<ScoreNet>,
+    score: &Embedder,
+    score_path: &Path,
+    batches_tracked: u64,
+    continued_tuned: bool,
+) -> Result<Option<Vec<u8>>> {
+    Ok(match tuned {
         Some(net) => Some(to_safetensors(&pollster::block_on(weight_map(
             &net,
             &score.config,
             batches_tracked,
         ))?)?),
-        None if init_manifest
-            .as_ref()
-            .is_some_and(|m| m.structure_network.is_some()) =>
-        {
-            Some(read_bytes(&score_path)?)
-        }
+        None if continued_tuned => Some(read_bytes(score_path)?),
         None => None,
-    };
-    let (structure_network, structure_sha) = match &network {
-        Some(bytes) => {
-            write_with_sha256(&args.out.join(STRUCTURE_NETWORK), bytes)?;
-            (Some(STRUCTURE_NETWORK.to_string()), sha256_hex(bytes))
+    })
+}
+
+/// The score network the structure tower reads (its file, loaded on the CPU) and the noise level
+/// it is pooled at: `--weights`, else a stage-2 `--init` model's tuned network (a model
+/// continued from one keeps reading structures through it), else the shipped weights; the level
+/// from `--structure-level`, else the `--init` model's, else the network's smallest σ.
+fn structure_tower(
+    args: &AlignArgs,
+    init_manifest: Option<&AlignManifest>,
+) -> Result<(PathBuf, Embedder, usize)> {
+    let score_path = match (&args.towers.weights, &args.init, init_manifest) {
+        (None, Some(dir), Some(m)) if m.structure_network.is_some() => {
+            dir.join(m.structure_network.as_deref().unwrap_or_default())
         }
-        None => (None, score.weights_sha256.clone()),
+        _ => weights_path(args.towers.weights.as_deref())?,
     };
-    let manifest = AlignManifest {
-        config: trained.config.clone(),
-        structure_mean: trained.structure_mean.clone(),
-        structure_std: trained.structure_std.clone(),
-        structure_weights_sha256: structure_sha,
-        structure_network,
-        text_weights_sha256: encoder.source_sha256.clone(),
-        training: serde_json::json!({
-            "stage": stage,
-            "frozen": if stage == 2 {
-                vec!["text tower (MiniLM)"]
-            } else {
-                vec!["structure tower (score network)", "text tower (MiniLM)"]
-            },
-            "structure_learning_rate": (stage == 2).then_some(args.structure_learning_rate),
-            "train": config,
-            "items": {
-                "triples": counts.triples,
-                "sequence_structure": counts.sequence_structure,
-                "sequence_text_chains": counts.sequence_text_chains,
-                "swissprot": counts.swissprot,
-                "texts": texts.len(),
-            },
-            "seconds": started.elapsed().as_secs_f64(),
-            "weights_sha256": sha256_hex(&weights),
-            "continued_from": continued_from,
-        }),
+    let score = Embedder::from_file(&score_path, Compute::cpu())?;
+    let level = match (args.structure_level, init_manifest) {
+        (Some(l), Some(m)) if m.config.level(&score) != l => bail!(
+            "the model of --init pools structures at noise level {}, not {l}: leave --structure-level out",
+            m.config.level(&score)
+        ),
+        (Some(l), _) => l,
+        (None, Some(m)) => m.config.level(&score),
+        (None, None) => score.default_level(),
     };
-    write_with_sha256(
-        &args.out.join(MANIFEST_FILE),
-        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    score.sigma(level)?;
+    Ok((score_path, score, level))
+}
+
+/// The model of `--init`, checked to have been trained on this run's towers.
+fn load_init(
+    dir: &Path,
+    device: &Device,
+    score: &Embedder,
+    encoder: &TextEncoder,
+) -> Result<(AlignTrained, AlignManifest)> {
+    let (model, manifest, _) = load_align(Some(dir), device)?;
+    if manifest.structure_weights_sha256 != score.weights_sha256
+        || manifest.text_weights_sha256 != encoder.source_sha256
+    {
+        bail!(
+            "{} was trained on other structure or text towers than this run's",
+            dir.display()
+        );
+    }
+    Ok((model, manifest))
+}
+
+/// The text tower and the vectors of `texts` (from its cache, filled as needed).
+fn text_vectors(args: &AlignArgs, texts: &[String]) -> Result<(TextEncoder, Vec<Vec<f32>>)> {
+    let (encoder, mut text_cache) = text_tower(
+        args.towers.text_model.as_deref(),
+        args.backend,
+        args.towers.text_cache.as_deref(),
     )?;
-    eprintln!(
-        "wrote {} ({:.0} s)",
-        args.out.join(WEIGHTS_FILE).display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    text_cache.fill_texts(&encoder, texts)?;
+    let vectors: Vec<Vec<f32>> = text_cache
+        .get_all(texts.iter().map(String::as_str))?
+        .into_iter()
+        .map(<[f32]>::to_vec)
+        .collect();
+    Ok((encoder, vectors))
+}
+
+/// The training loop's settings from the command line.
+fn train_config(args: &AlignArgs) -> AlignTrainConfig {
+    AlignTrainConfig {
+        steps: args.steps,
+        triples: args.triples,
+        sequence_structure: args.sequence_structure,
+        sequence_text: args.sequence_text,
+        learning_rate: args.learning_rate,
+        final_learning_rate: args.final_learning_rate,
+        warmup_steps: args.warmup_steps,
+        weight_structure_views: args.structure_views,
+        weight_sequence_views: args.sequence_views,
+        near_misses: args.near_misses,
+        seed: args.seed,
+        ..AlignTrainConfig::default()
+    }
+}
+
+/// The model's configuration (the `--init` model's, else the defaults for the towers' widths)
+/// with this run's structure weight and level, the `--init` model given them too (they are not
+/// trained), and what the manifest records it was continued from.
+fn model_config(
+    args: &AlignArgs,
+    init: Option<(AlignTrained, AlignManifest)>,
+    structure_width: usize,
+    text_width: usize,
+    level: usize,
+) -> Result<(AlignConfig, Option<AlignTrained>, serde_json::Value)> {
+    let mut model_config = match &init {
+        Some((model, _)) => model.config.clone(),
+        None => AlignConfig {
+            structure_width,
+            text_width,
+            ..AlignConfig::default()
+        },
+    };
+    if let Some(w) = args.structure_weight {
+        model_config.structure_weight = checked_weight(w)?;
+    }
+    model_config.structure_level = Some(level);
+    // The weight is not trained: the continued model takes this run's.
+    let (init, continued_from) = match init {
+        Some((mut model, manifest)) => {
+            model.config.structure_weight = model_config.structure_weight;
+            model.config.structure_level = model_config.structure_level;
+            let from = serde_json::json!({
+                "model": args.init.as_ref().map(|d| d.display().to_string()),
+                "training": manifest.training,
+            });
+            (Some(model), from)
+        }
+        None => (None, serde_json::Value::Null),
+    };
+    Ok((model_config, init, continued_from))
 }
