@@ -7,7 +7,8 @@
 //! - [`map`]: the distance map; [`residues`]: the plot along the sequence;
 //! - [`refine`]: annealed Langevin refinement; [`export`]: the embeddings panel and downloads;
 //! - [`search`]: search by function and similar proteins; [`fetch`]: structures by ID;
-//! - [`collection`]: many proteins at once.
+//! - [`collection`]: many proteins at once; [`inputs`]: the device and weights coming ready,
+//!   dropped files and folders, the shipped examples.
 //!
 //! Heavy lifting is in `foldspace`, [`crate::logic`] and [`crate::scene`].
 
@@ -23,13 +24,13 @@ use yew::prelude::*;
 
 use crate::browser;
 use crate::error::{PageError, PageResult};
-use crate::loading::{DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_ORIGIN, load_weights, weights_label};
 use crate::logic::{self, PLAUSIBILITY_SIGMA, PageOptions};
 use crate::viewer::Viewer;
 
 mod collection;
 mod export;
 mod fetch;
+mod inputs;
 mod map;
 mod refine;
 mod residues;
@@ -497,37 +498,7 @@ impl Component for App {
         match msg {
             Msg::Nothing => return false,
             Msg::Error(e) => self.fail(e),
-            Msg::ComputeReady(compute, note) => {
-                self.compute = Some(compute.clone());
-                self.backend_note = note;
-                let (url, label) = match &self.options.weights {
-                    Some(w) => (w.clone(), format!("{w} (from ?weights=)")),
-                    None => (
-                        DEFAULT_WEIGHTS.to_string(),
-                        DEFAULT_WEIGHTS_ORIGIN.to_string(),
-                    ),
-                };
-                let link = ctx.link().clone();
-                ctx.link().send_future(async move {
-                    let result = load_weights(&url, compute, move |got, total| {
-                        link.send_message(Msg::WeightsProgress(got, total))
-                    })
-                    .await;
-                    Msg::WeightsLoaded(result, label)
-                });
-                if let Some(example) = self.options.example.clone()
-                    && let Some((file, _)) = EXAMPLES
-                        .iter()
-                        .find(|(f, _)| f.starts_with(example.as_str()))
-                {
-                    ctx.link().send_message(Msg::Example(file));
-                }
-                if let Some(id) = self.options.id.clone() {
-                    ctx.link()
-                        .send_message(Msg::Fetch(fetch::FetchMsg::Start(Some(id))));
-                }
-                self.kick(ctx);
-            }
+            Msg::ComputeReady(compute, note) => self.compute_ready(ctx, compute, note),
             Msg::WeightsProgress(got, total) => {
                 self.weights_progress = Some((got, total));
                 if self.structure.is_some() && self.embedding.is_none() {
@@ -540,107 +511,11 @@ impl Component for App {
                     ));
                 }
             }
-            Msg::WeightsLoaded(result, label) => {
-                self.weights_progress = None;
-                match result {
-                    Ok(embedder) => {
-                        let levels = embedder.sigmas().len();
-                        if self.level >= levels {
-                            self.level = self
-                                .options
-                                .level
-                                .unwrap_or(levels.saturating_sub(1))
-                                .min(levels.saturating_sub(1));
-                        }
-                        self.weights_label = weights_label(&label, &embedder);
-                        self.weights_error = None;
-                        self.embedder = Some(embedder);
-                        self.embedding = None;
-                        self.kick(ctx);
-                        self.collection_next(ctx);
-                    }
-                    Err(e) => {
-                        let e = e.during("the model weights failed to load");
-                        // Kept: the status line says it again after the distance map.
-                        self.weights_error = Some(e.to_string());
-                        self.fail(e);
-                    }
-                }
-            }
+            Msg::WeightsLoaded(result, label) => self.weights_loaded(ctx, result, label),
             Msg::View(msg) => return self.update_view(ctx, msg),
-            Msg::DroppedFolders(files, folders) => {
-                self.dragging = false;
-                self.status = Status::Busy("reading the dropped folder…".into());
-                ctx.link().send_future(async move {
-                    match browser::walk_folders(folders).await {
-                        Ok(found) if found.is_empty() && files.is_empty() => {
-                            Msg::Error(PageError::refused("the dropped folder holds no files"))
-                        }
-                        Ok(found) => Msg::Files(files.into_iter().chain(found).collect()),
-                        Err(e) => Msg::Error(e.into()),
-                    }
-                });
-            }
-            Msg::Files(files) => {
-                self.dragging = false;
-                let (weights, structures): (Vec<_>, Vec<_>) = files
-                    .into_iter()
-                    .partition(|f| f.name().to_ascii_lowercase().ends_with(".safetensors"));
-                // Several structures (or a folder): the table and the map, not one view.
-                let files = if structures.len() > 1 {
-                    self.start_collection(ctx, structures);
-                    weights
-                } else {
-                    weights.into_iter().chain(structures).collect()
-                };
-                for file in files {
-                    let name = file.name();
-                    let lower = name.to_ascii_lowercase();
-                    if lower.ends_with(".safetensors") {
-                        let Some(compute) = self.compute.clone() else {
-                            continue;
-                        };
-                        self.status = Status::Busy(format!("loading weights from {name}…"));
-                        ctx.link().send_future(async move {
-                            let result = match browser::read_file(&file).await {
-                                Ok(bytes) => Embedder::from_bytes(&bytes, compute)
-                                    .map(Rc::new)
-                                    .map_err(PageError::from),
-                                Err(e) => Err(e.into()),
-                            };
-                            Msg::WeightsLoaded(result, format!("{name} (dropped on the page)"))
-                        });
-                        continue;
-                    }
-                    browser::set_query(&logic::with_id(&browser::query(), None));
-                    if file.size() > logic::MAX_FILE_BYTES as f64 {
-                        self.fail(PageError::refused(format!(
-                            "{name} is {}, above the page's limit of {}",
-                            logic::bytes_label(file.size() as usize),
-                            logic::bytes_label(logic::MAX_FILE_BYTES)
-                        )));
-                        continue;
-                    }
-                    self.status = Status::Busy(format!("reading {name}…"));
-                    ctx.link().send_future(async move {
-                        let bytes = browser::read_file(&file).await.map_err(PageError::from);
-                        Msg::FileRead(name, bytes)
-                    });
-                }
-            }
-            Msg::Example(file) => {
-                browser::set_query(&logic::with_id(&browser::query(), None));
-                self.status = Status::Busy(format!("fetching the example {file}…"));
-                ctx.link().send_future(async move {
-                    let url = format!("assets/examples/{file}");
-                    let bytes = match browser::fetch_bytes(&url, |_, _| {}).await {
-                        Ok(Some(b)) => Ok(b),
-                        Ok(None) => Err(PageError::Missing(url)),
-                        Err(e) => Err(e.into()),
-                    };
-                    Msg::FileRead(file.to_string(), bytes)
-                });
-            }
+            Msg::DroppedFolders(files, folders) => self.dropped_folders(ctx, files, folders),
+            Msg::Files(files) => self.open_files(ctx, files),
+            Msg::Example(file) => self.open_example(ctx, file),
             Msg::Fetch(msg) => return self.update_fetch(ctx, msg),
             Msg::Collection(msg) => return self.update_collection(ctx, msg),
             Msg::FileRead(name, bytes) => {
@@ -670,26 +545,7 @@ impl Component for App {
                 }
                 self.kick(ctx);
             }
-            Msg::Embedded(key, result, ms) => {
-                self.embed_running = None;
-                if key == (self.chain_job, self.level) {
-                    match result {
-                        Ok(e) => {
-                            self.embedding = Some(Rc::new(e));
-                            self.embedding_gen += 1;
-                            self.embed_ms = Some(ms);
-                            if self.first_embedding_ms.is_none() {
-                                self.first_embedding_ms =
-                                    Some(browser::now_ms() - self.file_started_ms);
-                            }
-                            self.status = Status::Ready;
-                            self.refresh_scene(false);
-                        }
-                        Err(e) => self.fail(e.during("the model failed")),
-                    }
-                }
-                self.kick(ctx);
-            }
+            Msg::Embedded(key, result, ms) => self.embedded(ctx, key, result, ms),
             Msg::Search(msg) => return self.update_search(ctx, msg),
             Msg::Plausibility(job, result) => {
                 self.plausibility_running = false;
