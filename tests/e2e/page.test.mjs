@@ -688,6 +688,14 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   assert.ok(nTerms >= 1 && nTerms <= 5, `likely function: ${nTerms} terms`);
   const shares = (await terms.locator("span").allTextContents()).map(Number);
   assert.ok(shares.every((x, i) => x > 0 && x <= 1 && (i === 0 || x <= shares[i - 1])), shares.join(" "));
+  // "How good is this?" for likely function: the held-out numbers, the tables one click away.
+  const functionNote = page.getByTestId("likely-function-note");
+  await functionNote.locator("summary").click();
+  assert.match(await functionNote.textContent(), /Fmax 0\.\d+.*against 0\.\d+.*MAP 0\.\d+/s);
+  const training = await functionNote.locator("a").getAttribute("href");
+  const trainingResponse = await page.request.get(new URL(training, page.url()).href);
+  assert.equal(trainingResponse.status(), 200, `${training} is not served`);
+  assert.match(await trainingResponse.text(), /eval-retrieval/);
   // Search the bank by free function text (the MiniLM text tower on the CPU backend): the text
   // model (int8, 23.4 MB) is fetched now, the first time, never the 83.5 MB wheel.
   const textModel = "/assets/text/all-minilm-l6-v2-int8.safetensors";

@@ -361,6 +361,42 @@ fn continued(
         second["training"]["weights_sha256"],
         manifest["training"]["weights_sha256"]
     );
+    kept_network(dir, on_subset, model, manifest);
+}
+
+/// `align --keep-structure-network` writes the network the structure tower read (here the
+/// shipped weights) beside the model and names it, as `assets/align/` ships it.
+fn kept_network(
+    dir: &Path,
+    on_subset: &dyn Fn(&str, &[&str]) -> Output,
+    model: &str,
+    manifest: &serde_json::Value,
+) {
+    assert!(manifest.get("structure_network").is_none());
+    let kept = dir.join("kept");
+    let args = [
+        "--steps",
+        "0",
+        "--keep-structure-network",
+        "--init",
+        model,
+        "--out",
+    ];
+    ok(&on_subset(
+        "align",
+        &[&args[..], &[kept.to_str().expect("path")]].concat(),
+    ));
+    let third: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kept.join("align.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(third["structure_network"], "structure.safetensors");
+    assert_eq!(
+        third["structure_weights_sha256"],
+        manifest["structure_weights_sha256"]
+    );
+    let network = std::fs::read(kept.join("structure.safetensors")).expect("network");
+    let shipped = repo("assets/weights/foldspace-score.safetensors");
+    assert!(network == std::fs::read(shipped).expect("shipped weights"));
 }
 
 /// `eval-retrieval` reports every measure as a fraction, and refuses a negative weight.

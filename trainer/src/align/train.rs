@@ -83,6 +83,11 @@ pub(crate) struct AlignArgs {
     /// about this much a step.
     #[arg(long, default_value_t = 1e-6)]
     structure_learning_rate: f64,
+    /// Write the score network the structure tower read beside the model (structure.safetensors,
+    /// named in align.json), so the model keeps reading structures through it when the default
+    /// weights move on or the page is given other weights (what `assets/align/` ships).
+    #[arg(long)]
+    keep_structure_network: bool,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -90,7 +95,7 @@ pub(crate) struct AlignArgs {
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
     /// Output directory: align.safetensors, align.json, metrics.csv (and structure.safetensors
-    /// in stage 2).
+    /// in stage 2 or with `--keep-structure-network`).
     #[arg(long)]
     out: PathBuf,
 }
@@ -186,11 +191,12 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     )?;
     let weights = trained.to_safetensors()?;
     write_with_sha256(&args.out.join(WEIGHTS_FILE), &weights)?;
-    let continued_tuned = init_manifest
+    let keep_network = init_manifest
         .as_ref()
-        .is_some_and(|m| m.structure_network.is_some());
+        .is_some_and(|m| m.structure_network.is_some())
+        || args.keep_structure_network;
     let network =
-        structure_network_bytes(tuned, &score, &score_path, batches_tracked, continued_tuned)?;
+        structure_network_bytes(tuned, &score, &score_path, batches_tracked, keep_network)?;
     let (structure_network, structure_sha) = match &network {
         Some(bytes) => {
             write_with_sha256(&args.out.join(STRUCTURE_NETWORK), bytes)?;
@@ -330,14 +336,15 @@ fn train_logged(
     Ok((trained, tuned))
 }
 
-/// The structure network the model reads, to write beside it: tuned here, or the tuned one it
-/// continued from (`continued_tuned`); none when it reads the shipped network.
+/// The structure network the model reads, to write beside it: tuned here, or the one it
+/// continued from or was asked to keep (`keep`: its file as read); none when it reads the
+/// shipped network.
 fn structure_network_bytes(
     tuned: Option<ScoreNet>,
     score: &Embedder,
     score_path: &Path,
     batches_tracked: u64,
-    continued_tuned: bool,
+    keep: bool,
 ) -> Result<Option<Vec<u8>>> {
     Ok(match tuned {
         Some(net) => Some(to_safetensors(&pollster::block_on(weight_map(
@@ -345,7 +352,7 @@ fn structure_network_bytes(
             &score.config,
             batches_tracked,
         ))?)?),
-        None if continued_tuned => Some(read_bytes(score_path)?),
+        None if keep => Some(read_bytes(score_path)?),
         None => None,
     })
 }

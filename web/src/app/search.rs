@@ -15,6 +15,7 @@ use crate::error::PageResult;
 use crate::loading::{
     AlignAssets, Similar, TextHits, load_align, load_text_model, search_text, similar,
 };
+use crate::logic::LIKELY_FUNCTION_NOTE;
 
 /// Loading state of the alignment assets.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -306,7 +307,12 @@ impl App {
                                 <li>{ format!("{name} ") }<span class="muted small">{ format!("{share:.2}") }</span></li>
                             }) }
                         </ol>
-                        <p class="muted small">{ format!("Bank of {bank_size} PDB chains (foldspace align, stage 1: sequence + pooled structure embedding). Into the shared space and searched in {:.0} ms on this device (the search itself {:.1} ms). Scores are cosines in the shared space; a function's score is the similarity-weighted share of the {TRANSFER_NEIGHBOURS} closest annotated proteins that carry it. TRAINING.md says how well both rank.", s.ms, s.search_ms) }</p>
+                        <p class="muted small">{ format!("Bank of {bank_size} PDB chains (foldspace align, stage 1: sequence + pooled structure embedding). Into the shared space and searched in {:.0} ms on this device (the search itself {:.1} ms). Scores are cosines in the shared space; a function's score is the similarity-weighted share of the {TRANSFER_NEIGHBOURS} closest annotated proteins that carry it.", s.ms, s.search_ms) }</p>
+                        <details class="muted small" data-testid="likely-function-note">
+                            <summary>{ "How good is this?" }</summary>
+                            <p>{ LIKELY_FUNCTION_NOTE }{ " " }
+                                <a href="docs/TRAINING.txt" target="_blank" rel="noopener">{ "The tables and the commands (TRAINING.md)" }</a>{ "." }</p>
+                        </details>
                     </>
                 }
             }
