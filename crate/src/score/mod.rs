@@ -15,6 +15,7 @@
 //! Training (`recipe`, `training`, `run`, `dataset`) is native only: the page runs inference, and
 //! its build leaves burn's `autodiff` and `optim` out.
 //!
+//! - [`fused`]: training-mode conditional batch norm and ELU as one operation on the CPU.
 //! - [`run`]: a training run on disk: checkpoints, exact resume, data threads and the loop.
 //! - [`embed`]: inference: score map, coordinate score, pair / residue / protein embeddings.
 //! - [`refine`]: annealed Langevin dynamics on the coordinates (§6).
@@ -27,6 +28,8 @@ pub mod data;
 pub mod dataset;
 #[cfg(feature = "model")]
 pub mod embed;
+#[cfg(all(feature = "model", not(target_family = "wasm")))]
+pub mod fused;
 #[cfg(feature = "model")]
 pub mod loss;
 #[cfg(feature = "model")]

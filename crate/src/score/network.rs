@@ -406,6 +406,41 @@ impl CondBatchNorm {
         normalised * gamma + beta
     }
 
+    /// `ELU(self.forward(x, …))`: with [`Numerics::Fast`] in a training mode on burn-flex with
+    /// autodiff, one fused operation with its own backward pass ([`crate::score::fused`]; the
+    /// trainer's CPU steps); everywhere else the composed operations.
+    ///
+    /// # Shapes
+    /// - `x`: `[B, C, H, W]`, `levels`: `[B]` → `[B, C, H, W]`
+    pub fn forward_elu(
+        &self,
+        x: Tensor<4>,
+        levels: Tensor<1, Int>,
+        mode: NormMode,
+        numerics: Numerics,
+    ) -> Tensor<4> {
+        #[cfg(not(target_family = "wasm"))]
+        if numerics == Numerics::Fast && mode != NormMode::Eval {
+            let [b, c, h, w] = x.dims();
+            let pick = |table: &Embedding, levels| table.weight.val().select(0, levels);
+            let (gamma, beta) = (
+                pick(&self.embed_gamma, levels.clone()),
+                pick(&self.embed_beta, levels.clone()),
+            );
+            if let Some(fused) = crate::score::fused::cbn_elu(&x, &gamma, &beta, self.epsilon) {
+                if mode == NormMode::Train {
+                    self.update_running(
+                        fused.mean.reshape([1, c, 1, 1]),
+                        fused.var.reshape([1, c, 1, 1]),
+                        b * h * w,
+                    );
+                }
+                return fused.output;
+            }
+        }
+        numerics.elu(self.forward(x, levels, mode, numerics))
+    }
+
     /// Each example's scale and shift for its noise level, `[B, C, 1, 1]` each.
     fn level_affine(&self, levels: Tensor<1, Int>, b: usize, c: usize) -> (Tensor<4>, Tensor<4>) {
         let pick =
@@ -492,13 +527,13 @@ impl Bottleneck {
         let n = numerics;
         let t = n.conv(
             &self.conv1,
-            n.elu(self.norm1.forward(h.clone(), levels.clone(), mode, n)),
+            self.norm1.forward_elu(h.clone(), levels.clone(), mode, n),
         );
         let t = n.conv(
             &self.conv2,
-            n.elu(self.norm2.forward(t, levels.clone(), mode, n)),
+            self.norm2.forward_elu(t, levels.clone(), mode, n),
         );
-        let t = n.conv(&self.conv3, n.elu(self.norm3.forward(t, levels, mode, n)));
+        let t = n.conv(&self.conv3, self.norm3.forward_elu(t, levels, mode, n));
         h + t
     }
 }
@@ -554,7 +589,7 @@ impl ScoreNet {
         for block in &self.blocks_hid {
             h = block.forward(h, levels.clone(), mode, numerics);
         }
-        let features = numerics.elu(self.norm_out.forward(h, levels, mode, numerics));
+        let features = self.norm_out.forward_elu(h, levels, mode, numerics);
         let mut score = numerics.conv(&self.conv_out, features.clone());
         if self.output_scale != 1.0 {
             score = score.mul_scalar(self.output_scale);
@@ -676,5 +711,103 @@ mod tests {
             close(&format!("{case}: weight gradient"), gw0, gw1);
             close(&format!("{case}: bias gradient"), gb0, gb1);
         }
+    }
+
+    /// The fused training-mode CBN + ELU of [`CondBatchNorm::forward_elu`] (burn-flex with
+    /// autodiff) gives the composed operations' output, running statistics and gradients (input,
+    /// level scales and shifts), in both training modes; without autodiff it does not apply.
+    #[cfg(not(target_family = "wasm"))]
+    #[test]
+    fn fused_norm_and_elu_match_the_composed_operations() {
+        let device = crate::compute::Compute::cpu().autodiff().device;
+        let read = |t: Tensor<1>| pollster::block_on(crate::compute::read_f32(t)).expect("read");
+        let flat = |t: Tensor<2>| {
+            let n = t.dims().iter().product::<usize>();
+            t.reshape([n])
+        };
+        let close = |what: &str, a: Vec<f32>, b: Vec<f32>| {
+            assert_eq!(a.len(), b.len(), "{what}: lengths");
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            let worst = a
+                .iter()
+                .zip(&b)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                worst <= 2e-5 * scale,
+                "{what}: max difference {worst} (scale {scale})"
+            );
+        };
+        let normal = |shape: [usize; 2], mean: f64, std: f64| -> Tensor<2> {
+            Tensor::random(
+                shape,
+                burn::tensor::Distribution::Normal(mean, std),
+                &device,
+            )
+        };
+        let [b, c, h, w, levels] = [3, 5, 6, 7, 4];
+        // Activations away from zero mean and unit variance, and level scales and shifts that
+        // put part of every channel below zero (both ELU branches).
+        let x: Tensor<4> = normal([b * c, h * w], 0.7, 2.5).reshape([b, c, h, w]);
+        let r: Tensor<4> = normal([b * c, h * w], 0.0, 1.0).reshape([b, c, h, w]);
+        let gamma = normal([levels, c], 1.0, 0.3);
+        let beta = normal([levels, c], 0.0, 0.5);
+        let lv = Tensor::<1, Int>::from_ints([2, 0, 2], &device);
+        for mode in [NormMode::Train, NormMode::Batch] {
+            let run = |fused: bool| {
+                let mut norm = CondBatchNorm::new(c, levels, &device);
+                norm.embed_gamma.weight = Param::from_tensor(gamma.clone().detach());
+                norm.embed_beta.weight = Param::from_tensor(beta.clone().detach());
+                let x = x.clone().detach().require_grad();
+                let y = if fused {
+                    norm.forward_elu(x.clone(), lv.clone(), mode, Numerics::Fast)
+                } else {
+                    elu_fast(norm.forward(x.clone(), lv.clone(), mode, Numerics::Fast))
+                };
+                let grads = (y.clone() * r.clone()).sum().backward();
+                let gx = x.grad(&grads).expect("input gradient");
+                let gg = norm
+                    .embed_gamma
+                    .weight
+                    .val()
+                    .grad(&grads)
+                    .expect("scale gradient");
+                let gb = norm
+                    .embed_beta
+                    .weight
+                    .val()
+                    .grad(&grads)
+                    .expect("shift gradient");
+                (
+                    read(flat(y.detach().reshape([b * c, h * w]))),
+                    read(flat(gx.reshape([b * c, h * w]))),
+                    read(flat(gg)),
+                    read(flat(gb)),
+                    read(norm.norm.running_mean.value_sync()),
+                    read(norm.norm.running_var.value_sync()),
+                )
+            };
+            let composed = run(false);
+            let fused = run(true);
+            let case = format!("{mode:?}");
+            close(&format!("{case}: output"), composed.0, fused.0);
+            close(&format!("{case}: input gradient"), composed.1, fused.1);
+            close(&format!("{case}: scale gradient"), composed.2, fused.2);
+            close(&format!("{case}: shift gradient"), composed.3, fused.3);
+            close(&format!("{case}: running mean"), composed.4, fused.4);
+            close(&format!("{case}: running variance"), composed.5, fused.5);
+        }
+        // The fused path is the one taken on flex with autodiff, and only there.
+        let pick = |t: &Tensor<2>| t.clone().select(0, lv.clone());
+        assert!(crate::score::fused::cbn_elu(&x, &pick(&gamma), &pick(&beta), 1e-5).is_some());
+        let plain = |t: Tensor<2>| t.inner();
+        assert!(
+            crate::score::fused::cbn_elu(
+                &x.clone().inner(),
+                &plain(pick(&gamma)),
+                &plain(pick(&beta)),
+                1e-5
+            )
+            .is_none()
+        );
     }
 }
