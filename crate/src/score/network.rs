@@ -626,6 +626,18 @@ mod tests {
         assert!(ScoreNetConfig::from_json(serde_json::json!({"blocks": "many"})).is_err());
     }
 
+    /// `b` equals `a` to within `tolerance` times `a`'s largest magnitude, element by element.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn assert_close(what: &str, a: &[f32], b: &[f32], tolerance: f32) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            worst <= tolerance * scale,
+            "{what}: max difference {worst} (scale {scale})"
+        );
+    }
+
     /// The matrix-product convolution of [`Numerics::Fast`] gives burn's `conv2d` output and its
     /// gradients (input, weight, bias) for the network's kinds of convolution: 1×1 both ways
     /// through the bottleneck, dilated 3×3, and 3×3 to one channel; 1 and 5 examples (both sides
@@ -636,18 +648,7 @@ mod tests {
     fn matmul_convolution_matches_conv2d_and_its_gradients() {
         let device = crate::compute::Compute::cpu().autodiff().device;
         let read = |t: Tensor<1>| pollster::block_on(crate::compute::read_f32(t)).expect("read");
-        let close = |what: &str, a: Vec<f32>, b: Vec<f32>| {
-            assert_eq!(a.len(), b.len(), "{what}: lengths");
-            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-            let worst = a
-                .iter()
-                .zip(&b)
-                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            assert!(
-                worst <= 1e-5 * scale,
-                "{what}: max difference {worst} (scale {scale})"
-            );
-        };
+        let close = |what: &str, a: Vec<f32>, b: Vec<f32>| assert_close(what, &a, &b, 1e-5);
         for (c_in, c_out, k, dilation, batch) in [
             (8, 4, 1, 1, 1),
             (4, 8, 1, 1, 5),
@@ -725,18 +726,7 @@ mod tests {
             let n = t.dims().iter().product::<usize>();
             t.reshape([n])
         };
-        let close = |what: &str, a: Vec<f32>, b: Vec<f32>| {
-            assert_eq!(a.len(), b.len(), "{what}: lengths");
-            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-            let worst = a
-                .iter()
-                .zip(&b)
-                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            assert!(
-                worst <= 2e-5 * scale,
-                "{what}: max difference {worst} (scale {scale})"
-            );
-        };
+        let close = |what: &str, a: Vec<f32>, b: Vec<f32>| assert_close(what, &a, &b, 2e-5);
         let normal = |shape: [usize; 2], mean: f64, std: f64| -> Tensor<2> {
             Tensor::random(
                 shape,
