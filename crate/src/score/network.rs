@@ -422,11 +422,7 @@ impl CondBatchNorm {
         #[cfg(not(target_family = "wasm"))]
         if numerics == Numerics::Fast && mode != NormMode::Eval {
             let [b, c, h, w] = x.dims();
-            let pick = |table: &Embedding, levels| table.weight.val().select(0, levels);
-            let (gamma, beta) = (
-                pick(&self.embed_gamma, levels.clone()),
-                pick(&self.embed_beta, levels.clone()),
-            );
+            let (gamma, beta) = self.level_scale_shift(levels.clone());
             if let Some(fused) = crate::score::fused::cbn_elu(&x, &gamma, &beta, self.epsilon) {
                 if mode == NormMode::Train {
                     self.update_running(
@@ -441,14 +437,19 @@ impl CondBatchNorm {
         numerics.elu(self.forward(x, levels, mode, numerics))
     }
 
-    /// Each example's scale and shift for its noise level, `[B, C, 1, 1]` each.
-    fn level_affine(&self, levels: Tensor<1, Int>, b: usize, c: usize) -> (Tensor<4>, Tensor<4>) {
-        let pick =
-            |table: &Embedding, levels| table.weight.val().select(0, levels).reshape([b, c, 1, 1]);
+    /// Each example's scale and shift for its noise level, `[B, C]` each.
+    fn level_scale_shift(&self, levels: Tensor<1, Int>) -> (Tensor<2>, Tensor<2>) {
+        let pick = |table: &Embedding, levels| table.weight.val().select(0, levels);
         (
             pick(&self.embed_gamma, levels.clone()),
             pick(&self.embed_beta, levels),
         )
+    }
+
+    /// Each example's scale and shift for its noise level, `[B, C, 1, 1]` each.
+    fn level_affine(&self, levels: Tensor<1, Int>, b: usize, c: usize) -> (Tensor<4>, Tensor<4>) {
+        let (gamma, beta) = self.level_scale_shift(levels);
+        (gamma.reshape([b, c, 1, 1]), beta.reshape([b, c, 1, 1]))
     }
 
     /// Fold a batch's mean and biased variance (`[1, C, 1, 1]`, over `n` values each) into the
