@@ -170,7 +170,7 @@ impl Backward<Flex, 3> for FusedCbnElu {
 
 /// A tensor's values as float32: borrowed when it is contiguous float32 (every tensor this module
 /// saves, and the gradients flex computes in float32 training), else copied and converted.
-fn f32_values(t: &FlexTensor) -> Cow<'_, [f32]> {
+pub(crate) fn f32_values(t: &FlexTensor) -> Cow<'_, [f32]> {
     match f32_slice(t) {
         Some(values) => Cow::Borrowed(values),
         None => Cow::Owned(t.clone().into_data().iter::<f32>().collect()),
@@ -178,7 +178,7 @@ fn f32_values(t: &FlexTensor) -> Cow<'_, [f32]> {
 }
 
 /// A contiguous float32 tensor's values.
-fn f32_slice(t: &FlexTensor) -> Option<&[f32]> {
+pub(crate) fn f32_slice(t: &FlexTensor) -> Option<&[f32]> {
     if t.dtype() != DType::F32 {
         return None;
     }

@@ -22,6 +22,8 @@
 
 pub mod inputs;
 
+#[cfg(all(feature = "model", not(target_family = "wasm")))]
+pub mod conv;
 #[cfg(feature = "model")]
 pub mod data;
 #[cfg(all(feature = "model", not(target_arch = "wasm32")))]

@@ -198,8 +198,9 @@ pub enum Numerics {
     Exact,
     /// [`elu_fast`], and in training mode batch statistics by the plain two-pass formula with
     /// the normalisation and the level's scale folded into one multiply-add: about half the
-    /// full-size tensor passes; with small batches the convolutions as matrix products
-    /// ([`MATMUL_CONV_MAX_BATCH`]). Differences are float32 rounding, far below gradient noise.
+    /// full-size tensor passes; the convolutions as matrix products (on flex with autodiff one
+    /// operation with its own backward, [`crate::score::conv`]; elsewhere with small batches,
+    /// [`MATMUL_CONV_MAX_BATCH`]). Differences are float32 rounding, far below gradient noise.
     Fast,
 }
 
@@ -211,21 +212,59 @@ impl Numerics {
         }
     }
 
-    /// A convolution of the bottleneck blocks or `conv_out`: burn's `conv2d`, or with
-    /// [`Numerics::Fast`] and at most [`MATMUL_CONV_MAX_BATCH`] examples the same convolution as
-    /// matrix products ([`conv_by_matmul`]). With more examples `conv2d` is the faster of the
-    /// two (BENCHMARKS.md).
+    /// A convolution of the bottleneck blocks or `conv_out`: burn's `conv2d`; with
+    /// [`Numerics::Fast`] on burn-flex with autodiff (the trainer's CPU steps) one operation on
+    /// matrix products with its own backward ([`crate::score::conv`]); with
+    /// [`Numerics::Fast`] elsewhere and at most [`MATMUL_CONV_MAX_BATCH`] examples the same
+    /// convolution as matrix products of tensors ([`conv_by_matmul`]). BENCHMARKS.md has the
+    /// measurements behind each.
     fn conv(self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        if let Some(y) = self.conv_on_products(conv, &x) {
+            return y;
+        }
         let small_batch = x.dims()[0] <= MATMUL_CONV_MAX_BATCH;
         match self {
             Self::Fast if small_batch => conv_by_matmul(conv, x),
             Self::Exact | Self::Fast => conv.forward(x),
         }
     }
+
+    /// `conv_in`: [`crate::score::conv`] as in [`Numerics::conv`], else burn's `conv2d`.
+    fn conv_in(self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        match self.conv_on_products(conv, &x) {
+            Some(y) => y,
+            None => conv.forward(x),
+        }
+    }
+
+    /// With [`Numerics::Fast`], the convolution by [`crate::score::conv::conv2d_same`] where it
+    /// applies (flex with autodiff, a bias, stride 1, the map's size kept); else `None`.
+    fn conv_on_products(self, conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
+        #[cfg(not(target_family = "wasm"))]
+        if self == Self::Fast {
+            let k = conv.kernel_size[0];
+            let d = conv.dilation[0];
+            let same =
+                PaddingConfig2d::Explicit(d * (k / 2), d * (k / 2), d * (k / 2), d * (k / 2));
+            let plain = conv.stride == [1, 1]
+                && conv.groups == 1
+                && conv.kernel_size == [k, k]
+                && conv.dilation == [d, d]
+                && conv.padding == same;
+            if let (true, Some(bias)) = (plain, &conv.bias) {
+                return crate::score::conv::conv2d_same(x, &conv.weight.val(), &bias.val(), d);
+            }
+        }
+        // The page's wasm build: no autodiff, no training operation.
+        #[cfg(target_family = "wasm")]
+        let _ = (conv, x);
+        None
+    }
 }
 
-/// Up to this many examples (per shard) training computes the blocks' convolutions and `conv_out`
-/// as matrix products: burn-flex's threshold for its small-channel convolution loop
+/// Where [`crate::score::conv`] does not apply (not flex with autodiff: wgpu), up to this many
+/// examples (per shard) training computes the blocks' convolutions and `conv_out` as matrix
+/// products: burn-flex's threshold for its small-channel convolution loop
 /// (`SMALL_CHANNEL_IN_THRESHOLD`), which the weight gradients of batches this small reach (see
 /// [`conv_by_matmul`]). Measured with `bench-train`: 8 crops of 64 (4 a shard) 10.9 s a step
 /// with `conv2d`, 5.4 s with products; 16 crops of 44 (8 a shard) 4.3 s with `conv2d`, 4.8 s
@@ -586,7 +625,7 @@ impl ScoreNet {
         mode: NormMode,
         numerics: Numerics,
     ) -> ScoreOutput {
-        let mut h = self.conv_in.forward(inputs);
+        let mut h = numerics.conv_in(&self.conv_in, inputs);
         for block in &self.blocks_hid {
             h = block.forward(h, levels.clone(), mode, numerics);
         }
@@ -641,8 +680,10 @@ mod tests {
 
     /// The matrix-product convolution of [`Numerics::Fast`] gives burn's `conv2d` output and its
     /// gradients (input, weight, bias) for the network's kinds of convolution: 1×1 both ways
-    /// through the bottleneck, dilated 3×3, and 3×3 to one channel; 1 and 5 examples (both sides
-    /// of burn-flex's small-channel threshold).
+    /// through the bottleneck, dilated 3×3 (also reaching past the map), and 3×3 to one channel;
+    /// 1 and 5 examples (both sides of burn-flex's small-channel threshold). So does the
+    /// training operation on products ([`crate::score::conv`]), also for an input that needs no
+    /// gradient (`conv_in`).
     // Gradients need burn's autodiff, which the wasm32 build leaves out (the page only infers).
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
@@ -656,6 +697,7 @@ mod tests {
             (4, 4, 3, 3, 1),
             (4, 4, 3, 1, 5),
             (6, 1, 3, 1, 2),
+            (5, 3, 3, 9, 3), // the dilation reaches past the 9-wide map
         ] {
             let [h, w] = [11, 9];
             let pad = dilation * (k / 2);
@@ -683,12 +725,16 @@ mod tests {
                 let n = t.dims().iter().product::<usize>();
                 t.reshape([n])
             };
-            let run = |fast: bool| {
+            // 0: burn's conv2d; 1: conv_by_matmul; 2: the training operation (score::conv).
+            let run = |variant: usize| {
                 let x = x.clone().detach().require_grad();
-                let y = if fast {
-                    conv_by_matmul(&conv, x.clone())
-                } else {
-                    conv.forward(x.clone())
+                let y = match variant {
+                    0 => conv.forward(x.clone()),
+                    1 => conv_by_matmul(&conv, x.clone()),
+                    _ => {
+                        let y = Numerics::Fast.conv_on_products(&conv, &x);
+                        y.expect("the training convolution applies")
+                    }
                 };
                 let grads = (y.clone() * r.clone()).sum().backward();
                 let gx = x.grad(&grads).expect("input gradient");
@@ -705,13 +751,25 @@ mod tests {
                     read(gb),
                 )
             };
-            let (y0, gx0, gw0, gb0) = run(false);
-            let (y1, gx1, gw1, gb1) = run(true);
-            let case = format!("{c_in}→{c_out}, {k}×{k}, dilation {dilation}, batch {batch}");
-            close(&format!("{case}: output"), y0, y1);
-            close(&format!("{case}: input gradient"), gx0, gx1);
-            close(&format!("{case}: weight gradient"), gw0, gw1);
-            close(&format!("{case}: bias gradient"), gb0, gb1);
+            let (y0, gx0, gw0, gb0) = run(0);
+            for variant in [1, 2] {
+                let (y1, gx1, gw1, gb1) = run(variant);
+                let case = format!(
+                    "variant {variant}: {c_in}→{c_out}, {k}×{k}, dilation {dilation}, batch {batch}"
+                );
+                close(&format!("{case}: output"), y0.clone(), y1);
+                close(&format!("{case}: input gradient"), gx0.clone(), gx1);
+                close(&format!("{case}: weight gradient"), gw0.clone(), gw1);
+                close(&format!("{case}: bias gradient"), gb0.clone(), gb1);
+            }
+            // As `conv_in`: an input that needs no gradient (the weight's is still right).
+            let y = Numerics::Fast.conv_in(&conv, x.clone());
+            let gw = conv.weight.val().grad(&(y * r.clone()).sum().backward());
+            close(
+                "no input gradient: weight",
+                gw0,
+                read(flat(gw.expect("weight"))),
+            );
         }
     }
 
