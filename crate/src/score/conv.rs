@@ -30,7 +30,7 @@ use burn::prelude::*;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::score::fused::{f32_slice, f32_values};
+use crate::score::fused::{f32_slice, f32_values, flex_parts};
 
 type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
 
@@ -60,25 +60,12 @@ pub fn conv2d_same(
         k,
         d: dilation,
     };
-    let (x_primitive, x_node) = x
-        .clone()
-        .try_into_primitive::<AutodiffFlex>()
-        .ok()?
-        .into_parts();
-    let (w_primitive, w_node) = weight
-        .clone()
-        .try_into_primitive::<AutodiffFlex>()
-        .ok()?
-        .into_parts();
-    let (b_primitive, b_node) = bias
-        .clone()
-        .try_into_primitive::<AutodiffFlex>()
-        .ok()?
-        .into_parts();
-    let x_flex = x_primitive.to_contiguous();
+    let (x_flex, x_node) = flex_parts(x)?;
+    let (w_flex, w_node) = flex_parts(weight)?;
+    let (b_flex, b_node) = flex_parts(bias)?;
     let xs = f32_slice(&x_flex)?;
-    let weights = f32_slice(&w_primitive.to_contiguous())?.to_vec();
-    let biases = f32_slice(&b_primitive.to_contiguous())?.to_vec();
+    let weights = f32_slice(&w_flex)?.to_vec();
+    let biases = f32_slice(&b_flex)?.to_vec();
     if xs.len() != b * geometry.input_len() || weights.len() != c_out * geometry.col_rows() {
         return None;
     }

@@ -17,7 +17,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -54,25 +54,12 @@ pub fn cbn_elu(x: &Tensor<4>, gamma: &Tensor<2>, beta: &Tensor<2>, epsilon: f64)
     if gamma.dims() != [b, c] || beta.dims() != [b, c] || b * h * w == 0 {
         return None;
     }
-    let (x_primitive, x_node) = x
-        .clone()
-        .try_into_primitive::<AutodiffFlex>()
-        .ok()?
-        .into_parts();
-    let (gamma_primitive, gamma_node) = gamma
-        .clone()
-        .try_into_primitive::<AutodiffFlex>()
-        .ok()?
-        .into_parts();
-    let (beta_primitive, beta_node) = beta
-        .clone()
-        .try_into_primitive::<AutodiffFlex>()
-        .ok()?
-        .into_parts();
-    let x_flex = x_primitive.to_contiguous();
+    let (x_flex, x_node) = flex_parts(x)?;
+    let (gamma_flex, gamma_node) = flex_parts(gamma)?;
+    let (beta_flex, beta_node) = flex_parts(beta)?;
     let xs = f32_slice(&x_flex)?;
-    let gammas = f32_slice(&gamma_primitive.to_contiguous())?.to_vec();
-    let betas = f32_slice(&beta_primitive.to_contiguous())?.to_vec();
+    let gammas = f32_slice(&gamma_flex)?.to_vec();
+    let betas = f32_slice(&beta_flex)?.to_vec();
 
     let shape = Shape { b, c, hw: h * w };
     let (mean, var) = channel_statistics(xs, shape);
@@ -166,6 +153,17 @@ impl Backward<Flex, 3> for FusedCbnElu {
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [b, c])));
         }
     }
+}
+
+/// A tensor's flex primitive (made contiguous) and its autodiff node, where it is an autodiff
+/// tensor on flex without checkpointing; `None` on any other backend.
+pub(crate) fn flex_parts<const D: usize>(t: &Tensor<D>) -> Option<(FlexTensor, NodeGuard)> {
+    let (primitive, node) = t
+        .clone()
+        .try_into_primitive::<AutodiffFlex>()
+        .ok()?
+        .into_parts();
+    Some((primitive.to_contiguous(), node))
 }
 
 /// A tensor's values as float32: borrowed when it is contiguous float32 (every tensor this module
