@@ -525,16 +525,23 @@ pub fn eval_dsm(args: EvalArgs) -> Result<()> {
     );
     let mut items = Vec::new();
     let mut losses = Vec::new();
-    for (index, chain) in chains.iter().enumerate() {
-        let mine: Vec<EvalItem> = levels
+    // Eight chains at a time, in batches of at most 2^18 map pixels that run in parallel on the
+    // CPU (`evaluate_items`); every loss is independent of its batch-mates (evaluation mode).
+    let (levels, sigmas_ref, seed) = (&levels, &sigmas, args.seed);
+    for (group, some) in chains.chunks(8).enumerate() {
+        let mine: Vec<EvalItem> = some
             .iter()
-            .filter_map(|&level| {
-                evaluation_example(chain, index, level, sigmas[level], args.seed, crop).map(
-                    |example| EvalItem {
-                        chain: index,
-                        example,
-                    },
-                )
+            .enumerate()
+            .flat_map(|(k, chain)| {
+                let index = group * 8 + k;
+                levels.iter().filter_map(move |&level| {
+                    evaluation_example(chain, index, level, sigmas_ref[level], seed, crop).map(
+                        |example| EvalItem {
+                            chain: index,
+                            example,
+                        },
+                    )
+                })
             })
             .collect();
         losses.extend(pollster::block_on(evaluate_items(
@@ -542,10 +549,10 @@ pub fn eval_dsm(args: EvalArgs) -> Result<()> {
             &compute,
             &sigmas,
             &mine,
-            1 << 19,
+            1 << 18,
         ))?);
         items.extend(mine);
-        bar.inc(1);
+        bar.inc(some.len() as u64);
     }
     bar.finish_and_clear();
     let rep = report(&items, &losses, &sigmas);

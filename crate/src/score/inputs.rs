@@ -199,6 +199,11 @@ mod tensor {
             .neg()
             .exp();
         let denc = s.clone() / (s.sum_dim(1) + 1e-6);
+        // Subnormal encodings (far from their anchor, ~1 % of them) to zero: a change below
+        // 1.2e-38 that spares the CPU a microcode assist on every product that reads one.
+        let denc = denc
+            .clone()
+            .mask_fill(denc.lower_elem(f32::MIN_POSITIVE), 0.0);
         let cols =
             col_features
                 .swap_dims(1, 2)

@@ -448,6 +448,9 @@ pub struct EvalItem {
 /// DSM loss of every item in evaluation mode (running statistics), in batches of equal crop size
 /// holding at most `max_pixels` map pixels (at least one example a batch). Returns one loss per
 /// item, in order. Evaluation mode makes each loss independent of its batch-mates.
+///
+/// On the CPU (native) the batches run on rayon's threads, one batch a thread: burn's CPU backend
+/// runs most element-wise operations on one core.
 pub async fn evaluate_items(
     model: &ScoreNet,
     compute: &Compute,
@@ -455,26 +458,53 @@ pub async fn evaluate_items(
     items: &[EvalItem],
     max_pixels: usize,
 ) -> Result<Vec<f32>, LossError> {
-    let mut losses = vec![0f32; items.len()];
+    let batches = eval_batches(items, max_pixels);
+    let one = |range: &std::ops::Range<usize>| {
+        let batch: Vec<DsmExample> = items[range.clone()]
+            .iter()
+            .map(|i| i.example.clone())
+            .collect();
+        async move {
+            let out = dsm_loss(model, compute, sigmas, &batch, NormMode::Eval).await?;
+            read_f32(out.per_example).await.map_err(LossError::from)
+        }
+    };
+    #[cfg(not(target_family = "wasm"))]
+    if !compute.is_gpu() && batches.len() > 1 {
+        use rayon::prelude::*;
+        let parts: Vec<Result<Vec<f32>, LossError>> = batches
+            .par_iter()
+            .map(|range| pollster::block_on(one(range)))
+            .collect();
+        let mut losses = Vec::with_capacity(items.len());
+        for part in parts {
+            losses.extend(part?);
+        }
+        return Ok(losses);
+    }
+    let mut losses = Vec::with_capacity(items.len());
+    for range in &batches {
+        losses.extend(one(range).await?);
+    }
+    Ok(losses)
+}
+
+/// [`evaluate_items`]' batches: consecutive items of one crop size, at most `max_pixels` map
+/// pixels (and at least one item) each.
+fn eval_batches(items: &[EvalItem], max_pixels: usize) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
     let mut start = 0;
     while start < items.len() {
         let n = items[start].example.crop;
-        let per = (n * n).max(1);
-        let room = (max_pixels / per).max(1);
+        let room = (max_pixels / (n * n).max(1)).max(1);
         let mut end = start + 1;
         while end < items.len() && end - start < room && items[end].example.crop == n {
             end += 1;
         }
-        let batch: Vec<DsmExample> = items[start..end]
-            .iter()
-            .map(|i| i.example.clone())
-            .collect();
-        let out = dsm_loss(model, compute, sigmas, &batch, NormMode::Eval).await?;
-        let values = read_f32(out.per_example).await?;
-        losses[start..end].copy_from_slice(&values);
+        batches.push(start..end);
         start = end;
     }
-    Ok(losses)
+    batches
 }
 
 /// Aggregate per-item losses: mean over chains per level, then bands and the overall mean.
