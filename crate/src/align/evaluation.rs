@@ -3,7 +3,7 @@
 //! baselines (random, naive term frequency, nearest sequence). Every predictor gives each
 //! protein a map of propagated terms to scores in [0, 1], for [`super::metrics::fmax`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rand::prelude::*;
 use rand::rngs::StdRng;
@@ -161,13 +161,38 @@ pub fn nearest_sequence(queries: &[(&str, &str)], references: &[Reference]) -> V
         .collect()
 }
 
+/// Neighbours' votes ([`transfer`]) blended with a prior, each term's share of the references
+/// (the naive predictor): `(1 − w)·vote(t) + w·prior(t)` over every term of either; `w` is
+/// clamped to [0, 1] and 0 returns the votes unchanged. Best first (ties by term).
+pub fn transfer_with_prior<'a>(
+    votes: Vec<(String, f32)>,
+    prior: impl IntoIterator<Item = (&'a String, f32)>,
+    weight: f32,
+) -> Vec<(String, f32)> {
+    let w = weight.clamp(0.0, 1.0);
+    if w == 0.0 {
+        return votes;
+    }
+    let mut scores: BTreeMap<String, f32> =
+        votes.into_iter().map(|(t, v)| (t, (1.0 - w) * v)).collect();
+    for (t, p) in prior {
+        *scores.entry(t.clone()).or_default() += w * p;
+    }
+    let mut out: Vec<(String, f32)> = scores.into_iter().collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
 /// Transfer: the terms of the `neighbours` references nearest in the shared space (the protein
-/// itself excluded), similarity-weighted ([`transfer`]).
+/// itself excluded), similarity-weighted ([`transfer`]), blended with `prior` (each term's share
+/// of the references, [`candidate_terms`]) at `prior_weight` ([`transfer_with_prior`]).
 pub fn knn_transfer(
     queries: &[(&str, &[f32])],
     references: &[Reference],
     reference_vectors: &[Vec<f32>],
     neighbours: usize,
+    prior: &HashMap<String, f64>,
+    prior_weight: f32,
 ) -> Vec<Predictions> {
     queries
         .iter()
@@ -180,9 +205,41 @@ pub fn knn_transfer(
                 .collect();
             near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             near.truncate(neighbours.max(1));
-            transfer(near.iter().map(|&(s, j)| (s, &references[j].terms)))
-                .into_iter()
-                .collect()
+            transfer_with_prior(
+                transfer(near.iter().map(|&(s, j)| (s, &references[j].terms))),
+                prior.iter().map(|(t, &p)| (t, p as f32)),
+                prior_weight,
+            )
+            .into_iter()
+            .collect()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prior_blend_weights_votes_and_prior() {
+        let votes = vec![("GO:b".to_string(), 0.8), ("GO:a".to_string(), 0.2)];
+        let prior: HashMap<String, f64> =
+            [("GO:a".to_string(), 0.5), ("GO:c".to_string(), 0.9)].into();
+        let blend = |w: f32| {
+            transfer_with_prior(votes.clone(), prior.iter().map(|(t, &p)| (t, p as f32)), w)
+        };
+        assert_eq!(blend(0.0), votes);
+        let half = blend(0.5);
+        let score = |t: &str| half.iter().find(|(x, _)| x == t).map(|(_, s)| *s);
+        assert!((score("GO:a").unwrap_or(0.0) - 0.35).abs() < 1e-6);
+        assert!((score("GO:b").unwrap_or(0.0) - 0.4).abs() < 1e-6);
+        assert!((score("GO:c").unwrap_or(0.0) - 0.45).abs() < 1e-6);
+        // Best first: c (0.45), b (0.40), a (0.35).
+        let order: Vec<&str> = half.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(order, ["GO:c", "GO:b", "GO:a"]);
+        // Clamped: a weight above 1 is the prior alone.
+        let all = blend(3.0);
+        assert_eq!(all[0], ("GO:c".to_string(), 0.9));
+        assert!(all.iter().any(|(t, s)| t == "GO:b" && *s == 0.0));
+    }
 }

@@ -7,6 +7,40 @@ use foldspace::align::evaluation::{
     propagated_function, random_predictions, zero_shot,
 };
 
+/// `--prior-weights`: one or more weights in [0, 1].
+#[derive(Clone, Debug)]
+struct PriorWeights(Vec<f32>);
+
+impl Default for PriorWeights {
+    fn default() -> Self {
+        Self(vec![0.0])
+    }
+}
+
+impl std::fmt::Display for PriorWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words: Vec<String> = self.0.iter().map(f32::to_string).collect();
+        f.write_str(&words.join(","))
+    }
+}
+
+impl std::str::FromStr for PriorWeights {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let weights = s
+            .split(',')
+            .map(|w| match w.trim().parse::<f32>() {
+                Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+                _ => Err(format!("a prior weight is a number in [0, 1], not `{w}`")),
+            })
+            .collect::<Result<Vec<f32>, String>>()?;
+        if weights.is_empty() {
+            return Err("give at least one prior weight".into());
+        }
+        Ok(Self(weights))
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct EvalRetrievalArgs {
     #[command(flatten)]
@@ -25,6 +59,11 @@ pub(crate) struct EvalRetrievalArgs {
     /// Neighbours of the transfer predictor ("likely function").
     #[arg(long, default_value_t = TRANSFER_NEIGHBOURS)]
     neighbours: usize,
+    /// Weight of the prior (each term's share of the train chains) blended with the neighbours'
+    /// votes in the transfer predictor; several (`0,0.1,0.2`) report the transfer Fmax at each,
+    /// the first in `go_mf_fmax_transfer` (default 0: the votes alone, the page's predictor).
+    #[arg(long, default_value_t = PriorWeights::default())]
+    prior_weights: PriorWeights,
     /// Weight of the structure vector in the protein vector (default: the model's), to compare
     /// weights; `align --structure-weight` sets the model's.
     #[arg(long)]
@@ -123,9 +162,27 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
             .zip(&protein_vectors)
             .map(|(c, v)| (c.name.as_str(), v.as_slice()))
             .collect();
-        let predictions = knn_transfer(&queries, &references, &train_vectors, args.neighbours);
-        Some(fmax(&predictions, &truth))
+        Some(
+            args.prior_weights
+                .0
+                .iter()
+                .map(|&w| {
+                    let predictions = knn_transfer(
+                        &queries,
+                        &references,
+                        &train_vectors,
+                        args.neighbours,
+                        &frequency,
+                        w,
+                    );
+                    (w, fmax(&predictions, &truth))
+                })
+                .collect::<Vec<(f32, f64)>>(),
+        )
     };
+    let transfer_json = fmax_knn
+        .as_deref()
+        .and_then(|all| transfer_json(all, args.neighbours));
     let r = |x: Retrieval| serde_json::json!({"r1": x.r1, "r10": x.r10, "map": x.map});
     let out = serde_json::json!({
         "n": n,
@@ -133,7 +190,7 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         "text_to_protein": r(t2p),
         "protein_to_text": r(p2t),
         "go_mf_fmax": fmax_model,
-        "go_mf_fmax_transfer": fmax_knn.map(|f| serde_json::json!({"fmax": f, "neighbours": args.neighbours.max(1)})),
+        "go_mf_fmax_transfer": transfer_json,
         "structure_weight": model.config.structure_weight,
         "structure_level": level,
         "towers": {
@@ -174,6 +231,20 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `go_mf_fmax_transfer`: the transfer Fmax at the first prior weight, and at each.
+fn transfer_json(all: &[(f32, f64)], neighbours: usize) -> Option<serde_json::Value> {
+    let &(w, f) = all.first()?;
+    Some(serde_json::json!({
+        "fmax": f,
+        "neighbours": neighbours.max(1),
+        "prior_weight": w,
+        "by_prior_weight": all
+            .iter()
+            .map(|&(w, f)| serde_json::json!({"prior_weight": w, "fmax": f}))
+            .collect::<Vec<_>>(),
+    }))
 }
 
 /// A protein's molecular-function set, the root left out.
@@ -241,7 +312,7 @@ struct Fmaxes {
     model: f64,
     sequence: f64,
     structure: f64,
-    transfer: Option<f64>,
+    transfer: Option<Vec<(f32, f64)>>,
     random: f64,
     naive: f64,
     nearest: f64,
@@ -272,8 +343,13 @@ fn print_retrieval(
         f.sequence,
         f.structure,
         args.neighbours.max(1),
-        f.transfer
-            .map_or("not run".to_string(), |f| format!("{f:.3}")),
+        f.transfer.as_ref().map_or("not run".to_string(), |all| {
+            let parts: Vec<String> = all
+                .iter()
+                .map(|(w, f)| format!("{f:.3} (prior weight {w})"))
+                .collect();
+            parts.join(", ")
+        }),
         f.random,
         f.naive,
         f.nearest
