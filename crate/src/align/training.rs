@@ -19,7 +19,7 @@ use super::model::{
 use super::structure::{STRUCTURE_WINDOW, central_window, pool_features};
 use crate::compute::{Compute, read_f32};
 use crate::score::embed::chain_inputs;
-use crate::score::network::{NormMode, ScoreNet};
+use crate::score::network::{NormMode, Numerics, ScoreNet};
 
 /// One protein for training: its sequence and whatever else it has.
 #[derive(Debug, Clone, PartialEq)]
@@ -397,9 +397,15 @@ async fn tuned_structure_rows(
             TensorData::new(vec![tuning.level as i64; group.len()], [group.len()]),
             device,
         );
-        let out = tuning
-            .network
-            .forward(Tensor::cat(inputs, 0), levels, NormMode::Eval);
+        // Running statistics as at inference; the training arithmetic (`Numerics::Fast`: on
+        // the CPU the convolutions as one autodiff operation on matrix products), whose
+        // differences from inference's are float32 rounding.
+        let out = tuning.network.forward_with(
+            Tensor::cat(inputs, 0),
+            levels,
+            NormMode::Eval,
+            Numerics::Fast,
+        );
         pooled.push(pool_features(out.features));
     }
     // Back to the items' order.
@@ -869,6 +875,59 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .into()
+    }
+
+    #[test]
+    fn stage_two_pools_as_inference_does() {
+        // The tuned path's arithmetic (`Numerics::Fast`) against inference's (`Exact`, the
+        // arithmetic the stage-1 vectors were pooled with): the same pooled rows to rounding.
+        let compute = Compute::cpu().autodiff();
+        let device = compute.device.clone();
+        let network = crate::score::network::ScoreNetConfig::new()
+            .with_hidden_channels(8)
+            .with_bottleneck_channels(4)
+            .with_blocks(2)
+            .init(&device);
+        let items: Vec<AlignItem> = [("MKVLAAGIVEKL", 0.0), ("GSHMTTPQRL", 1.0)]
+            .iter()
+            .enumerate()
+            .map(|(k, (s, phase))| AlignItem {
+                sequence: (*s).to_string(),
+                structure: Some(vec![0.0; 16]),
+                coordinates: Some(trace(s.len(), *phase)),
+                texts: vec![k],
+                group: None,
+                facts: Vec::new(),
+            })
+            .collect();
+        let tuning = StructureTuning {
+            network: network.clone(),
+            compute: compute.clone(),
+            level: 30,
+            learning_rate: 1e-3,
+        };
+        let refs: Vec<&AlignItem> = items.iter().collect();
+        let zeros = Tensor::<1>::zeros([16], &device);
+        let ones = Tensor::<1>::ones([16], &device);
+        let rows = pollster::block_on(tuned_structure_rows(&tuning, &refs, &zeros, &ones, None))
+            .expect("tuned rows");
+        let got = pollster::block_on(read_f32(rows.reshape([-1]))).expect("f32");
+        let mut want = Vec::new();
+        for item in &items {
+            let ca = item.coordinates.as_deref().expect("coordinates");
+            let inputs =
+                pollster::block_on(chain_inputs(&compute, ca, &item.sequence)).expect("inputs");
+            let levels = Tensor::<1, Int>::from_data(TensorData::new(vec![30i64], [1]), &device);
+            let features = network.forward(inputs, levels, NormMode::Eval).features;
+            want.extend(
+                pollster::block_on(read_f32(pool_features(features).reshape([-1]))).expect("f32"),
+            );
+        }
+        assert_eq!(got.len(), want.len());
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * scale, "{g} vs {w} (scale {scale})");
+        }
     }
 
     #[test]
