@@ -466,7 +466,15 @@ pub async fn evaluate_items(
             .collect();
         async move {
             let out = dsm_loss(model, compute, sigmas, &batch, NormMode::Eval).await?;
-            read_f32(out.per_example).await.map_err(LossError::from)
+            let values = read_f32(out.per_example).await?;
+            if values.len() != batch.len() {
+                return Err(LossError::Batch(format!(
+                    "{} losses came back for a batch of {}",
+                    values.len(),
+                    batch.len()
+                )));
+            }
+            Ok(values)
         }
     };
     #[cfg(not(target_family = "wasm"))]
