@@ -1,6 +1,6 @@
 //! The structure tower's inputs: pooling many chains at several noise levels in one batched pass
 //! gives what pooling each chain alone gives (the trainer pools thousands of chains so; the page
-//! pools one).
+//! pools one), for the central window and for tiles over the whole chain.
 #![cfg(not(target_family = "wasm"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic: a failed test says why
 
@@ -8,8 +8,8 @@ mod common;
 
 use common::shared_dir;
 use foldspace::align::structure::{
-    STRUCTURE_WINDOW, central_window, pool_residues, structure_features, structure_features_batch,
-    window_chain,
+    STRUCTURE_WINDOW, StructureWindows, pool_residues, structure_features,
+    structure_features_batch, window_chain,
 };
 use foldspace::compute::Compute;
 use foldspace::score::embed::Embedder;
@@ -57,38 +57,66 @@ fn chains() -> Vec<Chain> {
     out
 }
 
+/// Pooled over the residues of all `windows` of a chain, each embedded alone (the embedding the
+/// page and `embed` give).
+fn pooled_alone(embedder: &Embedder, chain: &Chain, level: usize, w: StructureWindows) -> Vec<f32> {
+    let mut residues = Vec::new();
+    let mut channels = 0;
+    for range in w.ranges(chain.len()) {
+        let window = window_chain(chain, range);
+        let e = pollster::block_on(embedder.embed(&window, level)).expect("embed");
+        residues.extend_from_slice(&e.residue);
+        channels = e.channels;
+    }
+    pool_residues(&residues, channels)
+}
+
 #[test]
 fn batched_pooling_matches_one_chain_at_a_time() {
     let embedder = shipped();
     let chains = chains();
     let refs: Vec<&Chain> = chains.iter().collect();
     let levels = [embedder.default_level(), 20];
-    let batched = pollster::block_on(structure_features_batch(&embedder, &refs, &levels, 2))
+    let mut by_windows = Vec::new();
+    for windows in [StructureWindows::Central, StructureWindows::Tiled] {
+        let batched = pollster::block_on(structure_features_batch(
+            &embedder, &refs, &levels, windows, 2,
+        ))
         .expect("batched pooling");
-    assert_eq!(batched.len(), levels.len());
-    for (&level, per_chain) in levels.iter().zip(&batched) {
-        assert_eq!(per_chain.len(), chains.len());
-        for (chain, got) in chains.iter().zip(per_chain) {
-            // One chain alone, through the embedding the page and `embed` give.
-            let window = window_chain(chain, central_window(chain.len(), STRUCTURE_WINDOW));
-            let e = pollster::block_on(embedder.embed(&window, level)).expect("embed");
-            let expected = pool_residues(&e.residue, e.channels);
-            assert_eq!(got.len(), 2 * embedder.config.hidden_channels);
-            let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-            for (g, x) in got.iter().zip(&expected) {
-                assert!(
-                    (g - x).abs() <= 1e-4 * scale,
-                    "level {level}, chain of {} residues: {g} vs {x}",
-                    chain.len()
-                );
+        assert_eq!(batched.len(), levels.len());
+        for (&level, per_chain) in levels.iter().zip(&batched) {
+            assert_eq!(per_chain.len(), chains.len());
+            for (chain, got) in chains.iter().zip(per_chain) {
+                let expected = pooled_alone(&embedder, chain, level, windows);
+                assert_eq!(got.len(), 2 * embedder.config.hidden_channels);
+                let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+                for (g, x) in got.iter().zip(&expected) {
+                    assert!(
+                        (g - x).abs() <= 1e-4 * scale,
+                        "{windows:?}, level {level}, chain of {} residues: {g} vs {x}",
+                        chain.len()
+                    );
+                }
+                let single =
+                    pollster::block_on(structure_features(&embedder, chain, level, windows))
+                        .expect("one chain");
+                assert_eq!(&single, got);
             }
-            let single =
-                pollster::block_on(structure_features(&embedder, chain, level)).expect("one chain");
-            assert_eq!(single.len(), got.len());
         }
+        // The levels differ: the noise level conditions the network.
+        assert_ne!(batched[0], batched[1]);
+        by_windows.push(batched);
     }
-    // The levels differ: the noise level conditions the network.
-    assert_ne!(batched[0], batched[1]);
+    // Tiles read more than the central window of a long chain, and the same of a short one.
+    for (k, chain) in chains.iter().enumerate() {
+        let same = by_windows[0][0][k] == by_windows[1][0][k];
+        assert_eq!(
+            same,
+            chain.len() <= STRUCTURE_WINDOW,
+            "chain of {} residues",
+            chain.len()
+        );
+    }
 }
 
 #[test]
@@ -97,8 +125,14 @@ fn bad_levels_and_short_chains_are_errors() {
     let chains = chains();
     let refs: Vec<&Chain> = chains.iter().collect();
     let levels = embedder.sigmas().len();
-    let err = pollster::block_on(structure_features_batch(&embedder, &refs, &[levels], 4))
-        .expect_err("a level past the ladder");
+    let err = pollster::block_on(structure_features_batch(
+        &embedder,
+        &refs,
+        &[levels],
+        StructureWindows::Tiled,
+        4,
+    ))
+    .expect_err("a level past the ladder");
     assert!(err.to_string().contains("out of range"), "{err}");
     let mut one = chains[0].clone();
     one.ca.truncate(1);
@@ -106,6 +140,12 @@ fn bad_levels_and_short_chains_are_errors() {
     one.residue_names.truncate(1);
     one.residue_numbers.truncate(1);
     one.b_factors.truncate(1);
-    let err = pollster::block_on(structure_features(&embedder, &one, 0)).expect_err("1 residue");
+    let err = pollster::block_on(structure_features(
+        &embedder,
+        &one,
+        0,
+        StructureWindows::Central,
+    ))
+    .expect_err("1 residue");
     assert!(err.to_string().contains("at least 2"), "{err}");
 }

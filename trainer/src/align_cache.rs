@@ -9,7 +9,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use foldspace::align::structure::structure_features_batch;
+use foldspace::align::structure::{StructureWindows, structure_features_batch};
 use foldspace::score::embed::Embedder;
 use foldspace::structure::JsonChain;
 use foldspace::text::TextEncoder;
@@ -163,15 +163,22 @@ impl VectorCache {
             .collect()
     }
 
-    /// Structure vectors of chains at noise level `level` (the score network on each central
-    /// window).
+    /// Structure vectors of chains at noise level `level` (the score network on the `windows` of
+    /// each).
     pub fn fill_structures(
         &mut self,
         embedder: &Embedder,
         level: usize,
+        windows: StructureWindows,
         chains: &[&JsonChain],
     ) -> Result<()> {
-        fill_structure_levels(std::slice::from_mut(self), &[level], embedder, chains)
+        fill_structure_levels(
+            std::slice::from_mut(self),
+            &[level],
+            windows,
+            embedder,
+            chains,
+        )
     }
 
     /// Text vectors (MiniLM), 512 texts a batch.
@@ -193,6 +200,7 @@ const STRUCTURE_BATCH: usize = 8;
 pub(crate) fn fill_structure_levels(
     caches: &mut [StructureCache],
     levels: &[usize],
+    windows: StructureWindows,
     embedder: &Embedder,
     chains: &[&JsonChain],
 ) -> Result<()> {
@@ -217,11 +225,12 @@ pub(crate) fn fill_structure_levels(
     }
     let mut progress = Progress::new("structure vectors", todo.len());
     for part in todo.chunks(STRUCTURE_CHUNK) {
-        let windows: Vec<&foldspace::structure::Chain> = part.iter().map(|c| &c.chain).collect();
+        let parts: Vec<&foldspace::structure::Chain> = part.iter().map(|c| &c.chain).collect();
         let by_level = pollster::block_on(structure_features_batch(
             embedder,
-            &windows,
+            &parts,
             levels,
+            windows,
             STRUCTURE_BATCH,
         ))
         .with_context(|| {

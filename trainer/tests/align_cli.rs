@@ -798,16 +798,20 @@ fn structure_levels_are_pooled_probed_and_recorded() {
     let out = ok(&on_corpus(
         "eval-structure-levels",
         true,
-        &["--levels", "60,0", "--json"],
+        &["--levels", "60,0", "--concatenated", "--json"],
     ));
     let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
     assert_eq!(v["split"], "val");
     assert_eq!(v["proteins"], 15);
+    assert_eq!(v["windows"], "central");
     let rows = v["levels"].as_array().expect("levels");
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     assert_eq!(rows[0]["level"], 60);
     assert_eq!(rows[1]["level"], 0);
-    assert!(rows[2]["level"].is_null(), "the random row");
+    assert!(rows[2]["level"].is_null(), "the side-by-side row");
+    assert_eq!(rows[2]["label"], "60+0");
+    assert_eq!(rows[2]["levels"], serde_json::json!([60, 0]));
+    assert_eq!(rows[3]["label"], "random");
     for r in rows {
         let map = r["protein_to_protein"]["map"].as_f64().expect("map");
         let f = r["go_mf_fmax_transfer"].as_f64().expect("fmax");
@@ -853,5 +857,78 @@ fn structure_levels_are_pooled_probed_and_recorded() {
     ));
     let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
     assert_eq!(v["structure_level"], 0);
+    assert_eq!(v["structure_windows"], "central");
+    tiles_are_pooled_and_recorded(&dir, &run, &on_corpus, &align, &chains, &coarse);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Tiles over the whole chain (`--windows tiled`): their own cache, recorded with the model
+/// (`align --structure-windows`), kept when continued, read by `eval-retrieval`.
+fn tiles_are_pooled_and_recorded(
+    dir: &Path,
+    run: &dyn Fn(&[&str]) -> Output,
+    on_corpus: &dyn Fn(&str, bool, &[&str]) -> Output,
+    align: &dyn Fn(&[&str]) -> Output,
+    chains: &str,
+    central: &str,
+) {
+    let p = |x: &Path| x.to_str().expect("path").to_string();
+    let read = |f: &str| std::fs::read_to_string(f).expect("cache");
+    let out = ok(&run(&[
+        "pool-structures",
+        "--chains",
+        chains,
+        "--splits",
+        "train,val",
+        "--levels",
+        "0",
+        "--windows",
+        "tiled",
+    ]));
+    assert!(out.trim().ends_with("-t64-l0.jsonl"), "{out}");
+    let tiled = read(out.trim());
+    assert_eq!(tiled.lines().count(), 66);
+    assert_ne!(tiled, central, "the subset has chains longer than a window");
+    let tiled_model = p(&dir.join("tiled"));
+    let args = ["--structure-level", "0", "--structure-windows", "tiled"];
+    ok(&align(&[&args[..], &["--out", &tiled_model]].concat()));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("tiled/align.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(manifest["config"]["structure_windows"], "tiled");
+    for (extra, says) in [
+        (
+            &["--structure-windows", "central"][..],
+            "leave --structure-windows out",
+        ),
+        (&["--fine-tune-structure"][..], "not a tiled model"),
+    ] {
+        let out = align(
+            &[
+                extra,
+                &["--init", &tiled_model, "--out", &p(&dir.join("m3"))],
+            ]
+            .concat(),
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+    let out = run(&["pool-structures", "--chains", chains, "--windows", "all"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`central`"));
+    let out = ok(&on_corpus(
+        "eval-retrieval",
+        true,
+        &[
+            "--model",
+            &tiled_model,
+            "--split",
+            "val",
+            "--no-transfer",
+            "--json",
+        ],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["structure_windows"], "tiled");
 }

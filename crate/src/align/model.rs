@@ -15,6 +15,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::gelu;
 use serde::{Deserialize, Serialize};
 
+use super::structure::StructureWindows;
 use crate::compute::{ComputeError, read_f32};
 
 /// Sequence tokens: 0 padding, 1–20 the standard amino acids, 21 anything else, 22 masked.
@@ -78,6 +79,10 @@ pub struct AlignConfig {
     /// level was chosen): the network's smallest σ. See [`AlignConfig::level`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub structure_level: Option<usize>,
+    /// Which residues of a chain the structure tower reads (one central window, or the whole
+    /// chain in windows; chosen on the val split, TRAINING.md). Models without it: central.
+    #[serde(default, skip_serializing_if = "StructureWindows::is_central")]
+    pub structure_windows: StructureWindows,
 }
 
 fn one() -> f32 {
@@ -100,6 +105,7 @@ impl Default for AlignConfig {
             temperature: 0.07,
             structure_weight: 1.0,
             structure_level: None,
+            structure_windows: StructureWindows::Central,
         }
     }
 }

@@ -154,7 +154,14 @@ impl SearchAssets {
         chain: &Chain,
     ) -> Result<Vec<f32>, QueryError> {
         let network = self.structure_network(default_network);
-        let input = structure_features(network, chain, self.model.config.level(network)).await?;
+        let config = &self.model.config;
+        let input = structure_features(
+            network,
+            chain,
+            config.level(network),
+            config.structure_windows,
+        )
+        .await?;
         let mut vectors = self
             .model
             .embed_proteins(

@@ -105,8 +105,9 @@ pub(crate) fn bank(args: BankArgs) -> Result<()> {
             );
         }
         let level = model.config.level(&score);
-        let mut structures = args.towers.structure_cache(&score, level)?;
-        structures.fill_structures(&score, level, &chains)?;
+        let windows = model.config.structure_windows;
+        let mut structures = args.towers.structure_cache(&score, level, windows)?;
+        structures.fill_structures(&score, level, windows, &chains)?;
         let vectors: Vec<f32> = embed_proteins(&model, &structures, &chains, &device)?
             .fused
             .concat();

@@ -15,6 +15,12 @@ pub(crate) struct EvalStructureLevelsArgs {
     /// Noise levels to compare (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "60,40,30,20,10")]
     levels: Vec<usize>,
+    /// Which residues are read: `central` (one window of 64) or `tiled` (the whole chain).
+    #[arg(long, value_parser = parse_windows, default_value = "central")]
+    windows: StructureWindows,
+    /// Also probe all the levels' vectors side by side (concatenated).
+    #[arg(long)]
+    concatenated: bool,
     /// Score-network weights (default: the shipped ones).
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -80,23 +86,33 @@ pub(crate) fn eval_structure_levels(args: EvalStructureLevelsArgs) -> Result<()>
         .iter()
         .map(|&l| {
             StructureCache::open(
-                &default_structure_cache(&embedder, l),
+                &default_structure_cache(&embedder, l, args.windows),
                 "structure vectors",
                 &embedder.weights_sha256,
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    fill_structure_levels(&mut caches, &args.levels, &embedder, &chains)?;
+    fill_structure_levels(&mut caches, &args.levels, args.windows, &embedder, &chains)?;
     let names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
-    let mut rows = Vec::new();
+    // (label, levels, probe): each level, all of them side by side, random vectors.
+    let mut rows: Vec<(String, Vec<usize>, NeighbourProbe)> = Vec::new();
+    let mut side_by_side: Vec<Vec<f32>> = vec![Vec::new(); names.len()];
     for (&level, cache) in args.levels.iter().zip(&caches) {
         let vectors: Vec<Vec<f32>> = cache
             .get_all(names.iter().copied())?
             .into_iter()
             .map(<[f32]>::to_vec)
             .collect();
+        for (all, v) in side_by_side.iter_mut().zip(&vectors) {
+            all.extend_from_slice(v);
+        }
         let probe = neighbour_probe(&vectors, same, &truth, args.neighbours);
-        rows.push((Some(level), probe));
+        rows.push((level.to_string(), vec![level], probe));
+    }
+    if args.concatenated && args.levels.len() > 1 {
+        let probe = neighbour_probe(&side_by_side, same, &truth, args.neighbours);
+        let label = args.levels.iter().map(usize::to_string).collect::<Vec<_>>();
+        rows.push((label.join("+"), args.levels.clone(), probe));
     }
     let mut rng = StdRng::seed_from_u64(args.seed);
     let width = 2 * embedder.config.hidden_channels;
@@ -104,12 +120,19 @@ pub(crate) fn eval_structure_levels(args: EvalStructureLevelsArgs) -> Result<()>
         .map(|_| (0..width).map(|_| rng.random::<f32>() - 0.5).collect())
         .collect();
     rows.push((
-        None,
+        "random".to_string(),
+        Vec::new(),
         neighbour_probe(&random, same, &truth, args.neighbours),
     ));
-    let row_json = |level: Option<usize>, p: &NeighbourProbe| {
+    let row_json = |label: &str, levels: &[usize], p: &NeighbourProbe| {
+        let level = match levels {
+            [l] => Some(*l),
+            _ => None,
+        };
         serde_json::json!({
             "level": level,
+            "levels": levels,
+            "label": label,
             "sigma": level.and_then(|l| embedder.sigma(l).ok()),
             "protein_to_protein": {"r1": p.retrieval.r1, "r10": p.retrieval.r10, "map": p.retrieval.map},
             "go_mf_fmax_transfer": p.fmax_transfer,
@@ -119,10 +142,11 @@ pub(crate) fn eval_structure_levels(args: EvalStructureLevelsArgs) -> Result<()>
         let out = serde_json::json!({
             "split": args.split,
             "proteins": proteins.len(),
-            "queries": rows.first().map_or(0, |(_, p)| p.queries),
+            "queries": rows.first().map_or(0, |(_, _, p)| p.queries),
             "neighbours": args.neighbours,
+            "windows": args.windows,
             "weights_sha256": embedder.weights_sha256,
-            "levels": rows.iter().map(|(l, p)| row_json(*l, p)).collect::<Vec<_>>(),
+            "levels": rows.iter().map(|(label, l, p)| row_json(label, l, p)).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -130,14 +154,15 @@ pub(crate) fn eval_structure_levels(args: EvalStructureLevelsArgs) -> Result<()>
             "{} proteins of {} ({} with another of their function set); leave one out, {} neighbours",
             proteins.len(),
             args.split,
-            rows.first().map_or(0, |(_, p)| p.queries),
+            rows.first().map_or(0, |(_, _, p)| p.queries),
             args.neighbours
         );
         println!("level  sigma (Å)  p→p R@1  R@10   MAP    transfer Fmax");
-        for (level, p) in &rows {
-            let (l, s) = match level {
-                Some(l) => (l.to_string(), format!("{}", embedder.sigma(*l)?)),
-                None => ("random".to_string(), "-".to_string()),
+        println!("{:?} windows", args.windows);
+        for (l, levels, p) in &rows {
+            let s = match levels.as_slice() {
+                [level] => format!("{}", embedder.sigma(*level)?),
+                _ => "-".to_string(),
             };
             println!(
                 "{l:>6} {s:>10} {:>8.3} {:>6.3} {:>6.3} {:>8.3}",

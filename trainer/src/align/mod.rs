@@ -31,6 +31,7 @@ use foldspace::align::metrics::{Retrieval, fmax, retrieval};
 use foldspace::align::model::{AlignConfig, AlignManifest, AlignTrained};
 use foldspace::align::query::{MANIFEST_FILE, SearchAssets, WEIGHTS_FILE};
 use foldspace::align::search::{Bank, BankEntry, TRANSFER_NEIGHBOURS, TermEntry, normalise};
+use foldspace::align::structure::StructureWindows;
 use foldspace::align::training::{AlignTrainConfig, StructureTuning, train};
 use foldspace::compute::Compute;
 use foldspace::io::sha256_hex;
@@ -44,19 +45,37 @@ use rand::rngs::StdRng;
 use crate::align_cache::{StructureCache, TextCache};
 use crate::common::{Backend, cache_dir, compute, read_bytes, shipped, weights_path};
 
-/// Default cache of structure vectors pooled at noise level `level`, under
-/// ~/.cache/foldspace/align/ (`-l<level>` in the name unless it is the network's default level).
-pub(crate) fn default_structure_cache(embedder: &Embedder, level: usize) -> PathBuf {
+/// Default cache of structure vectors pooled at noise level `level` over `windows`, under
+/// ~/.cache/foldspace/align/ (`-l<level>` in the name unless it is the network's default level;
+/// `w64` for the central window, `t64` for tiles).
+pub(crate) fn default_structure_cache(
+    embedder: &Embedder,
+    level: usize,
+    windows: StructureWindows,
+) -> PathBuf {
     let suffix = if level == embedder.default_level() {
         String::new()
     } else {
         format!("-l{level}")
     };
     align_cache_dir().join(format!(
-        "structure-{}-w{}{suffix}.jsonl",
+        "structure-{}-{}{suffix}.jsonl",
         &embedder.weights_sha256[..16.min(embedder.weights_sha256.len())],
-        foldspace::align::structure::STRUCTURE_WINDOW
+        windows.tag()
     ))
+}
+
+/// `central` or `tiled` (`--structure-windows`, `--windows`).
+pub(crate) fn parse_windows(s: &str) -> Result<StructureWindows, String> {
+    match s {
+        "central" => Ok(StructureWindows::Central),
+        "tiled" => Ok(StructureWindows::Tiled),
+        _ => Err(format!(
+            "`{s}`: the structure windows are `central` (one window of {} residues) or `tiled` \
+             (the whole chain in such windows)",
+            foldspace::align::structure::STRUCTURE_WINDOW
+        )),
+    }
 }
 
 pub(crate) fn read_chains(path: &Path) -> Result<Vec<JsonChain>> {
@@ -314,14 +333,20 @@ impl Towers {
         Ok((model, manifest, score))
     }
 
-    /// The structure vectors of `score` at `level` (the model's [`AlignConfig::level`]).
-    fn structure_cache(&self, score: &Embedder, level: usize) -> Result<StructureCache> {
+    /// The structure vectors of `score` at `level` over `windows` (the model's
+    /// [`AlignConfig::level`] and `structure_windows`).
+    fn structure_cache(
+        &self,
+        score: &Embedder,
+        level: usize,
+        windows: StructureWindows,
+    ) -> Result<StructureCache> {
         StructureCache::open(
             &self
                 .inputs
                 .structure_cache
                 .clone()
-                .unwrap_or_else(|| default_structure_cache(score, level)),
+                .unwrap_or_else(|| default_structure_cache(score, level, windows)),
             "structure vectors",
             &score.weights_sha256,
         )

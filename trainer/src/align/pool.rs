@@ -24,7 +24,11 @@ pub(crate) struct PoolArgs {
     /// level goes through the network in the same pass; each has its own cache.
     #[arg(long, value_delimiter = ',')]
     levels: Vec<usize>,
-    /// Cache file, for one level (default: ~/.cache/foldspace/align/structure-<weights>-w64[-l<level>].jsonl).
+    /// Which residues are read: `central` (one window of 64) or `tiled` (the whole chain in
+    /// windows of 64, about L / 64 times the cost).
+    #[arg(long, value_parser = parse_windows, default_value = "central")]
+    windows: StructureWindows,
+    /// Cache file, for one level (default: ~/.cache/foldspace/align/structure-<weights>-{w64,t64}[-l<level>].jsonl).
     #[arg(long)]
     cache: Option<PathBuf>,
     /// Pool at most this many chains (after ordering).
@@ -73,7 +77,7 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
         (Some(_), _) => bail!("--cache names one file: give one level, or leave --cache out"),
         (None, _) => levels
             .iter()
-            .map(|&l| default_structure_cache(&embedder, l))
+            .map(|&l| default_structure_cache(&embedder, l, args.windows))
             .collect(),
     };
     let chains = read_chains(&args.chains)?;
@@ -123,7 +127,7 @@ pub(crate) fn pool(args: PoolArgs) -> Result<()> {
             path.display()
         );
     }
-    fill_structure_levels(&mut caches, &levels, &embedder, &chosen)?;
+    fill_structure_levels(&mut caches, &levels, args.windows, &embedder, &chosen)?;
     for path in &paths {
         println!("{}", path.display());
     }

@@ -96,9 +96,10 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     };
     log(format!("{n} proteins"));
     let level = model.config.level(&score);
-    let mut structures = args.towers.structure_cache(&score, level)?;
+    let windows = model.config.structure_windows;
+    let mut structures = args.towers.structure_cache(&score, level, windows)?;
     let chains: Vec<&JsonChain> = proteins.iter().map(|(_, c)| *c).collect();
-    structures.fill_structures(&score, level, &chains)?;
+    structures.fill_structures(&score, level, windows, &chains)?;
     let (encoder, mut text_cache) = args.towers.text()?;
     let (train_chains, references) = train_references(&corpus);
     // Candidate GO terms: the MF terms of the training chains, propagated.
@@ -112,7 +113,7 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
     all_texts.extend(term_names.iter().cloned());
     text_cache.fill_texts(&encoder, &all_texts)?;
     if !args.no_transfer {
-        structures.fill_structures(&score, level, &train_chains)?;
+        structures.fill_structures(&score, level, windows, &train_chains)?;
     }
     let query_inputs = text_cache.get_all(queries.iter().map(String::as_str))?;
     let term_inputs = text_cache.get_all(term_names.iter().map(String::as_str))?;
@@ -193,6 +194,7 @@ pub(crate) fn eval_retrieval(args: EvalRetrievalArgs) -> Result<()> {
         "go_mf_fmax_transfer": transfer_json,
         "structure_weight": model.config.structure_weight,
         "structure_level": level,
+        "structure_windows": windows,
         "towers": {
             "sequence": {"text_to_protein": r(t2p_seq), "protein_to_text": r(p2t_seq), "go_mf_fmax": fmax_sequence},
             "structure": {"text_to_protein": r(t2p_str), "protein_to_text": r(p2t_str), "go_mf_fmax": fmax_structure},

@@ -56,6 +56,11 @@ pub(crate) struct AlignArgs {
     /// `pool-structures --levels` fills its cache.
     #[arg(long)]
     structure_level: Option<usize>,
+    /// Which residues the structure tower reads: `central` (one window of 64) or `tiled` (the
+    /// whole chain in windows of 64); recorded with the model (default: the `--init` model's,
+    /// else central). `pool-structures --windows` fills its cache.
+    #[arg(long, value_parser = parse_windows)]
+    structure_windows: Option<StructureWindows>,
     /// Fraction of the text-bearing items of each batch drawn as near misses of the others
     /// (sharing a GO term or EC number that at most 2 % of the items have, of another function).
     #[arg(long, default_value_t = 0.0)]
@@ -116,11 +121,15 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
     }
     let init_manifest = args.init.as_deref().map(read_manifest).transpose()?;
     let (score_path, score, level) = structure_tower(&args, init_manifest.as_ref())?;
+    let windows = structure_windows(&args, init_manifest.as_ref())?;
+    if args.fine_tune_structure && windows != StructureWindows::Central {
+        bail!("--fine-tune-structure (stage 2) reads the central window only: not a tiled model");
+    }
     let structure_path = args
         .towers
         .structure_cache
         .clone()
-        .unwrap_or_else(|| default_structure_cache(&score, level));
+        .unwrap_or_else(|| default_structure_cache(&score, level, windows));
     let structures =
         StructureCache::open(&structure_path, "structure vectors", &score.weights_sha256)?;
     let swissprot = match &args.swissprot {
@@ -161,8 +170,13 @@ pub(crate) fn align(args: AlignArgs) -> Result<()> {
         None => None,
     };
     let structure_width = structures.vectors.values().next().map_or(128, Vec::len);
-    let (model_config, init, continued_from) =
-        model_config(&args, init, structure_width, encoder.dim(), level)?;
+    let (model_config, init, continued_from) = model_config(
+        &args,
+        init,
+        structure_width,
+        encoder.dim(),
+        (level, windows),
+    )?;
     let config = train_config(&args);
     let (tuning, batches_tracked) = if args.fine_tune_structure {
         let (tuning, batches) = structure_tuning(
@@ -385,6 +399,23 @@ fn structure_tower(
     Ok((score_path, score, level))
 }
 
+/// Which residues the structure tower reads: `--structure-windows`, else the `--init` model's,
+/// else the central window.
+fn structure_windows(
+    args: &AlignArgs,
+    init_manifest: Option<&AlignManifest>,
+) -> Result<StructureWindows> {
+    match (args.structure_windows, init_manifest) {
+        (Some(w), Some(m)) if m.config.structure_windows != w => bail!(
+            "the model of --init reads {:?} structure windows, not {w:?}: leave --structure-windows out",
+            m.config.structure_windows
+        ),
+        (Some(w), _) => Ok(w),
+        (None, Some(m)) => Ok(m.config.structure_windows),
+        (None, None) => Ok(StructureWindows::Central),
+    }
+}
+
 /// The model of `--init`, checked to have been trained on this run's towers.
 fn load_init(
     dir: &Path,
@@ -439,14 +470,14 @@ fn train_config(args: &AlignArgs) -> AlignTrainConfig {
 }
 
 /// The model's configuration (the `--init` model's, else the defaults for the towers' widths)
-/// with this run's structure weight and level, the `--init` model given them too (they are not
-/// trained), and what the manifest records it was continued from.
+/// with this run's structure weight, level and windows, the `--init` model given them too (they
+/// are not trained), and what the manifest records it was continued from.
 fn model_config(
     args: &AlignArgs,
     init: Option<(AlignTrained, AlignManifest)>,
     structure_width: usize,
     text_width: usize,
-    level: usize,
+    (level, windows): (usize, StructureWindows),
 ) -> Result<(AlignConfig, Option<AlignTrained>, serde_json::Value)> {
     let mut model_config = match &init {
         Some((model, _)) => model.config.clone(),
@@ -460,11 +491,13 @@ fn model_config(
         model_config.structure_weight = checked_weight(w)?;
     }
     model_config.structure_level = Some(level);
+    model_config.structure_windows = windows;
     // The weight is not trained: the continued model takes this run's.
     let (init, continued_from) = match init {
         Some((mut model, manifest)) => {
             model.config.structure_weight = model_config.structure_weight;
             model.config.structure_level = model_config.structure_level;
+            model.config.structure_windows = windows;
             let from = serde_json::json!({
                 "model": args.init.as_ref().map(|d| d.display().to_string()),
                 "training": manifest.training,
