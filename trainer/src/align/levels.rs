@@ -9,9 +9,13 @@ use foldspace::align::metrics::{NeighbourProbe, neighbour_probe};
 pub(crate) struct EvalStructureLevelsArgs {
     #[command(flatten)]
     inputs: FunctionInputs,
-    /// Split whose annotated chains are probed (never `train`: the level is chosen on val).
+    /// Split whose annotated chains are probed. `train` is a fair probe too (these vectors are
+    /// untrained on function: the score network never saw a label) and the largest.
     #[arg(long, default_value = "val")]
     split: String,
+    /// Probe only the first N annotated chains of the split (in the function file's order).
+    #[arg(long)]
+    max_proteins: Option<usize>,
     /// Noise levels to compare (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "60,40,30,20,10")]
     levels: Vec<usize>,
@@ -59,6 +63,7 @@ pub(crate) fn eval_structure_levels(args: EvalStructureLevelsArgs) -> Result<()>
         .filter(|(a, c)| {
             c.split == args.split && c.chain.len() >= 2 && !query_text(o, &a.function).is_empty()
         })
+        .take(args.max_proteins.unwrap_or(usize::MAX))
         .collect();
     if proteins.len() < 2 {
         bail!(
