@@ -291,6 +291,27 @@ pub fn lddt(model: &[Option<[f32; 3]>], reference: &[[f32; 3]]) -> (f32, Vec<Opt
     (global, per)
 }
 
+/// Each residue's value averaged over the residues within `radius` Å of it in `ca` (itself
+/// included): a per-residue signal on the scale of lDDT's neighbourhoods (15 Å). `values` and
+/// `ca` have one entry per residue; a mismatch gives `values` back unchanged.
+pub fn neighbourhood_mean(ca: &[[f32; 3]], values: &[f32], radius: f32) -> Vec<f32> {
+    if ca.len() != values.len() {
+        return values.to_vec();
+    }
+    ca.iter()
+        .map(|&a| {
+            let (mut sum, mut n) = (0f64, 0usize);
+            for (&b, &v) in ca.iter().zip(values) {
+                if dist(a, b) <= radius {
+                    sum += f64::from(v);
+                    n += 1;
+                }
+            }
+            (sum / n.max(1) as f64) as f32
+        })
+        .collect()
+}
+
 /// TM-score d0 for a normalisation length (Zhang & Skolnick 2004), at least 0.5 Å.
 pub fn tm_d0(length: usize) -> f32 {
     if length <= 21 {
@@ -495,6 +516,21 @@ pub fn compare_chains(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbourhood_mean_averages_within_the_radius() {
+        // Residues on a line 4 Å apart: within 5 Å of each other are only direct neighbours.
+        let ca: Vec<[f32; 3]> = (0..4).map(|i| [4.0 * i as f32, 0.0, 0.0]).collect();
+        let v = [1.0, 2.0, 6.0, 3.0];
+        let m = neighbourhood_mean(&ca, &v, 5.0);
+        let expected = [1.5, 3.0, 11.0 / 3.0, 4.5];
+        for (a, b) in m.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-6, "{m:?}");
+        }
+        // A radius below the spacing leaves each value; a mismatch leaves them all.
+        assert_eq!(neighbourhood_mean(&ca, &v, 1.0), v);
+        assert_eq!(neighbourhood_mean(&ca[..3], &v, 5.0), v);
+    }
 
     fn helix(n: usize) -> Vec<[f32; 3]> {
         (0..n)

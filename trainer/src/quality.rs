@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use foldspace::quality::{Comparison, Correspondence, compare_chains, compare_same};
 use foldspace::score::embed::Embedder;
-use foldspace::score::refine::{Langevin, Schedule, coordinate_score};
+use foldspace::score::refine::{Langevin, Schedule, residue_plausibility};
 use foldspace::stats::{mean_std, pearson, spearman};
 
 use foldspace::structure::{Chain, ReadOptions, read_chains_jsonl, read_structure};
@@ -156,6 +156,10 @@ pub(crate) struct EvalQaArgs {
     /// σ = 1, 0.1 and 0.01 Å).
     #[arg(long, num_args = 1..)]
     noise_levels: Vec<usize>,
+    /// Score each residue by the mean ‖g‖ of the residues within this many Å of it in the scored
+    /// structure (lDDT's neighbourhoods are 15 Å) instead of its own ‖g_i‖.
+    #[arg(long)]
+    smooth: Option<f32>,
     /// Seed of the generated damage.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -266,16 +270,17 @@ struct Scored {
     norms: Vec<Vec<Option<f32>>>,
 }
 
+/// ‖g_i‖ of each residue at `level`, or its mean over the residues within `smooth` Å.
 fn score_norms(
     embedder: &Embedder,
     ca: &[[f32; 3]],
     sequence: &str,
     level: usize,
+    smooth: Option<f32>,
 ) -> Result<Vec<f32>> {
-    let g = pollster::block_on(coordinate_score(embedder, ca, sequence, level))?;
-    Ok(g.chunks_exact(3)
-        .map(|v| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt())
-        .collect())
+    Ok(pollster::block_on(residue_plausibility(
+        embedder, ca, sequence, level, smooth,
+    ))?)
 }
 
 /// One level's correlations: local (‖g_i‖ vs 1 − lDDT_i over every scored residue) and global
@@ -391,13 +396,16 @@ fn by_decoy(scored: &[Scored], targets: &[String], li: usize) -> Vec<Value> {
 }
 
 pub(crate) fn eval_qa(args: EvalQaArgs) -> Result<()> {
+    if args.smooth.is_some_and(|r| !(r.is_finite() && r >= 0.0)) {
+        bail!("--smooth is a radius in Å (0 or more)");
+    }
     let weights = weights_path(args.weights.as_deref())?;
     let embedder = Embedder::from_file(&weights, compute(args.backend)?)
         .with_context(|| format!("loading weights {}", weights.display()))?;
     let sigmas = embedder.sigmas().to_vec();
     let levels = qa_levels(&args.noise_levels, &sigmas)?;
     let (scored, source) = if let (Some(dir), Some(native_path)) = (&args.decoys, &args.native) {
-        score_decoy_dir(&embedder, &levels, dir, native_path)?
+        score_decoy_dir(&embedder, &levels, dir, native_path, args.smooth)?
     } else if let Some(path) = &args.natives {
         score_natives(&args, &embedder, &levels, path)?
     } else {
@@ -436,6 +444,7 @@ pub(crate) fn eval_qa(args: EvalQaArgs) -> Result<()> {
         "weights": {"path": weights.display().to_string(), "sha256": embedder.weights_sha256},
         "targets": targets.len(),
         "structures_scored": scored.len(),
+        "smooth_radius": args.smooth,
         "levels": per_level,
         "structures": structures,
         "foldspace": foldspace::VERSION,
@@ -476,6 +485,7 @@ fn score_decoy_dir(
     levels: &[usize],
     dir: &Path,
     native_path: &Path,
+    smooth: Option<f32>,
 ) -> Result<(Vec<Scored>, Value)> {
     let mut scored: Vec<Scored> = Vec::new();
     let native = read_chain(native_path, None, None)?;
@@ -505,7 +515,7 @@ fn score_decoy_dir(
         };
         let mut norms = Vec::new();
         for &level in levels {
-            let own = score_norms(embedder, &decoy.ca, &decoy.sequence, level)?;
+            let own = score_norms(embedder, &decoy.ca, &decoy.sequence, level, smooth)?;
             let mut per = vec![None; native.len()];
             for &(i, j) in &mapping.pairs {
                 per[j] = Some(own[i]);
@@ -568,7 +578,7 @@ fn score_natives(
             let comparison = compare_same(&d.ca, &native.chain.ca)?;
             let mut norms = Vec::new();
             for &level in levels {
-                let n = score_norms(embedder, &d.ca, &native.chain.sequence, level)?;
+                let n = score_norms(embedder, &d.ca, &native.chain.sequence, level, args.smooth)?;
                 norms.push(n.into_iter().map(Some).collect());
             }
             scored.push(Scored {

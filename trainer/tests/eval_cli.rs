@@ -301,20 +301,43 @@ fn eval_qa_ranks_generated_and_given_decoys() {
     let weights = shared.join("reference/model_trgt_opt.safetensors");
     let natives = shared.join("data/structures/chains.jsonl.gz");
     // σ = 1 Å (level 20): the published model's score magnitude tracks the damage.
-    let v = json_of(&foldspace(&[
-        "eval-qa",
-        "--natives",
-        natives.to_str().expect("path"),
-        "--max-natives",
-        "2",
-        "--max-length",
-        "80",
-        "--noise-levels",
-        "20",
-        "--weights",
-        weights.to_str().expect("path"),
-        "--json",
-    ]));
+    let qa = |extra: &[&str]| {
+        let mut args = vec![
+            "eval-qa",
+            "--natives",
+            natives.to_str().expect("path"),
+            "--max-natives",
+            "2",
+            "--max-length",
+            "80",
+            "--noise-levels",
+            "20",
+            "--weights",
+            weights.to_str().expect("path"),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        foldspace(&args)
+    };
+    let v = json_of(&qa(&[]));
+    assert!(v["smooth_radius"].is_null());
+    // The 15 Å neighbourhood mean: recorded, applied (another per-residue signal), and as good.
+    let smooth = json_of(&qa(&["--smooth", "15"]));
+    assert_eq!(smooth["smooth_radius"], 15.0);
+    let local_of = |v: &serde_json::Value| {
+        v["levels"][0]["local_spearman_gnorm_vs_lddt_error"]
+            .as_f64()
+            .expect("local")
+    };
+    assert!((local_of(&smooth) - local_of(&v)).abs() > 1e-4);
+    assert!(
+        local_of(&smooth) > 0.5,
+        "smoothed local Spearman {}",
+        local_of(&smooth)
+    );
+    let out = qa(&["--smooth=-1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("radius"));
     assert_eq!(v["targets"], 2);
     assert_eq!(v["structures_scored"], 16);
     let level = &v["levels"][0];

@@ -204,6 +204,32 @@ pub async fn coordinate_score(
     Ok(read_f32((gp + gs).div_scalar(2.0 * sigma)).await?)
 }
 
+/// Radius (Å) of the neighbourhood over which [`residue_plausibility`] averages ‖g_i‖: lDDT's
+/// inclusion radius, fixed before it was evaluated (EVALUATION.md).
+pub const PLAUSIBILITY_RADIUS: f32 = 15.0;
+
+/// Per-residue implausibility at noise level `level`: ‖g_i‖ (1/Å), the magnitude of the score on
+/// each C-alpha, or with `radius` its mean over the residues within `radius` Å
+/// ([`crate::quality::neighbourhood_mean`]; the page uses [`PLAUSIBILITY_RADIUS`]). Larger is
+/// less plausible.
+pub async fn residue_plausibility(
+    embedder: &Embedder,
+    x: &[[f32; 3]],
+    sequence: &str,
+    level: usize,
+    radius: Option<f32>,
+) -> Result<Vec<f32>, EmbedError> {
+    let g = coordinate_score(embedder, x, sequence, level).await?;
+    let norms: Vec<f32> = g
+        .chunks_exact(3)
+        .map(|v| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt())
+        .collect();
+    Ok(match radius {
+        Some(r) => crate::quality::neighbourhood_mean(x, &norms, r),
+        None => norms,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
