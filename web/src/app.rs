@@ -17,7 +17,7 @@ use std::rc::Rc;
 
 use foldspace::compute::Compute;
 use foldspace::score::embed::{ChainEmbedding, Embedder};
-use foldspace::score::refine::coordinate_score;
+use foldspace::score::refine::{PLAUSIBILITY_RADIUS, residue_plausibility};
 use foldspace::structure::{Chain, ReadOptions, Structure, read_structure};
 use web_sys::{DragEvent, Event, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
@@ -149,7 +149,8 @@ pub struct App {
     painted: Cell<(u64, u64)>,
     embedding: Option<Rc<ChainEmbedding>>,
     embed_running: Option<(u64, usize)>,
-    /// ‖g_i‖ at σ ≈ 0.56 Å for the plausibility colouring, computed on demand (chain job, values).
+    /// ‖g‖ at σ ≈ 0.56 Å averaged over 15 Å for the plausibility colouring, computed on demand
+    /// (chain job, values).
     plausibility: Option<(u64, Rc<Vec<f32>>)>,
     plausibility_running: bool,
     embed_ms: Option<f64>,
@@ -308,7 +309,8 @@ impl App {
         });
     }
 
-    /// After the embedding: ‖g_i‖ at [`PLAUSIBILITY_SIGMA`] for the plot and the colouring.
+    /// After the embedding: ‖g‖ at [`PLAUSIBILITY_SIGMA`], averaged over [`PLAUSIBILITY_RADIUS`],
+    /// for the plot and the colouring.
     fn kick_plausibility(&mut self, ctx: &Context<Self>) {
         // Always after the embedding: the plot along the sequence shows it, and the colouring
         // by plausibility uses it.
@@ -343,14 +345,15 @@ impl App {
         let job = self.chain_job;
         ctx.link().send_future(async move {
             browser::yield_now().await;
-            let result = coordinate_score(&embedder, &chain.ca, &chain.sequence, level)
-                .await
-                .map(|g| {
-                    g.chunks_exact(3)
-                        .map(|v| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt())
-                        .collect()
-                })
-                .map_err(PageError::from);
+            let result = residue_plausibility(
+                &embedder,
+                &chain.ca,
+                &chain.sequence,
+                level,
+                Some(PLAUSIBILITY_RADIUS),
+            )
+            .await
+            .map_err(PageError::from);
             Msg::Plausibility(job, result)
         });
     }

@@ -1,5 +1,6 @@
-//! The per-residue plot along the sequence: the model's plausibility (‖g_i‖ at σ ≈ 0.56 Å: high
-//! where the model would move a residue most, i.e. doubts it), and pLDDT where the file has it.
+//! The per-residue plot along the sequence: the model's plausibility (‖g‖ at σ ≈ 0.56 Å averaged
+//! over each residue's 15 Å neighbourhood: high where the model would move the residues around it
+//! most, i.e. doubts them), and pLDDT where the file has it.
 //! Linked by hover with the 3D view and the distance map: hovering a residue here highlights it
 //! there, and hovering there moves the plot's marker.
 
@@ -19,7 +20,7 @@ const PLDDT_COLOR: &str = "#4fb3ff";
 const MARKER_COLOR: &str = "#ff3dc8";
 
 impl App {
-    /// ‖g_i‖ at σ ≈ 0.56 Å for the current chain, once computed.
+    /// ‖g‖ at σ ≈ 0.56 Å (15 Å neighbourhood mean) for the current chain, once computed.
     fn plausibility_values(&self) -> Option<&[f32]> {
         self.plausibility
             .as_ref()
@@ -111,7 +112,7 @@ impl App {
                     <h2>{ "Along the sequence" }</h2>
                     <span class="legend">
                         <span class="swatch"><i style={format!("background:{PLAUSIBILITY_COLOR}")}></i>
-                            { if plausibility { format!("plausibility ‖g‖ at σ ≈ {PLAUSIBILITY_SIGMA:.2} Å (higher: the model doubts it more)") } else { "plausibility: computing after the embedding…".to_string() } }</span>
+                            { if plausibility { format!("plausibility ‖g‖ at σ ≈ {PLAUSIBILITY_SIGMA:.2} Å, mean within 15 Å (higher: the model doubts it more)") } else { "plausibility: computing after the embedding…".to_string() } }</span>
                         if plddt {
                             <span class="swatch"><i style={format!("background:{PLDDT_COLOR}")}></i>{ "pLDDT (0–100, from the file)" }</span>
                         }
