@@ -843,23 +843,31 @@ fn structure_levels_are_pooled_probed_and_recorded() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("noise level 0"));
+    let v = val_retrieval(&on_corpus, &model);
+    assert_eq!(v["structure_level"], 0);
+    assert_eq!(v["structure_windows"], "central");
+    tiles_are_pooled_and_recorded(&dir, &run, &on_corpus, &align, &chains, &coarse);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `eval-retrieval` of a model on the val split (no transfer), as JSON.
+fn val_retrieval(
+    on_corpus: &dyn Fn(&str, bool, &[&str]) -> Output,
+    model: &str,
+) -> serde_json::Value {
     let out = ok(&on_corpus(
         "eval-retrieval",
         true,
         &[
             "--model",
-            &model,
+            model,
             "--split",
             "val",
             "--no-transfer",
             "--json",
         ],
     ));
-    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
-    assert_eq!(v["structure_level"], 0);
-    assert_eq!(v["structure_windows"], "central");
-    tiles_are_pooled_and_recorded(&dir, &run, &on_corpus, &align, &chains, &coarse);
-    let _ = std::fs::remove_dir_all(&dir);
+    serde_json::from_str(&out).expect("one JSON object")
 }
 
 /// Tiles over the whole chain (`--windows tiled`): their own cache, recorded with the model
@@ -917,18 +925,6 @@ fn tiles_are_pooled_and_recorded(
     let out = run(&["pool-structures", "--chains", chains, "--windows", "all"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("`central`"));
-    let out = ok(&on_corpus(
-        "eval-retrieval",
-        true,
-        &[
-            "--model",
-            &tiled_model,
-            "--split",
-            "val",
-            "--no-transfer",
-            "--json",
-        ],
-    ));
-    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    let v = val_retrieval(on_corpus, &tiled_model);
     assert_eq!(v["structure_windows"], "tiled");
 }
