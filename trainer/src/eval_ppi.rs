@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 use foldspace::compute::Compute;
 use foldspace::io::sha256_hex;
 use foldspace::ppi::data::{
-    PpiChain, PreparedChain, Standardiser, base_features, exposure_features, neighbours,
-    read_ppi_jsonl,
+    PlausibilityScaler, PpiChain, PreparedChain, Standardiser, base_features, exposure_features,
+    neighbours, plausibility_features, read_ppi_jsonl,
 };
 use foldspace::ppi::model::PpiModelKind;
 use foldspace::ppi::training::{PpiTrainConfig, predict, train};
@@ -18,6 +18,7 @@ use foldspace::profile::{
     PROFILE_FEATURES, SearchConfig, SequenceDb, profile, read_sequences, search,
 };
 use foldspace::score::embed::Embedder;
+use foldspace::score::refine::{PLAUSIBILITY_RADIUS, residue_plausibility};
 use foldspace::sequence::{KmerIndex, nearest};
 use foldspace::stats::{BinaryMetrics, MeanStd, binary_metrics, mean_std};
 use foldspace::structure::{Chain, ResidueNumber, read_chains_jsonl};
@@ -32,6 +33,18 @@ pub(crate) enum ModelArg {
     Window,
     /// Message passing over the nearest residues in space, edges carrying the pair embedding.
     Pair,
+}
+
+/// Which per-residue embedding the classifiers read.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ResidueEmbeddingArg {
+    /// The pair embedding averaged over every residue of the chain (the published definition).
+    Mean,
+    /// The pair embedding averaged over the residue's spatial neighbours (`--neighbours`).
+    Neighbours,
+    /// No embedding at all in the classifier (with `--plausibility`: the score model's
+    /// implausibility only).
+    None,
 }
 
 #[derive(Args)]
@@ -55,6 +68,11 @@ pub(crate) struct EvalPpiArgs {
     /// Noise level of the embeddings (default: the smallest sigma).
     #[arg(long)]
     noise_level: Option<usize>,
+    /// Per-residue embedding: the mean of the pair embedding over the whole chain, or over the
+    /// residue's spatial neighbours only (computed from the same cached pair embeddings), or none
+    /// (then `--weights` only serves `--plausibility`).
+    #[arg(long, value_enum, default_value_t = ResidueEmbeddingArg::Mean)]
+    residue_embedding: ResidueEmbeddingArg,
     /// Where the score model runs.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
@@ -92,6 +110,12 @@ pub(crate) struct EvalPpiArgs {
     /// chain points out of the protein (`foldspace::ppi::data::exposure_features`).
     #[arg(long)]
     exposure: bool,
+    /// Add the score model's implausibility at this noise level to the per-residue features:
+    /// ln(1 + ‖g_i‖) and its mean over the residues within 15 Å (the page's plausibility colour),
+    /// standardised on the training chains. Needs `--weights` (not `none`); cached per weights,
+    /// level and data file.
+    #[arg(long, value_name = "LEVEL")]
+    plausibility: Option<usize>,
     /// One JSON object on stdout instead of tables.
     #[arg(long)]
     json: bool,
@@ -147,10 +171,14 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
         Some(path) => Some(overlap_report(path, &tests)?),
         None => None,
     };
-    let use_embeddings = args.weights.as_deref() != Some("none");
-    let (embedder, level) = if use_embeddings {
+    let with_weights = args.weights.as_deref() != Some("none");
+    if args.plausibility.is_some() && !with_weights {
+        bail!("--plausibility needs score-model weights: drop --weights none");
+    }
+    let use_embeddings = with_weights && args.residue_embedding != ResidueEmbeddingArg::None;
+    let (embedder, level) = if with_weights {
         let (e, path, level) = load_embedder(&args)?;
-        (Some((e, path)), Some(level))
+        (Some((e, path)), use_embeddings.then_some(level))
     } else {
         (None, None)
     };
@@ -185,6 +213,42 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
     if args.exposure {
         add_exposure(&train_chains, &mut train_set, &tests, &mut test_sets);
     }
+    if let (Some(level), Some((e, _))) = (args.plausibility, &embedder) {
+        let sets = std::iter::once((
+            set_name(&args.train),
+            &train_chains,
+            &train_sha,
+            &mut train_set,
+        ))
+        .chain(
+            tests
+                .iter()
+                .zip(test_sets.iter_mut())
+                .map(|((name, chains, sha), (_, set))| (name.clone(), chains, sha, set)),
+        );
+        for (name, chains, sha, set) in sets {
+            let norms = plausibility_norms(e, level, &name, chains, sha, &cache)?;
+            for ((prep, chain), n) in set.iter_mut().zip(chains.iter()).zip(&norms) {
+                prep.plausibility = Some(plausibility_features(&chain.ca, n, PLAUSIBILITY_RADIUS));
+            }
+        }
+        if let Some(s) = PlausibilityScaler::fit(&train_set) {
+            for c in train_set
+                .iter_mut()
+                .chain(test_sets.iter_mut().flat_map(|(_, set)| set.iter_mut()))
+            {
+                s.apply(c);
+            }
+        }
+    }
+    if args.residue_embedding == ResidueEmbeddingArg::Neighbours {
+        for c in train_set
+            .iter_mut()
+            .chain(test_sets.iter_mut().flat_map(|(_, set)| set.iter_mut()))
+        {
+            c.use_neighbourhood_embedding();
+        }
+    }
     standardise(&mut train_set, &mut test_sets);
 
     let kind = match args.model {
@@ -210,11 +274,21 @@ pub(crate) fn eval_ppi(args: EvalPpiArgs) -> Result<()> {
     let out = json!({
         "tests": tests_json,
         "model": match args.model { ModelArg::Window => "window", ModelArg::Pair => "pair" },
+        "embeddings": use_embeddings,
         "weights": match &embedder {
             Some((e, path)) => json!({"path": path.display().to_string(), "sha256": e.weights_sha256}),
             None => Value::Null,
         },
         "noise_level": level,
+        "residue_embedding": match (use_embeddings, args.residue_embedding) {
+            (true, ResidueEmbeddingArg::Mean) => json!("mean"),
+            (true, ResidueEmbeddingArg::Neighbours) => json!("neighbours"),
+            _ => Value::Null,
+        },
+        "plausibility": args.plausibility.map(|level| json!({
+            "level": level,
+            "radius": PLAUSIBILITY_RADIUS,
+        })),
         "train": {"file": set_name(&args.train), "chains": train_set.len()},
         "seeds": args.seeds,
         "runs": runs,
@@ -368,9 +442,9 @@ fn print_table(
     per_test: &[Vec<BinaryMetrics>],
 ) {
     println!(
-        "eval-ppi: model {}, {}, {}{} (mean ± std over {} seeds; threshold from the validation carve-out)",
+        "eval-ppi: model {}, {}, {}{}{} (mean ± std over {} seeds; threshold from the validation carve-out)",
         out["model"].as_str().unwrap_or(""),
-        if args.weights.as_deref() != Some("none") {
+        if out["embeddings"].as_bool().unwrap_or(false) {
             "with structure embeddings"
         } else {
             "without structure embeddings"
@@ -384,6 +458,10 @@ fn print_table(
             ", with exposure features"
         } else {
             ""
+        },
+        match args.plausibility {
+            Some(level) => format!(", with the score model's plausibility at level {level}"),
+            None => String::new(),
         },
         args.seeds
     );
@@ -493,6 +571,7 @@ fn prepare_plain(chain: &PpiChain, k: usize) -> PreparedChain {
         channels: 0,
         profile: None,
         exposure: None,
+        plausibility: None,
     }
 }
 
@@ -704,6 +783,105 @@ impl<'a> CacheReader<'a> {
         }
         Ok(())
     }
+}
+
+const PLAUSIBILITY_MAGIC: &[u8; 8] = b"FSPPIG01";
+
+/// ‖g_i‖ at `level` of each chain's residues with a C-alpha (in order), from the cache or
+/// computed (one forward pass of the score model per chain) and then cached.
+fn plausibility_norms(
+    embedder: &Embedder,
+    level: usize,
+    name: &str,
+    chains: &[PpiChain],
+    data_sha: &str,
+    cache: &Path,
+) -> Result<Vec<Vec<f32>>> {
+    if level >= embedder.sigmas().len() {
+        bail!(
+            "--plausibility {level} is out of range: the model has levels 0..={}",
+            embedder.sigmas().len() - 1
+        );
+    }
+    let key = sha256_hex(
+        format!(
+            "{}-{level}-{data_sha}-{}",
+            embedder.weights_sha256,
+            chains.len()
+        )
+        .as_bytes(),
+    );
+    let file = cache.join(format!("plausibility-{name}-{}.bin", &key[..16]));
+    if let Ok(data) = std::fs::read(&file) {
+        match read_norms(&data, chains) {
+            Ok(v) => {
+                eprintln!("plausibility of {name} from the cache {}", file.display());
+                return Ok(v);
+            }
+            Err(e) => eprintln!("ignoring the cache {} ({e:#})", file.display()),
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut all = Vec::with_capacity(chains.len());
+    for (n, chain) in chains.iter().enumerate() {
+        if n % 50 == 0 {
+            eprintln!(
+                "plausibility of {name}: {n}/{} chains, {:.0} s",
+                chains.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let present = chain.present();
+        if present.len() < 2 {
+            all.push(Vec::new());
+            continue;
+        }
+        let xyz: Vec<[f32; 3]> = present.iter().filter_map(|&i| chain.ca[i]).collect();
+        let sequence: String = present
+            .iter()
+            .map(|&i| chain.sequence.as_bytes()[i] as char)
+            .collect();
+        let norms =
+            pollster::block_on(residue_plausibility(embedder, &xyz, &sequence, level, None))
+                .with_context(|| format!("scoring {} of {name}", chain.id))?;
+        all.push(norms);
+    }
+    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let tmp = file.with_extension("tmp");
+    write_norms(&tmp, chains, &all).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+    Ok(all)
+}
+
+fn write_norms(path: &Path, chains: &[PpiChain], norms: &[Vec<f32>]) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    out.write_all(PLAUSIBILITY_MAGIC)?;
+    out.write_all(&(chains.len() as u32).to_le_bytes())?;
+    for (c, n) in chains.iter().zip(norms) {
+        out.write_all(&(c.len() as u32).to_le_bytes())?;
+        out.write_all(&(n.len() as u32).to_le_bytes())?;
+        for v in n {
+            out.write_all(&v.to_le_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn read_norms(data: &[u8], chains: &[PpiChain]) -> Result<Vec<Vec<f32>>> {
+    let mut r = CacheReader::open(data, PLAUSIBILITY_MAGIC, chains.len())?;
+    let mut all = Vec::with_capacity(chains.len());
+    for c in chains {
+        r.chain_length(c.len(), &c.id)?;
+        let n = r.word()?;
+        all.push(
+            r.bytes(n * 4)?
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        );
+    }
+    Ok(all)
 }
 
 const CACHE_MAGIC: &[u8; 8] = b"FSPPIE01";

@@ -227,6 +227,54 @@ fn eval_ppi_with_and_without_embeddings() {
     assert_eq!(exposed["exposure"], true);
     assert!(exposed["tests"]["Test_small"]["auroc"]["mean"].is_f64());
     assert_ne!(exposed["tests"], none["tests"]);
+    // The residue embedding over the spatial neighbours, from the same cached pair embeddings.
+    let w = weights.to_str().expect("path");
+    let mut local = common(w, "window");
+    local.extend(["--residue-embedding".into(), "neighbours".into()]);
+    let local = foldspace(&local.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(String::from_utf8_lossy(&local.stderr).contains("from the cache"));
+    let local = json_of(&local);
+    assert_eq!(local["residue_embedding"], "neighbours");
+    assert_eq!(local["embeddings"], true);
+    let mut mean = common(w, "window");
+    mean.extend(["--residue-embedding".into(), "mean".into()]);
+    let mean = json_of(&foldspace(
+        &mean.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(mean["residue_embedding"], "mean");
+    assert_ne!(
+        local["tests"], mean["tests"],
+        "another input, other numbers"
+    );
+    // The score model's plausibility alone (no embedding input): computed, cached, read back.
+    let mut plausible = common(w, "window");
+    plausible.extend(["--residue-embedding", "none", "--plausibility", "20"].map(String::from));
+    let run = || foldspace(&plausible.iter().map(String::as_str).collect::<Vec<_>>());
+    let first = json_of(&run());
+    assert_eq!(first["embeddings"], false);
+    assert!(first["residue_embedding"].is_null());
+    assert_eq!(first["plausibility"]["level"], 20);
+    assert_ne!(
+        first["tests"], none["tests"],
+        "two more inputs, other numbers"
+    );
+    let again = run();
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .contains("plausibility of Test_small from the cache")
+    );
+    assert_eq!(json_of(&again)["tests"], first["tests"]);
+    // Plausibility needs weights; a level the model lacks is named.
+    for (weights, level, says) in [
+        ("none", "20", "needs score-model weights"),
+        (w, "99", "out of range"),
+    ] {
+        let mut bad = common(weights, "window");
+        bad.extend(["--plausibility".into(), level.into()]);
+        let out = foldspace(&bad.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{err}");
+    }
 
     // A file that is not the benchmark format.
     let readme = repo("README.md");

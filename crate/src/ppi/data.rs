@@ -239,6 +239,69 @@ pub fn exposure_features(ca: &[Option<[f32; 3]>]) -> Vec<[f32; EXPOSURE_FEATURES
         .collect()
 }
 
+/// Per-residue features from the score model's implausibility (its score magnitude ‖g_i‖ on
+/// each C-alpha, `crate::score::refine::residue_plausibility`).
+pub const PLAUSIBILITY_FEATURES: usize = 2;
+
+/// Plausibility features of a chain from ‖g_i‖ of its residues with a C-alpha (`norms`, in the
+/// order of [`PpiChain::present`]): `ln(1 + ‖g_i‖)` and `ln(1 + mean ‖g_j‖)` over the residues
+/// within `radius` Å (the page's neighbourhood mean); zeros for residues without a C-alpha.
+/// The classifiers see them standardised ([`PlausibilityScaler`]).
+pub fn plausibility_features(
+    ca: &[Option<[f32; 3]>],
+    norms: &[f32],
+    radius: f32,
+) -> Vec<[f32; PLAUSIBILITY_FEATURES]> {
+    let present: Vec<usize> = (0..ca.len()).filter(|&i| ca[i].is_some()).collect();
+    let xyz: Vec<[f32; 3]> = ca.iter().flatten().copied().collect();
+    let mut out = vec![[0.0; PLAUSIBILITY_FEATURES]; ca.len()];
+    if norms.len() != xyz.len() {
+        return out;
+    }
+    let smooth = crate::quality::neighbourhood_mean(&xyz, norms, radius);
+    for (p, &i) in present.iter().enumerate() {
+        out[i] = [norms[p].max(0.0).ln_1p(), smooth[p].max(0.0).ln_1p()];
+    }
+    out
+}
+
+/// Per-feature mean and standard deviation of the plausibility features over the residues with
+/// a C-alpha of a training set, to standardise them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlausibilityScaler {
+    pub moments: Vec<(f32, f32)>,
+}
+
+impl PlausibilityScaler {
+    /// Statistics over the training chains that have plausibility features.
+    pub fn fit(chains: &[PreparedChain]) -> Option<Self> {
+        let rows = chains.iter().flat_map(|ch| {
+            let f = ch.plausibility.as_deref().unwrap_or(&[]);
+            (0..f.len())
+                .filter(move |&i| ch.base[i][20] > 0.0)
+                .map(move |i| f[i].to_vec())
+        });
+        let moments = moments(rows, PLAUSIBILITY_FEATURES);
+        chains
+            .iter()
+            .any(|c| c.plausibility.is_some())
+            .then_some(Self { moments })
+    }
+
+    /// Standardise a chain's plausibility features in place (residues without a C-alpha stay 0).
+    pub fn apply(&self, chain: &mut PreparedChain) {
+        if let Some(f) = chain.plausibility.as_mut() {
+            for (row, base) in f.iter_mut().zip(&chain.base) {
+                if base[20] > 0.0 {
+                    for (v, (m, s)) in row.iter_mut().zip(&self.moments) {
+                        *v = (*v - m) / s;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Spatial neighbours of each residue: the `k` nearest residues with a C-alpha (not itself),
 /// `[L][k]`; rows are padded with the residue itself and `valid = false` where fewer exist
 /// (residues without a C-alpha have none).
@@ -310,6 +373,9 @@ pub struct PreparedChain {
     pub profile: Option<Vec<[f32; PROFILE_FEATURES]>>,
     /// Exposure features `[L][EXPOSURE_FEATURES]`, if asked for; they join the base features.
     pub exposure: Option<Vec<[f32; EXPOSURE_FEATURES]>>,
+    /// The score model's implausibility `[L][PLAUSIBILITY_FEATURES]` (see
+    /// [`plausibility_features`]), if asked for; it joins the base features after the exposure.
+    pub plausibility: Option<Vec<[f32; PLAUSIBILITY_FEATURES]>>,
 }
 
 impl PreparedChain {
@@ -321,6 +387,38 @@ impl PreparedChain {
     /// Whether the chain has no residue.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+}
+
+impl PreparedChain {
+    /// Replace the residue embedding (the pair embedding averaged over every residue j, as the
+    /// published model defines it) by its average over the residue's spatial neighbours only:
+    /// `r_i = mean_j e_ij` over the valid neighbour slots of `i` (the `k` nearest C-alphas), so
+    /// that it describes the residue's surroundings rather than the whole chain. Residues with no
+    /// neighbour get zeros. Nothing changes without edge embeddings.
+    pub fn use_neighbourhood_embedding(&mut self) {
+        let (Some(edge), c, k) = (&self.edge_embedding, self.channels, self.neighbours.k) else {
+            return;
+        };
+        if c == 0 {
+            return;
+        }
+        let mut out = vec![0.0f32; self.len() * c];
+        for (i, row) in out.chunks_exact_mut(c).enumerate() {
+            let slots: Vec<usize> = (i * k..(i + 1) * k)
+                .filter(|&s| self.neighbours.valid[s])
+                .collect();
+            for &s in &slots {
+                for (o, v) in row.iter_mut().zip(&edge[s * c..(s + 1) * c]) {
+                    *o += v;
+                }
+            }
+            if !slots.is_empty() {
+                let n = slots.len() as f32;
+                row.iter_mut().for_each(|o| *o /= n);
+            }
+        }
+        self.residue_embedding = Some(out);
     }
 }
 
@@ -441,16 +539,19 @@ pub struct Batch {
 /// residue's own embedding (the embedding already describes its surroundings; a window of them
 /// would multiply the inputs by 2·window + 1 for 335 training chains), then the chain's mean
 /// base features, profile (and embedding). Either every chain of a batch has a profile or none;
-/// the same for exposure features, which follow the profile.
+/// the same for exposure features, which follow the profile, and plausibility features, which
+/// follow them.
 pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batch {
     let c = chains.first().map(|ch| ch.channels).unwrap_or(0);
     let embeddings = embeddings && c > 0;
     let ce = if embeddings { c } else { 0 };
     let profiles = chains.iter().all(|ch| ch.profile.is_some()) && !chains.is_empty();
     let exposures = chains.iter().all(|ch| ch.exposure.is_some()) && !chains.is_empty();
+    let plausible = chains.iter().all(|ch| ch.plausibility.is_some()) && !chains.is_empty();
     let per_residue = BASE_FEATURES
         + if profiles { PROFILE_FEATURES } else { 0 }
-        + if exposures { EXPOSURE_FEATURES } else { 0 };
+        + if exposures { EXPOSURE_FEATURES } else { 0 }
+        + if plausible { PLAUSIBILITY_FEATURES } else { 0 };
     let node_width = per_residue * (2 * window + 1) + ce + per_residue + ce;
     let k = chains.first().map(|ch| ch.neighbours.k).unwrap_or(0);
     let edge_width = DISTANCE_RBF + ce;
@@ -494,6 +595,14 @@ pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batc
                     .and_then(|e| e.get(i))
                     .unwrap_or(&[0.0; EXPOSURE_FEATURES]);
                 v.extend_from_slice(e);
+            }
+            if plausible {
+                let g = ch
+                    .plausibility
+                    .as_ref()
+                    .and_then(|g| g.get(i))
+                    .unwrap_or(&[0.0; PLAUSIBILITY_FEATURES]);
+                v.extend_from_slice(g);
             }
             v
         };
@@ -607,6 +716,7 @@ mod tests {
             channels: 2,
             profile: None,
             exposure: None,
+            plausibility: None,
         };
         let b = batch(&[&p, &p], 1, true);
         assert_eq!(b.rows, 8);
@@ -646,6 +756,92 @@ mod tests {
         assert_eq!(with.node_width, per * 4);
         assert_eq!(with.nodes[2 * per - 1], 0.25);
         assert_eq!(with.nodes[2 * per - EXPOSURE_FEATURES - 1], 0.5);
+        // Plausibility features follow the exposure.
+        q.plausibility = Some(vec![[-1.5; PLAUSIBILITY_FEATURES]; 4]);
+        let with = batch(&[&q], 1, false);
+        let per = per + PLAUSIBILITY_FEATURES;
+        assert_eq!(with.node_width, per * 4);
+        assert_eq!(with.nodes[2 * per - 1], -1.5);
+        assert_eq!(with.nodes[2 * per - PLAUSIBILITY_FEATURES - 1], 0.25);
+    }
+
+    #[test]
+    fn neighbourhood_embedding_averages_the_neighbour_slots() {
+        let ch = toy();
+        let nb = neighbours(&ch.ca, 2);
+        // Edge embeddings: slot s holds [s, 10 s].
+        let edge: Vec<f32> = (0..4 * 2)
+            .flat_map(|s| [s as f32, 10.0 * s as f32])
+            .collect();
+        let mut p = PreparedChain {
+            id: ch.id.clone(),
+            labels: ch.labels.clone(),
+            base: base_features(&ch),
+            residue_embedding: Some(vec![7.0; 4 * 2]),
+            neighbours: nb.clone(),
+            edge_embedding: Some(edge),
+            channels: 2,
+            profile: None,
+            exposure: None,
+            plausibility: None,
+        };
+        p.use_neighbourhood_embedding();
+        let r = p.residue_embedding.clone().expect("set");
+        for i in 0..4 {
+            let slots: Vec<usize> = (i * 2..i * 2 + 2).filter(|&s| nb.valid[s]).collect();
+            let mean = if slots.is_empty() {
+                0.0
+            } else {
+                slots.iter().sum::<usize>() as f32 / slots.len() as f32
+            };
+            assert_eq!(r[i * 2], mean, "residue {i}");
+            assert_eq!(r[i * 2 + 1], 10.0 * mean, "residue {i}");
+        }
+        // Residue 2 has no C-alpha, hence no neighbours: zeros.
+        assert_eq!(&r[4..6], &[0.0, 0.0]);
+        // Without edge embeddings nothing changes.
+        let mut q = p.clone();
+        q.edge_embedding = None;
+        q.residue_embedding = Some(vec![7.0; 8]);
+        q.use_neighbourhood_embedding();
+        assert_eq!(q.residue_embedding, Some(vec![7.0; 8]));
+    }
+
+    #[test]
+    fn plausibility_features_and_their_scaling() {
+        let ch = toy();
+        // Residues 0, 1, 3 have C-alphas (3.8, 5.4 and 3.8 Å apart); residue 2 has none.
+        let f = plausibility_features(&ch.ca, &[1.0, 3.0, 5.0], 4.0);
+        assert_eq!(f.len(), 4);
+        assert_eq!(f[0][0], 2.0f32.ln());
+        assert_eq!(f[3][0], 6.0f32.ln());
+        // Within 4 Å of residue 0: itself and residue 1 (3.8 Å), not residue 3 (5.37 Å).
+        assert!((f[0][1] - 3.0f32.ln()).abs() < 1e-6, "{:?}", f[0]);
+        assert_eq!(f[2], [0.0; PLAUSIBILITY_FEATURES]);
+        // A norm count that does not match the C-alphas gives zeros, not a panic.
+        assert!(
+            plausibility_features(&ch.ca, &[1.0], 4.0)
+                .iter()
+                .all(|r| r == &[0.0; 2])
+        );
+        let mut p = PreparedChain {
+            id: ch.id.clone(),
+            labels: ch.labels.clone(),
+            base: base_features(&ch),
+            residue_embedding: None,
+            neighbours: neighbours(&ch.ca, 2),
+            edge_embedding: None,
+            channels: 0,
+            profile: None,
+            exposure: None,
+            plausibility: Some(f),
+        };
+        let s = PlausibilityScaler::fit(std::slice::from_ref(&p)).expect("has features");
+        s.apply(&mut p);
+        let g = p.plausibility.expect("kept");
+        let mean: f32 = [0, 1, 3].iter().map(|&i| g[i][0]).sum::<f32>() / 3.0;
+        assert!(mean.abs() < 1e-5, "{g:?}");
+        assert_eq!(g[2], [0.0; PLAUSIBILITY_FEATURES]);
     }
 
     #[test]
