@@ -651,14 +651,10 @@ impl ProfileDatabase {
             .as_bytes(),
         );
         let file = cache.join(format!("profiles-{name}-{}.bin", &key[..16]));
-        if let Ok(data) = std::fs::read(&file) {
-            match read_profiles(&data, chains) {
-                Ok(v) => {
-                    eprintln!("profiles of {name} from the cache {}", file.display());
-                    return Ok(v);
-                }
-                Err(e) => eprintln!("ignoring the cache {} ({e:#})", file.display()),
-            }
+        if let Some(v) = read_cached(&file, &format!("profiles of {name}"), |data| {
+            read_profiles(data, chains)
+        }) {
+            return Ok(v);
         }
         let started = std::time::Instant::now();
         let config = self.config;
@@ -689,11 +685,7 @@ impl ProfileDatabase {
             chains.len(),
             started.elapsed().as_secs_f64()
         );
-        std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-        let tmp = file.with_extension("tmp");
-        write_profiles(&tmp, &profiles, &hits)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+        write_cached(&file, |tmp| write_profiles(tmp, &profiles, &hits))?;
         Ok((profiles, hits))
     }
 }
@@ -743,6 +735,32 @@ fn read_profiles(data: &[u8], chains: &[PpiChain]) -> Result<Profiles> {
         );
     }
     Ok((profiles, hits))
+}
+
+/// The value cached in `file` (`what` names it in the messages), or `None` (and why, where the
+/// file exists but cannot be used) to compute it again.
+fn read_cached<T>(file: &Path, what: &str, read: impl FnOnce(&[u8]) -> Result<T>) -> Option<T> {
+    let data = std::fs::read(file).ok()?;
+    match read(&data) {
+        Ok(v) => {
+            eprintln!("{what} from the cache {}", file.display());
+            Some(v)
+        }
+        Err(e) => {
+            eprintln!("ignoring the cache {} ({e:#})", file.display());
+            None
+        }
+    }
+}
+
+/// Write a cache file whole or not at all: into a temporary file beside it, then renamed.
+fn write_cached(file: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = file.with_extension("tmp");
+    write(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, file).with_context(|| format!("writing {}", file.display()))
 }
 
 /// Reads the caches of this command: an 8-byte magic, the chain count, then per chain its
@@ -812,14 +830,10 @@ fn plausibility_norms(
         .as_bytes(),
     );
     let file = cache.join(format!("plausibility-{name}-{}.bin", &key[..16]));
-    if let Ok(data) = std::fs::read(&file) {
-        match read_norms(&data, chains) {
-            Ok(v) => {
-                eprintln!("plausibility of {name} from the cache {}", file.display());
-                return Ok(v);
-            }
-            Err(e) => eprintln!("ignoring the cache {} ({e:#})", file.display()),
-        }
+    if let Some(v) = read_cached(&file, &format!("plausibility of {name}"), |data| {
+        read_norms(data, chains)
+    }) {
+        return Ok(v);
     }
     let started = std::time::Instant::now();
     let mut all = Vec::with_capacity(chains.len());
@@ -846,10 +860,7 @@ fn plausibility_norms(
                 .with_context(|| format!("scoring {} of {name}", chain.id))?;
         all.push(norms);
     }
-    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    let tmp = file.with_extension("tmp");
-    write_norms(&tmp, chains, &all).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+    write_cached(&file, |tmp| write_norms(tmp, chains, &all))?;
     Ok(all)
 }
 
@@ -908,14 +919,12 @@ fn prepare_with_embeddings(
     let file = cache.join(format!("{name}-{}.bin", &key[..16]));
     let c = embedder.config.hidden_channels;
     let mut prepared: Vec<PreparedChain> = chains.iter().map(|ch| prepare_plain(ch, k)).collect();
-    if let Ok(data) = std::fs::read(&file) {
-        match read_cache(&data, &mut prepared, c) {
-            Ok(()) => {
-                eprintln!("embeddings of {name} from the cache {}", file.display());
-                return Ok(prepared);
-            }
-            Err(e) => eprintln!("ignoring the cache {} ({e:#})", file.display()),
-        }
+    if read_cached(&file, &format!("embeddings of {name}"), |data| {
+        read_cache(data, &mut prepared, c)
+    })
+    .is_some()
+    {
+        return Ok(prepared);
     }
     let bar = ProgressBar::new(chains.len() as u64);
     bar.set_style(
@@ -1001,10 +1010,7 @@ fn prepare_with_embeddings(
             *v = half::f16::from_f32(*v).to_f32();
         }
     }
-    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    let tmp = file.with_extension("tmp");
-    write_cache(&tmp, &prepared).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+    write_cached(&file, |tmp| write_cache(tmp, &prepared))?;
     Ok(prepared)
 }
 
