@@ -534,6 +534,14 @@ pub struct Batch {
     pub labels: Vec<f32>,
 }
 
+/// Append row `i` of optional per-residue features to `v` (zeros where there is none).
+fn extend_row<const N: usize>(v: &mut Vec<f32>, rows: Option<&[[f32; N]]>, i: usize) {
+    match rows.and_then(|r| r.get(i)) {
+        Some(row) => v.extend_from_slice(row),
+        None => v.extend(std::iter::repeat_n(0.0, N)),
+    }
+}
+
 /// Build a batch: the base features (and profile, where the chains have one) of `window`
 /// residues on either side (zero-padded at the ends), then — only if `embeddings` — the
 /// residue's own embedding (the embedding already describes its surroundings; a window of them
@@ -577,32 +585,16 @@ pub fn batch(chains: &[&PreparedChain], window: usize, embeddings: bool) -> Batc
                 _ => &zeros,
             }
         };
-        let no_profile = [0.0f32; PROFILE_FEATURES];
         let residue = |i: usize| -> Vec<f32> {
             let mut v = ch.base[i].to_vec();
             if profiles {
-                let p = ch
-                    .profile
-                    .as_ref()
-                    .and_then(|p| p.get(i))
-                    .unwrap_or(&no_profile);
-                v.extend_from_slice(p);
+                extend_row(&mut v, ch.profile.as_deref(), i);
             }
             if exposures {
-                let e = ch
-                    .exposure
-                    .as_ref()
-                    .and_then(|e| e.get(i))
-                    .unwrap_or(&[0.0; EXPOSURE_FEATURES]);
-                v.extend_from_slice(e);
+                extend_row(&mut v, ch.exposure.as_deref(), i);
             }
             if plausible {
-                let g = ch
-                    .plausibility
-                    .as_ref()
-                    .and_then(|g| g.get(i))
-                    .unwrap_or(&[0.0; PLAUSIBILITY_FEATURES]);
-                v.extend_from_slice(g);
+                extend_row(&mut v, ch.plausibility.as_deref(), i);
             }
             v
         };
