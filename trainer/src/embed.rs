@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use foldspace::io::file_stem;
-use foldspace::score::embed::{ChainEmbedding, Embedder, Provenance};
+use foldspace::score::embed::{ARRAY_NAMES, ChainEmbedding, Embedder, Provenance};
 use foldspace::structure::{Chain, ReadOptions, Structure, read_structure};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -35,6 +35,10 @@ pub(crate) struct EmbedArgs {
     /// Largest chain to embed, in residues.
     #[arg(long, default_value_t = 2000)]
     max_residues: usize,
+    /// Arrays to write to each `.npz`, comma-separated (default: all). `pair` is L × L × C
+    /// float32 (23 MB at 300 residues): leave it out for large batches.
+    #[arg(long, value_delimiter = ',', default_values_t = ARRAY_NAMES.map(String::from))]
+    arrays: Vec<String>,
     /// Output directory (created if needed).
     #[arg(long)]
     out: PathBuf,
@@ -66,9 +70,18 @@ pub(crate) fn embed(args: EmbedArgs) -> Result<ExitCode> {
         backend,
         chain,
         max_residues,
+        arrays,
         out,
     } = args;
     let (files, weights, only_chain, out) = (&files, weights.as_deref(), chain.as_deref(), &out);
+    if let Some(bad) = arrays.iter().find(|a| !ARRAY_NAMES.contains(&a.as_str())) {
+        bail!(
+            "--arrays: no array {bad:?} (arrays: {})",
+            ARRAY_NAMES.join(", ")
+        );
+    }
+    let arrays: Vec<&str> = arrays.iter().map(String::as_str).collect();
+    let stems = output_stems(files);
     let weights_path = weights_path(weights)?;
     let embedder = Embedder::from_file(&weights_path, compute(backend)?)
         .with_context(|| format!("loading weights {}", weights_path.display()))?;
@@ -90,9 +103,23 @@ pub(crate) fn embed(args: EmbedArgs) -> Result<ExitCode> {
         ..ReadOptions::default()
     };
     let mut failures = 0usize;
-    for file in files {
+    for (file, stem) in files.iter().zip(&stems) {
         bar.set_message(file.display().to_string());
-        match embed_file(&embedder, file, level, only_chain, &options, out, &bar) {
+        if *stem != file_stem(file) {
+            say(
+                &bar,
+                format!(
+                    "note: {}: another input has the same name; written as {stem}_<chain>.*",
+                    file.display()
+                ),
+            );
+        }
+        let target = Target {
+            out,
+            stem,
+            arrays: &arrays,
+        };
+        match embed_file(&embedder, file, level, only_chain, &options, &target, &bar) {
             Ok(written) => say(
                 &bar,
                 format!("{}: {written} chain(s) embedded", file.display()),
@@ -112,13 +139,40 @@ pub(crate) fn embed(args: EmbedArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Output file stems, one per input: the file name without its extensions, and for a name that
+/// an earlier input already has (`a/ranked_0.pdb`, `b/ranked_0.pdb`) `-2`, `-3`, … appended, so
+/// that no input overwrites another's output.
+fn output_stems(files: &[PathBuf]) -> Vec<String> {
+    let mut taken = std::collections::HashSet::new();
+    files
+        .iter()
+        .map(|file| {
+            let stem = file_stem(file);
+            let mut unique = stem.clone();
+            let mut n = 1;
+            while !taken.insert(unique.clone()) {
+                n += 1;
+                unique = format!("{stem}-{n}");
+            }
+            unique
+        })
+        .collect()
+}
+
+/// Where one input's outputs go: `<out>/<stem>_<chain>.npz` with these arrays, and `.json`.
+struct Target<'a> {
+    out: &'a Path,
+    stem: &'a str,
+    arrays: &'a [&'a str],
+}
+
 fn embed_file(
     embedder: &Embedder,
     file: &Path,
     level: usize,
     only_chain: Option<&str>,
     options: &ReadOptions,
-    out: &Path,
+    target: &Target<'_>,
     bar: &ProgressBar,
 ) -> Result<usize> {
     let bytes = std::fs::read(file).context("reading the file")?;
@@ -155,24 +209,23 @@ fn embed_file(
             ids.join(", ")
         );
     }
-    let stem = file_stem(file);
     for chain in &chains {
         let emb = pollster::block_on(embedder.embed(chain, level))
             .with_context(|| format!("chain {}", chain.id))?;
-        let base = out.join(format!("{stem}_{}", chain.id));
-        write_npz(&emb, &base.with_extension("npz"))?;
-        let meta = metadata(embedder, structure, chain, &emb, file);
-        std::fs::write(
-            base.with_extension("json"),
-            serde_json::to_string_pretty(&meta)?,
-        )
-        .with_context(|| format!("writing {}", base.with_extension("json").display()))?;
+        // Names built whole: `with_extension` would cut a name with a dot (`model.v2_A`).
+        let base = format!("{}_{}", target.stem, chain.id);
+        let npz = target.out.join(format!("{base}.npz"));
+        std::fs::write(&npz, emb.npz_of(target.arrays)?)
+            .with_context(|| format!("writing {}", npz.display()))?;
+        let mut meta = metadata(embedder, structure, chain, &emb, file);
+        if let Some(listed) = meta.get_mut("arrays").and_then(|a| a.as_object_mut()) {
+            listed.retain(|name, _| target.arrays.contains(&name.as_str()));
+        }
+        let json = target.out.join(format!("{base}.json"));
+        std::fs::write(&json, serde_json::to_string_pretty(&meta)?)
+            .with_context(|| format!("writing {}", json.display()))?;
     }
     Ok(chains.len())
-}
-
-fn write_npz(e: &ChainEmbedding, path: &Path) -> Result<()> {
-    std::fs::write(path, e.npz()?).with_context(|| format!("writing {}", path.display()))
 }
 
 fn metadata(

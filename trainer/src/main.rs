@@ -30,9 +30,11 @@ enum Command {
     /// For each chain of the first model writes `<OUT>/<file stem>_<chain>.npz` with the arrays
     /// `pair` [L,L,C], `residue` [L,C], `protein` [C], `score` [L,L] (the score map H),
     /// `gradient` [L,3] (the estimated coordinate score (g_p + g_s)/(2 sigma)) and `ca` [L,3]
-    /// (all float32), and `<OUT>/<file stem>_<chain>.json` with the sequence, chain, residue
-    /// numbers, noise level, sigma, weights SHA-256 and foldspace version. A file that cannot be
-    /// read is reported and skipped; the exit code is then non-zero.
+    /// (all float32; `--arrays` picks some), and `<OUT>/<file stem>_<chain>.json` with the
+    /// sequence, chain, residue numbers, noise level, sigma, weights SHA-256, foldspace version,
+    /// the protein embedding and the residue embeddings. Inputs with the same file name get
+    /// `-2`, `-3`, ... after the stem. A file that cannot be read is reported and skipped; the
+    /// exit code is then non-zero.
     Embed(embed::EmbedArgs),
     /// Time embedding at several chain lengths on a backend (see BENCHMARKS.md).
     Bench(embed::BenchArgs),

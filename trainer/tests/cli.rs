@@ -108,6 +108,97 @@ fn embed_writes_golden_arrays_and_reports_bad_files() {
     let _ = std::fs::remove_file(&bad);
 }
 
+/// Two inputs with the same name (AlphaFold's `*/ranked_0.pdb`) and a name with a dot keep their
+/// own outputs; `--arrays` leaves `pair` out; the JSON carries the protein and residue embeddings.
+#[test]
+fn embed_keeps_every_input_and_writes_the_chosen_arrays() {
+    let shared = shared();
+    let dir = std::env::temp_dir().join(format!("foldspace-cli-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (a, b, out) = (dir.join("a"), dir.join("b"), dir.join("out"));
+    for d in [&a, &b] {
+        std::fs::create_dir_all(d).expect("mkdir");
+        std::fs::copy(
+            shared.join("reference/A0A023PZB3.pdb"),
+            d.join("model.v2.pdb"),
+        )
+        .expect("copy");
+    }
+    let run = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .arg("embed")
+        .arg(a.join("model.v2.pdb"))
+        .arg(b.join("model.v2.pdb"))
+        .args(["--arrays", "protein,residue", "--weights"])
+        .arg(shared.join("reference/model_trgt_opt.safetensors"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run foldspace");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("same name"),
+        "the renaming is said: {stderr}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("out")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "model.v2-2_A.json",
+            "model.v2-2_A.npz",
+            "model.v2_A.json",
+            "model.v2_A.npz"
+        ]
+    );
+    let npz = out.join("model.v2_A.npz");
+    let zip = zip::ZipArchive::new(std::fs::File::open(&npz).expect("npz")).expect("zip");
+    let mut members: Vec<&str> = zip.file_names().collect();
+    members.sort();
+    assert_eq!(members, ["protein.npy", "residue.npy"]);
+    let (_, protein) = npz_array(&npz, "protein");
+    let (_, residue) = npz_array(&npz, "residue");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model.v2_A.json")).expect("json"))
+            .expect("json");
+    let listed: Vec<&String> = meta["arrays"].as_object().expect("arrays").keys().collect();
+    assert_eq!(listed, ["protein", "residue"]);
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x.as_f64().expect("number") as f32)
+            .collect()
+    };
+    let close = |a: &[f32], b: &[f32]| a.len() == b.len() && rel_err(a, b) < 1e-6;
+    assert!(close(&floats(&meta["protein_embedding"]), &protein));
+    let rows = meta["residue_embeddings"].as_array().expect("rows");
+    assert_eq!(rows.len(), 126);
+    let flat: Vec<f32> = rows.iter().flat_map(floats).collect();
+    assert!(
+        close(&flat, &residue),
+        "JSON residue embeddings differ from the .npz"
+    );
+    // An unknown array is refused before any work, with the names it could be.
+    let bad = Command::new(env!("CARGO_BIN_EXE_foldspace"))
+        .arg("embed")
+        .arg(a.join("model.v2.pdb"))
+        .args(["--arrays", "protein,pairs", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run foldspace");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        stderr.contains("\"pairs\"") && stderr.contains("residue"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn help_documents_the_options() {
     let run = Command::new(env!("CARGO_BIN_EXE_foldspace"))
@@ -120,6 +211,7 @@ fn help_documents_the_options() {
         "--noise-level",
         "--backend",
         "--chain",
+        "--arrays",
         "--out",
     ] {
         assert!(help.contains(option), "{option} missing from --help");

@@ -229,7 +229,13 @@ impl ChainEmbedding {
     /// The `.npz` archive of all arrays: `pair [L, L, C]`, `residue [L, C]`, `protein [C]`,
     /// `score [L, L]`, `gradient [L, 3]`, `ca [L, 3]`.
     pub fn npz(&self) -> Result<Vec<u8>, crate::export::ExportError> {
-        let arrays: Vec<(&str, Vec<usize>, &[f32])> = ARRAY_NAMES
+        self.npz_of(&ARRAY_NAMES)
+    }
+
+    /// The `.npz` archive of the named arrays only (see [`ARRAY_NAMES`]; other names are
+    /// skipped), e.g. without `pair`, which is `L² × C` numbers.
+    pub fn npz_of(&self, names: &[&str]) -> Result<Vec<u8>, crate::export::ExportError> {
+        let arrays: Vec<(&str, Vec<usize>, &[f32])> = names
             .iter()
             .filter_map(|name| self.array(name).map(|(shape, v)| (*name, shape, v)))
             .collect();
@@ -254,10 +260,15 @@ impl ChainEmbedding {
         }))
     }
 
-    /// Per-residue table: residue number, name, one-letter code, ‖g_i‖ and the B-factor column.
+    /// Per-residue table: residue number, name, one-letter code, ‖g_i‖, the B-factor column and
+    /// the residue embedding (`e0` … `e{C-1}`, the `residue` array's row).
     pub fn residue_csv(&self, chain: &Chain) -> String {
         let mut out =
-            String::from("index,chain,residue_number,residue_name,aa,score_magnitude,b_factor\n");
+            String::from("index,chain,residue_number,residue_name,aa,score_magnitude,b_factor");
+        for k in 0..self.channels {
+            out.push_str(&format!(",e{k}"));
+        }
+        out.push('\n');
         for (i, norm) in self.gradient_norms().iter().enumerate() {
             let number = chain
                 .residue_numbers
@@ -268,11 +279,24 @@ impl ChainEmbedding {
             let aa = chain.sequence.chars().nth(i).unwrap_or('X');
             let b = chain.b_factors.get(i).copied().unwrap_or(0.0);
             out.push_str(&format!(
-                "{i},{},{number},{name},{aa},{norm:.6e},{b:.2}\n",
+                "{i},{},{number},{name},{aa},{norm:.6e},{b:.2}",
                 chain.id
             ));
+            let row = self
+                .residue
+                .get(i * self.channels..(i + 1) * self.channels)
+                .unwrap_or(&[]);
+            for v in row {
+                out.push_str(&format!(",{v:.6e}"));
+            }
+            out.push('\n');
         }
         out
+    }
+
+    /// The residue embeddings as rows (`[L][C]`), for JSON.
+    pub fn residue_rows(&self) -> Vec<&[f32]> {
+        self.residue.chunks(self.channels.max(1)).collect()
     }
 }
 
@@ -287,7 +311,8 @@ pub struct Provenance<'a> {
     pub backend: &'a str,
 }
 
-/// The JSON metadata of one chain's embedding.
+/// The JSON metadata of one chain's embedding, with its protein embedding (`[C]`) and residue
+/// embeddings (`[L][C]`); the pair embedding is in the `.npz` only (`L² × C` numbers).
 pub fn metadata(
     provenance: &Provenance<'_>,
     structure: &crate::structure::Structure,
@@ -310,6 +335,8 @@ pub fn metadata(
         "title": structure.description.title,
         "b_factor_kind": structure.b_factor_kind,
         "b_factors": chain.b_factors,
+        "protein_embedding": e.protein,
+        "residue_embeddings": e.residue_rows(),
         "arrays": ARRAY_NAMES.iter().filter_map(|n| e.array(n).map(|(s, _)| (n.to_string(), s))).collect::<std::collections::BTreeMap<_, _>>(),
     })
 }
