@@ -110,6 +110,15 @@ pub fn chain_color(index: usize) -> [u8; 3] {
     [c.r, c.g, c.b]
 }
 
+/// Colour of another chain drawn for context: its chain colour, dimmed, when the view colours by
+/// chain; a neutral grey otherwise (the colour scale belongs to the chain on screen).
+pub fn context_color(mode: ColorMode, index: usize) -> [u8; 3] {
+    match mode {
+        ColorMode::Chain => chain_color(index).map(|c| (c as u16 * 3 / 5 + 0x2a * 2 / 5) as u8),
+        _ => [0x6b, 0x72, 0x80],
+    }
+}
+
 /// Low and high ends used to colour a quantity: the 2nd and 98th percentiles (robust to a few
 /// extreme residues), widened when they coincide.
 pub fn robust_range(values: &[f32]) -> (f32, f32) {

@@ -207,6 +207,20 @@ pub fn tube(points: &[[f32; 3]], radius: f32, sub: usize, sides: usize, max_gap:
     mesh
 }
 
+/// Thinner tubes through other chains, drawn around the chain on screen for context: chain `k`
+/// of `chains` in colour slot `first_slot + k` (its residues share one colour).
+pub fn context_tubes(chains: &[&[[f32; 3]]], first_slot: u32, radius: f32, max_gap: f32) -> Mesh {
+    let mut mesh = Mesh::default();
+    for (k, points) in chains.iter().enumerate() {
+        let mut t = tube(points, radius, 4, 8, max_gap);
+        for v in &mut t.vertices {
+            v.slot = first_slot + k as u32;
+        }
+        mesh.extend(&t);
+    }
+    mesh
+}
+
 fn tube_run(
     mesh: &mut Mesh,
     points: &[[f32; 3]],
@@ -399,6 +413,24 @@ mod tests {
         let whole = tube(&pts[..10], 0.4, 4, 8, 4.5);
         let split = tube(&pts, 0.4, 4, 8, 4.5);
         assert_eq!(split.vertices.len(), 2 * whole.vertices.len());
+    }
+
+    #[test]
+    fn context_tubes_give_each_chain_its_slot() {
+        let a = helix(12);
+        let b: Vec<[f32; 3]> = helix(8).iter().map(|p| [p[0] + 20.0, p[1], p[2]]).collect();
+        let mesh = context_tubes(&[&a, &[[0.0; 3]], &b], 40, 0.3, 4.5);
+        let slots: std::collections::BTreeSet<u32> = mesh.vertices.iter().map(|v| v.slot).collect();
+        // The one-residue chain draws nothing; the others one slot each.
+        assert_eq!(slots.into_iter().collect::<Vec<_>>(), [40, 42]);
+        let alone =
+            tube(&a, 0.3, 4, 8, 4.5).vertices.len() + tube(&b, 0.3, 4, 8, 4.5).vertices.len();
+        assert_eq!(mesh.vertices.len(), alone);
+        assert!(
+            mesh.indices
+                .iter()
+                .all(|&i| (i as usize) < mesh.vertices.len())
+        );
     }
 
     #[test]

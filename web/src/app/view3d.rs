@@ -1,4 +1,4 @@
-//! The 3D view: the C-alpha trace, the score arrows and hover markers (`crate::viewer` on
+//! The 3D view: the C-alpha trace (and the model's other chains around it), the score arrows and hover markers (`crate::viewer` on
 //! WebGPU), the colouring and its legend, camera gestures (orbit, pan, pinch, wheel) and spin.
 
 use std::cell::RefCell;
@@ -28,6 +28,8 @@ pub(super) struct ViewState {
     viewer_error: Option<String>,
     pub(super) color: ColorMode,
     arrows: bool,
+    /// Whether the other chains of the model are drawn around the chain on screen.
+    context: bool,
     /// Length of the longest arrows (Å).
     arrow_length: f32,
     /// Pointers down on the canvas (id → position) and the dragging button.
@@ -47,6 +49,7 @@ impl Default for ViewState {
             viewer_error: None,
             color: ColorMode::Chain,
             arrows: true,
+            context: true,
             arrow_length: 3.0,
             pointers: HashMap::new(),
             drag_button: 0,
@@ -64,6 +67,7 @@ pub enum ViewMsg {
     Ready(Result<Rc<RefCell<Viewer>>, String>),
     SetColor(ColorMode),
     ToggleArrows,
+    ToggleContext,
     ArrowLength(f32),
     Pointer(&'static str, web_sys::PointerEvent),
     Wheel(web_sys::WheelEvent),
@@ -89,6 +93,11 @@ impl App {
             }
             ViewMsg::ToggleArrows => {
                 self.view3d.arrows = !self.view3d.arrows;
+                self.refresh_scene(false);
+            }
+            ViewMsg::ToggleContext => {
+                // The camera stays (Reset view frames what is drawn).
+                self.view3d.context = !self.view3d.context;
                 self.refresh_scene(false);
             }
             ViewMsg::ArrowLength(v) => {
@@ -165,12 +174,22 @@ impl App {
         } else {
             4.5
         };
-        v.set_mesh(Layer::Trace, &scene::tube(coords, 0.42, 6, 10, max_gap));
+        let mut trace = scene::tube(coords, 0.42, 6, 10, max_gap);
         let l = chain.len();
         let (mut colors, _) = self.residue_colors(chain);
         colors.push(ARROW_COLOR);
         colors.push(HIGHLIGHT_COLOR);
+        // The other chains, thinner and in their own slots after the fixed ones.
+        let others = self.context_chains();
+        let context: Vec<&[[f32; 3]]> = others.iter().map(|(_, c)| c.ca.as_slice()).collect();
+        trace.extend(&scene::context_tubes(&context, l as u32 + 2, 0.3, 4.5));
+        colors.extend(
+            others
+                .iter()
+                .map(|(k, _)| logic::context_color(self.view3d.color, *k)),
+        );
         v.set_colors(&colors);
+        v.set_mesh(Layer::Trace, &trace);
         let arrows = match (
             &self.embedding,
             self.view3d.arrows && self.display.is_none(),
@@ -192,10 +211,35 @@ impl App {
         v.set_mesh(Layer::Arrows, &arrows);
         v.set_mesh(Layer::Markers, &self.markers());
         if refit {
-            v.camera = Camera::fit(coords);
-            v.radius = scene::bounds(coords).1;
+            // Frame the whole model when the other chains are drawn.
+            let all: Vec<[f32; 3]> = coords
+                .iter()
+                .chain(context.iter().flat_map(|c| c.iter()))
+                .copied()
+                .collect();
+            v.camera = Camera::fit(&all);
+            v.radius = scene::bounds(&all).1;
         }
         v.render();
+    }
+
+    /// The other protein chains of the model (index in the chain list, chain) when they are
+    /// drawn: the toggle is on and the view shows the structure itself, not a refinement (whose
+    /// frame is its own).
+    fn context_chains(&self) -> Vec<(usize, &Chain)> {
+        if !self.view3d.context || self.display.is_some() {
+            return Vec::new();
+        }
+        self.structure
+            .as_ref()
+            .map(|s| {
+                s.first_model_chains()
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| *k != self.chain_index)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Spheres on the hovered residue(s), in the highlight colour slot.
@@ -338,7 +382,25 @@ impl App {
 
     pub(super) fn view_3d(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
-        let legend = self.chain().map(|c| legend_html(&self.residue_colors(c).1));
+        let several_chains = self
+            .structure
+            .as_ref()
+            .is_some_and(|s| s.first_model_chains().len() > 1);
+        let legend = self.chain().map(|c| {
+            let (_, mut legend) = self.residue_colors(c);
+            // By chain, the other chains drawn have swatches too.
+            if let Legend::Swatches(_, items) = &mut legend
+                && self.view3d.color == ColorMode::Chain
+            {
+                items.extend(self.context_chains().iter().map(|(k, other)| {
+                    (
+                        format!("chain {}", other.id),
+                        logic::context_color(ColorMode::Chain, *k),
+                    )
+                }));
+            }
+            legend_html(&legend)
+        });
         let oncolor = link.callback(|e: Event| {
             let s: HtmlSelectElement = e.target_unchecked_into();
             Msg::View(ViewMsg::SetColor(ColorMode::parse(&s.value())))
@@ -365,6 +427,9 @@ impl App {
                             <option value="plausibility" selected={self.view3d.color == ColorMode::Plausibility}>{ format!("colour: plausibility (σ ≈ {PLAUSIBILITY_SIGMA:.2} Å)") }</option>
                         </select>
                         <label class="check"><input type="checkbox" checked={self.view3d.arrows} onchange={link.callback(|_| Msg::View(ViewMsg::ToggleArrows))} />{ " arrows" }</label>
+                        if several_chains {
+                            <label class="check" title="draw the model's other chains, thinner, around the chain on screen"><input type="checkbox" data-testid="context-chains" checked={self.view3d.context} onchange={link.callback(|_| Msg::View(ViewMsg::ToggleContext))} />{ " other chains" }</label>
+                        }
                         <label class="check" title="length of the longest arrows (Å)">
                             <input type="range" min="0.5" max="10" step="0.5" value={self.view3d.arrow_length.to_string()} onchange={onarrowlen} />
                         </label>
