@@ -17,9 +17,32 @@ mod loading;
 #[cfg(target_family = "wasm")]
 mod viewer;
 
-/// Start the page: mount the app on `<div id="app">`.
+/// Start the page: mount the app on `<div id="app">`. A panic (a bug: errors are values) stops
+/// the wasm instance, so the hook says so on the page instead of leaving it frozen.
 #[cfg(target_family = "wasm")]
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() {
+    std::panic::set_hook(Box::new(|info| show_crash(&info.to_string())));
     app::mount();
+}
+
+/// Put a banner at the top of the page (`data-testid="crash"`) saying that the page stopped on
+/// an internal error, with its message, and log the message to the console.
+#[cfg(target_family = "wasm")]
+pub fn show_crash(message: &str) {
+    web_sys::console::error_1(&format!("foldspace stopped: {message}").into());
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
+    let (Ok(banner), Some(body)) = (document.create_element("div"), document.body()) else {
+        return;
+    };
+    banner.set_class_name("crash");
+    let _ = banner.set_attribute("role", "alert");
+    let _ = banner.set_attribute("data-testid", "crash");
+    banner.set_text_content(Some(&format!(
+        "The page stopped on an internal error and no longer responds: {message}. Reload the \
+         page to go on (nothing was sent anywhere); please report this message."
+    )));
+    let _ = body.prepend_with_node_1(&banner);
 }

@@ -106,3 +106,28 @@ fn page_options_and_file_names() {
     );
     assert_eq!(logic::bytes_label(45 << 20), "45.0 MB");
 }
+
+/// The panic hook's banner: visible, at the top of the page, with the message.
+#[wasm_bindgen_test]
+fn a_crash_is_said_on_the_page() {
+    foldspace_web::show_crash("index out of bounds at web/src/x.rs:1");
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .expect("document");
+    let banner = document
+        .query_selector("[data-testid=crash]")
+        .expect("query")
+        .expect("a crash banner");
+    let text = banner.text_content().unwrap_or_default();
+    assert!(
+        text.contains("index out of bounds at web/src/x.rs:1"),
+        "{text}"
+    );
+    assert!(text.contains("Reload"), "{text}");
+    assert_eq!(banner.get_attribute("role").as_deref(), Some("alert"));
+    let first = document
+        .body()
+        .and_then(|b| b.first_element_child())
+        .expect("body child");
+    assert_eq!(first, banner, "the banner is the page's first element");
+}
