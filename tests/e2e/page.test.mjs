@@ -335,12 +335,18 @@ test("A0A023PZB3 through file-input with the published weights at level 4 matche
   console.log("relative errors vs golden:", checks);
   for (const [k, e] of Object.entries(checks)) assert.ok(e <= 1e-4, `${k}: relative error ${e}`);
 
-  // The per-residue CSV: a header and one row per residue.
+  // The per-residue CSV: a header and one row per residue, whose last C columns are the
+  // residue embedding (the .npz's `residue` row, to the CSV's 7 significant digits).
   const csv = (await download(page, "export-csv")).bytes.toString("utf8").trim().split("\n");
-  assert.equal(csv[0], "index,chain,residue_number,residue_name,aa,score_magnitude,b_factor");
+  const channels = Array.from({ length: C }, (_, k) => `e${k}`).join(",");
+  assert.equal(csv[0], `index,chain,residue_number,residue_name,aa,score_magnitude,b_factor,${channels}`);
   assert.equal(csv.length, L + 1);
-  const norms = csv.slice(1).map((r) => Number(r.split(",")[5]));
+  const rows = csv.slice(1).map((r) => r.split(","));
+  const norms = rows.map((r) => Number(r[5]));
   assert.ok(norms.every(Number.isFinite) && norms.some((v) => v > 0), "score magnitudes");
+  const fromCsv = Float32Array.from(rows.flatMap((r) => r.slice(7).map(Number)));
+  assert.equal(fromCsv.length, L * C);
+  assert.ok(relErr(fromCsv, arrays.residue.values) < 1e-5, "CSV residue embeddings differ from the .npz");
   await context.close();
 });
 
@@ -713,6 +719,9 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   assert.equal(json.chain, "A");
   assert.equal(json.length, 70);
   assert.equal(json.noise_level, 60);
+  assert.equal(json.protein_embedding.length, json.channels);
+  assert.equal(json.residue_embeddings.length, 70);
+  assert.ok(json.residue_embeddings.every((r) => r.length === json.channels && r.every(Number.isFinite)));
   const npy = readNpy((await download(page, "export-npy")).bytes);
   assert.deepEqual(npy.shape, [70, json.channels]);
   // Multi-chain file: the chain picker lists every protein chain.
@@ -722,6 +731,28 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   assert.equal(options.length, 3, options.join(" | "));
   await page.getByTestId("chain-select").selectOption({ index: 1 });
   assert.equal(await waitStatus(page, logs, isReady), "ready");
+  // The other two chains are drawn around it (thinner, dimmed), with their own swatches when
+  // colouring by chain; unticking "other chains" leaves the chosen chain alone in the view.
+  await page.locator(".view3d select").selectOption("chain");
+  const toggle = page.getByTestId("context-chains");
+  assert.ok(await toggle.isChecked(), "other chains are drawn by default");
+  const swatches = page.locator(".view3d .legend .swatch");
+  assert.equal(await swatches.count(), 3, (await swatches.allTextContents()).join(" | "));
+  await page.waitForTimeout(500);
+  const withContext = PNG.sync.read(await page.getByTestId("viewer-3d").screenshot({ path: path.join(out, "viewer-4e43-context.png") }));
+  await toggle.uncheck();
+  assert.equal(await swatches.count(), 1);
+  await page.waitForTimeout(500);
+  const alone = PNG.sync.read(await page.getByTestId("viewer-3d").screenshot({ path: path.join(out, "viewer-4e43-alone.png") }));
+  let changed = 0;
+  for (let k = 0; k < alone.data.length; k += 4) {
+    if (Math.abs(alone.data[k] - withContext.data[k]) + Math.abs(alone.data[k + 1] - withContext.data[k + 1]) + Math.abs(alone.data[k + 2] - withContext.data[k + 2]) > 30) changed++;
+  }
+  const share = changed / (alone.width * alone.height);
+  console.log(`4e43: ${(100 * share).toFixed(1)} % of the 3D view changes without the other chains`);
+  // The camera stays, so the two renders are the same but for the other chains (2.0 % of the
+  // pixels on SwiftShader, mostly hidden behind the chosen chain); nothing drawn gives 0.
+  assert.ok(share > 0.005, `the other chains do not show: ${(100 * share).toFixed(2)} % of the pixels differ`);
   await context.close();
 });
 

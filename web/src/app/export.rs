@@ -1,5 +1,6 @@
 //! The embeddings panel and every export: the protein and per-residue heatmaps, the `.npz` of
-//! all arrays, one `.npy`, the per-residue CSV, the metadata JSON, and PNGs of the 3D view and
+//! all arrays, one `.npy`, the per-residue CSV (with the residue embeddings), the metadata JSON
+//! (with the protein and residue embeddings), and PNGs of the 3D view and
 //! the map.
 
 use foldspace::score::embed::{ARRAY_NAMES, Provenance, metadata};
@@ -173,12 +174,12 @@ impl App {
                     <div class="emb-label">{ format!("per residue · {} residues × {} channels", e.length, e.channels) }</div>
                     <canvas ref={self.exports.residue.clone()} class="matrix" data-testid="residue-embedding" />
                 } else {
-                    <p class="muted">{ "The protein, per-residue and residue-pair embeddings appear here once the model has run." }</p>
+                    <p class="muted">{ "The protein and per-residue embeddings appear here once the model has run; the residue-pair embedding (L × L × channels) is in the .npz." }</p>
                 }
                 <div class="exports">
                     <button data-testid="export-npz" disabled={!ready} onclick={link.callback(|_| Msg::Export(Export::Npz))}>{ "All arrays (.npz)" }</button>
                     <button data-testid="export-csv" disabled={!ready} onclick={link.callback(|_| Msg::Export(Export::Csv))}>{ "Per residue (.csv)" }</button>
-                    <button data-testid="export-json" disabled={!ready} onclick={link.callback(|_| Msg::Export(Export::Json))}>{ "Metadata (.json)" }</button>
+                    <button data-testid="export-json" disabled={!ready} onclick={link.callback(|_| Msg::Export(Export::Json))}>{ "Metadata + embeddings (.json)" }</button>
                     <span class="npy">
                         <select onchange={onnpy}>
                             { for ARRAY_NAMES.iter().map(|n| html! {
