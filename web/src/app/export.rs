@@ -1,7 +1,6 @@
 //! The embeddings panel and every export: the protein and per-residue heatmaps, the `.npz` of
 //! all arrays, one `.npy`, the per-residue CSV (with the residue embeddings), the metadata JSON
-//! (with the protein and residue embeddings), and PNGs of the 3D view and
-//! the map.
+//! (with the protein and residue embeddings), and PNGs of the 3D view and the map.
 
 use foldspace::score::embed::{ARRAY_NAMES, Provenance, metadata};
 use web_sys::{HtmlCanvasElement, HtmlSelectElement};

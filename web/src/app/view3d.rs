@@ -1,5 +1,6 @@
-//! The 3D view: the C-alpha trace (and the model's other chains around it), the score arrows and hover markers (`crate::viewer` on
-//! WebGPU), the colouring and its legend, camera gestures (orbit, pan, pinch, wheel) and spin.
+//! The 3D view: the C-alpha trace (and the model's other chains around it), the score arrows
+//! and hover markers (`crate::viewer` on WebGPU), the colouring and its legend, camera gestures
+//! (orbit, pan, pinch, wheel) and spin.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
