@@ -217,10 +217,7 @@ fn embed_file(
         let npz = target.out.join(format!("{base}.npz"));
         std::fs::write(&npz, emb.npz_of(target.arrays)?)
             .with_context(|| format!("writing {}", npz.display()))?;
-        let mut meta = metadata(embedder, structure, chain, &emb, file);
-        if let Some(listed) = meta.get_mut("arrays").and_then(|a| a.as_object_mut()) {
-            listed.retain(|name, _| target.arrays.contains(&name.as_str()));
-        }
+        let meta = metadata(embedder, structure, chain, &emb, file, target.arrays);
         let json = target.out.join(format!("{base}.json"));
         std::fs::write(&json, serde_json::to_string_pretty(&meta)?)
             .with_context(|| format!("writing {}", json.display()))?;
@@ -234,6 +231,7 @@ fn metadata(
     chain: &Chain,
     e: &ChainEmbedding,
     file: &Path,
+    arrays: &[&str],
 ) -> serde_json::Value {
     let file = file.display().to_string();
     let backend = embedder.compute.describe();
@@ -242,7 +240,7 @@ fn metadata(
         weights_sha256: &embedder.weights_sha256,
         backend: &backend,
     };
-    foldspace::score::embed::metadata(&provenance, structure, chain, e)
+    foldspace::score::embed::metadata_of(&provenance, structure, chain, e, arrays)
 }
 
 /// Multiply-adds ×2 of one forward pass per residue pair (convolutions only; norms and

@@ -319,6 +319,17 @@ pub fn metadata(
     chain: &Chain,
     e: &ChainEmbedding,
 ) -> serde_json::Value {
+    metadata_of(provenance, structure, chain, e, &ARRAY_NAMES)
+}
+
+/// [`metadata`] for an `.npz` that holds only the named arrays (its `arrays` lists those).
+pub fn metadata_of(
+    provenance: &Provenance<'_>,
+    structure: &crate::structure::Structure,
+    chain: &Chain,
+    e: &ChainEmbedding,
+    arrays: &[&str],
+) -> serde_json::Value {
     serde_json::json!({
         "file": provenance.file,
         "chain": chain.id,
@@ -337,6 +348,6 @@ pub fn metadata(
         "b_factors": chain.b_factors,
         "protein_embedding": e.protein,
         "residue_embeddings": e.residue_rows(),
-        "arrays": ARRAY_NAMES.iter().filter_map(|n| e.array(n).map(|(s, _)| (n.to_string(), s))).collect::<std::collections::BTreeMap<_, _>>(),
+        "arrays": arrays.iter().filter_map(|n| e.array(n).map(|(s, _)| (n.to_string(), s))).collect::<std::collections::BTreeMap<_, _>>(),
     })
 }
