@@ -40,6 +40,8 @@ struct Gpu {
     queue: wgpu::Queue,
     pipeline: wgpu::ComputePipeline,
     adapter: String,
+    /// The adapter is a CPU implementation (a browser's fallback adapter, lavapipe, llvmpipe).
+    software: bool,
 }
 
 /// A burn device, and the wgpu handles for our own shaders when it is a GPU.
@@ -146,6 +148,7 @@ impl Compute {
                 queue: setup.queue,
                 pipeline,
                 adapter: format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
+                software: info.device_type == wgpu::DeviceType::Cpu,
             }),
             cpu_backend: "burn flex",
         }
@@ -165,6 +168,13 @@ impl Compute {
     /// Whether this is a GPU device.
     pub fn is_gpu(&self) -> bool {
         self.gpu.is_some()
+    }
+
+    /// Whether this is a GPU device whose adapter is implemented on the CPU (SwiftShader in a
+    /// browser without a usable GPU, lavapipe natively): such an adapter runs the score model
+    /// tens of times slower than the CPU backend (BENCHMARKS.md).
+    pub fn is_software_gpu(&self) -> bool {
+        self.gpu.as_ref().is_some_and(|g| g.software)
     }
 
     /// A one-line description (backend and adapter).

@@ -167,6 +167,49 @@ pub struct App {
     residue_plot: NodeRef,
 }
 
+/// The device the model runs on for `choice`, with a note for the page when it is not a
+/// hardware GPU. A software WebGPU adapter (SwiftShader where the browser finds no usable GPU)
+/// is passed over for the CPU unless WebGPU was asked for: it ran the model ~45× slower than
+/// the CPU backend on the same machine (BENCHMARKS.md, "The page").
+async fn choose_compute(choice: logic::BackendChoice) -> (Compute, Option<String>) {
+    use logic::BackendChoice;
+    if choice == BackendChoice::Cpu {
+        return (
+            Compute::cpu(),
+            Some("the CPU backend was chosen (?backend=cpu)".into()),
+        );
+    }
+    if !browser::has_webgpu() {
+        return (
+            Compute::cpu(),
+            Some("this browser has no WebGPU: the model runs on the CPU (slower than a GPU; the page may pause while it runs)".into()),
+        );
+    }
+    match Compute::wgpu_async().await {
+        Ok(c) if c.is_software_gpu() && choice == BackendChoice::Auto => (
+            Compute::cpu(),
+            Some(format!(
+                "WebGPU runs in software here ({}), far slower than the CPU: the model runs on \
+                 the CPU (the page may pause while it runs; ?backend=webgpu uses WebGPU anyway)",
+                c.describe()
+            )),
+        ),
+        Ok(c) if c.is_software_gpu() => (
+            c,
+            Some(
+                "WebGPU runs in software here (?backend=webgpu): expect minutes per protein".into(),
+            ),
+        ),
+        Ok(c) => (c, None),
+        Err(e) => (
+            Compute::cpu(),
+            Some(format!(
+                "WebGPU could not start ({e}): the model runs on the CPU"
+            )),
+        ),
+    }
+}
+
 /// Mount the page on `<div id="app">`; a document without one (a test runner's page) is left
 /// alone.
 pub fn mount() {
@@ -412,25 +455,11 @@ impl Component for App {
             Err(e) => (PageOptions::default(), Some(e.to_string())),
         };
         browser::register_service_worker();
-        // The compute device: WebGPU when the browser has it, else the CPU.
-        let force_cpu = options.force_cpu;
+        // The compute device: WebGPU on a hardware adapter, else the CPU (BackendChoice).
+        let choice = options.backend;
         ctx.link().send_future(async move {
-            if force_cpu {
-                return Msg::ComputeReady(Compute::cpu(), Some("the CPU backend was chosen (?backend=cpu)".into()));
-            }
-            if !browser::has_webgpu() {
-                return Msg::ComputeReady(
-                    Compute::cpu(),
-                    Some("this browser has no WebGPU: the model runs on the CPU (slower; the page may pause while it runs)".into()),
-                );
-            }
-            match Compute::wgpu_async().await {
-                Ok(c) => Msg::ComputeReady(c, None),
-                Err(e) => Msg::ComputeReady(
-                    Compute::cpu(),
-                    Some(format!("WebGPU could not start ({e}): the model runs on the CPU")),
-                ),
-            }
+            let (compute, note) = choose_compute(choice).await;
+            Msg::ComputeReady(compute, note)
         });
         let level = options.level.unwrap_or(usize::MAX);
         Self {
@@ -477,8 +506,9 @@ impl Component for App {
 
     fn rendered(&mut self, ctx: &Context<Self>, first: bool) {
         if first && let Some(canvas) = self.view3d.canvas.cast::<HtmlCanvasElement>() {
+            let renderer = self.options.renderer;
             ctx.link().send_future(async move {
-                match Viewer::new(canvas).await {
+                match Viewer::new(canvas, renderer).await {
                     Ok(v) => Msg::View(ViewMsg::Ready(Ok(Rc::new(RefCell::new(v))))),
                     Err(e) => Msg::View(ViewMsg::Ready(Err(e.to_string()))),
                 }

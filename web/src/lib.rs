@@ -1,7 +1,7 @@
 //! The foldspace page (yew, compiled to wasm32): drop a structure, see its distance map and
 //! the model's score field in 3D, export its embeddings. The science lives in the `foldspace`
 //! crate; this crate draws and wires. [`logic`] and [`scene`] need no browser and are tested
-//! natively; the components, the WebGPU viewer and the browser glue are wasm-only.
+//! natively; the components, the 3D viewer (WebGPU or WebGL 2) and the browser glue are wasm-only.
 
 pub mod logic;
 pub mod scene;
@@ -15,7 +15,7 @@ mod error;
 #[cfg(target_family = "wasm")]
 mod loading;
 #[cfg(target_family = "wasm")]
-mod viewer;
+pub mod viewer;
 
 /// Start the page: mount the app on `<div id="app">`. A panic (a bug: errors are values) stops
 /// the wasm instance, so the hook says so on the page instead of leaving it frozen.

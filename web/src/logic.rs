@@ -295,16 +295,51 @@ pub fn hex(c: [u8; 3]) -> String {
     format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
 }
 
+/// Which device runs the model (`?backend=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// WebGPU on a hardware adapter; the CPU where WebGPU is missing or runs in software (a
+    /// software WebGPU adapter such as SwiftShader is tens of times slower than the CPU backend:
+    /// BENCHMARKS.md).
+    #[default]
+    Auto,
+    /// The CPU backend (`?backend=cpu`).
+    Cpu,
+    /// WebGPU whatever the adapter, software ones included (`?backend=webgpu`).
+    WebGpu,
+}
+
+/// Which browser API draws the 3D view (`?view=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renderer {
+    /// WebGPU.
+    WebGpu,
+    /// WebGL 2, where WebGPU is missing or refuses (the same meshes, colours and lighting).
+    WebGl2,
+}
+
+impl Renderer {
+    /// The API's name as browsers spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Renderer::WebGpu => "WebGPU",
+            Renderer::WebGl2 => "WebGL 2",
+        }
+    }
+}
+
 /// The settings a page address can carry: `?weights=<same-origin url>`, `?level=<n>`,
-/// `?backend=cpu|gpu`, `?example=<name>`.
+/// `?backend=auto|cpu|webgpu`, `?view=webgpu|webgl`, `?example=<name>`, `?pdb=`, `?uniprot=`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PageOptions {
     /// Weights file to load instead of the shipped default.
     pub weights: Option<String>,
     /// Noise level to start with.
     pub level: Option<usize>,
-    /// Force the CPU backend.
-    pub force_cpu: bool,
+    /// Which device runs the model.
+    pub backend: BackendChoice,
+    /// The API the 3D view must use (by default WebGPU, else WebGL 2).
+    pub renderer: Option<Renderer>,
     /// Example to load at start.
     pub example: Option<String>,
     /// Structure to fetch at start (`?pdb=1ubq`, `?uniprot=P69905`).
@@ -322,6 +357,16 @@ pub enum OptionError {
     /// Not a number.
     #[error("?level= must be a whole number, not {0:?}")]
     Level(String),
+    /// An unknown value of a choice.
+    #[error("?{key}= must be one of {allowed}, not {value:?}")]
+    Choice {
+        /// The option.
+        key: &'static str,
+        /// What it may be.
+        allowed: &'static str,
+        /// What it was.
+        value: String,
+    },
     /// An identifier or a source URL that cannot be used.
     #[error("?{key}=: {error}")]
     Id {
@@ -361,7 +406,34 @@ pub fn parse_query(query: &str) -> Result<PageOptions, OptionError> {
                         .map_err(|_| OptionError::Level(value.clone()))?,
                 )
             }
-            "backend" => options.force_cpu = value == "cpu",
+            "backend" => {
+                options.backend = match value.to_ascii_lowercase().as_str() {
+                    "" | "auto" => BackendChoice::Auto,
+                    "cpu" => BackendChoice::Cpu,
+                    "webgpu" | "gpu" => BackendChoice::WebGpu,
+                    _ => {
+                        return Err(OptionError::Choice {
+                            key: "backend",
+                            allowed: "auto, cpu, webgpu",
+                            value,
+                        });
+                    }
+                }
+            }
+            "view" => {
+                options.renderer = match value.to_ascii_lowercase().as_str() {
+                    "" | "auto" => None,
+                    "webgpu" => Some(Renderer::WebGpu),
+                    "webgl" | "webgl2" => Some(Renderer::WebGl2),
+                    _ => {
+                        return Err(OptionError::Choice {
+                            key: "view",
+                            allowed: "auto, webgpu, webgl",
+                            value,
+                        });
+                    }
+                }
+            }
             "example" => options.example = Some(value),
             "pdb" => {
                 options.id = Some(
@@ -651,7 +723,25 @@ mod tests {
         let o = parse_query("?weights=%2Fw%2Fmodel.safetensors&level=4&backend=cpu").expect("ok");
         assert_eq!(o.weights.as_deref(), Some("/w/model.safetensors"));
         assert_eq!(o.level, Some(4));
-        assert!(o.force_cpu);
+        assert_eq!(o.backend, BackendChoice::Cpu);
+        assert_eq!(o.renderer, None);
+        let o = parse_query("backend=webgpu&view=webgl").expect("ok");
+        assert_eq!(o.backend, BackendChoice::WebGpu);
+        assert_eq!(o.renderer, Some(Renderer::WebGl2));
+        assert_eq!(
+            parse_query("backend=gpu").expect("ok").backend,
+            BackendChoice::WebGpu
+        );
+        assert_eq!(
+            parse_query("view=WebGPU").expect("ok").renderer,
+            Some(Renderer::WebGpu)
+        );
+        let e = parse_query("backend=cuda").expect_err("unknown backend");
+        assert_eq!(
+            e.to_string(),
+            "?backend= must be one of auto, cpu, webgpu, not \"cuda\""
+        );
+        assert!(parse_query("view=opengl").is_err());
         assert!(parse_query("weights=https://evil.example/w").is_err());
         assert!(parse_query("weights=//evil.example/w").is_err());
         assert!(parse_query("level=x").is_err());

@@ -1,5 +1,5 @@
 //! The 3D view: the C-alpha trace (and the model's other chains around it), the score arrows
-//! and hover markers (`crate::viewer` on WebGPU), the colouring and its legend, camera gestures
+//! and hover markers (`crate::viewer` on WebGPU or WebGL 2), the colouring and its legend, camera gestures
 //! (orbit, pan, pinch, wheel) and spin.
 
 use std::cell::RefCell;
@@ -25,7 +25,7 @@ const HIGHLIGHT_COLOR: [u8; 3] = [0xff, 0x3d, 0xc8];
 /// What the 3D view holds.
 pub(super) struct ViewState {
     pub(super) viewer: Option<Rc<RefCell<Viewer>>>,
-    /// Why there is no 3D view (no WebGPU).
+    /// Why there is no 3D view (neither WebGPU nor WebGL 2).
     viewer_error: Option<String>,
     pub(super) color: ColorMode,
     arrows: bool,
@@ -64,7 +64,7 @@ impl Default for ViewState {
 
 /// The 3D view's messages.
 pub enum ViewMsg {
-    /// The viewer (WebGPU) is ready, or why not.
+    /// The viewer (WebGPU or WebGL 2) is ready, or why not.
     Ready(Result<Rc<RefCell<Viewer>>, String>),
     SetColor(ColorMode),
     ToggleArrows,
@@ -416,6 +416,12 @@ impl App {
             .fps
             .map(|f| format!("{f:.0}"))
             .unwrap_or_default();
+        let renderer = self
+            .view3d
+            .viewer
+            .as_ref()
+            .map(|v| v.borrow().renderer().name())
+            .unwrap_or_default();
         html! {
             <section class="panel view3d">
                 <div class="panel-head">
@@ -440,7 +446,7 @@ impl App {
                     </div>
                 </div>
                 <div class="canvas-wrap">
-                    <canvas ref={self.view3d.canvas.clone()} data-testid="viewer-3d" data-fps={fps.clone()}
+                    <canvas ref={self.view3d.canvas.clone()} data-testid="viewer-3d" data-fps={fps.clone()} data-renderer={renderer}
                         onpointerdown={link.callback(|e| Msg::View(ViewMsg::Pointer("down", e)))}
                         onpointermove={link.callback(|e| Msg::View(ViewMsg::Pointer("move", e)))}
                         onpointerup={link.callback(|e| Msg::View(ViewMsg::Pointer("up", e)))}
@@ -449,7 +455,7 @@ impl App {
                         oncontextmenu={Callback::from(|e: MouseEvent| e.prevent_default())}
                         onwheel={link.callback(|e| Msg::View(ViewMsg::Wheel(e)))} />
                     if let Some(e) = &self.view3d.viewer_error {
-                        <div class="overlay-note">{ format!("The 3D view needs WebGPU: {e}") }</div>
+                        <div class="overlay-note">{ format!("No 3D view: {e}") }</div>
                     } else if self.structure.is_none() {
                         <div class="overlay-note muted">{ "drag to rotate · right-drag or shift-drag to pan · wheel or pinch to zoom" }</div>
                     }
@@ -458,6 +464,9 @@ impl App {
                 <div class="under">
                     { legend.unwrap_or_default() }
                     <span class="hover">{ hover_text }</span>
+                    if !renderer.is_empty() {
+                        <span class="muted small" data-testid="viewer-renderer" title="the browser API drawing the 3D view (?view=webgl or ?view=webgpu chooses)">{ renderer }</span>
+                    }
                 </div>
                 if self.view3d.color == ColorMode::Plausibility {
                     <details class="muted small" data-testid="plausibility-note">
