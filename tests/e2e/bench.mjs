@@ -1,6 +1,7 @@
 // Page benchmarks (BENCHMARKS.md): wasm size, time from file chosen to embeddings shown at
-// L = 126 and L ≈ 300, and frames per second of the 3D view for a 2,000-residue chain, in headless
-// Chromium (WebGPU on SwiftShader, i.e. on the CPU, when no GPU is present).
+// L = 126 and L ≈ 300 with the model on WebGPU and on the CPU backend, and frames per second of
+// the 3D view for a 2,000-residue chain on WebGPU and on WebGL 2, in headless Chromium (WebGPU
+// and WebGL on SwiftShader, i.e. on the CPU, when no GPU is present).
 //
 //   bash web/build && FOLDSPACE_SHARED=../shared node tests/e2e/bench.mjs [--quick]
 //
@@ -75,9 +76,9 @@ async function status(page, done, timeout = 20 * 60 * 1000) {
   }
 }
 
-async function timeToEmbeddings(label, file) {
+async function timeToEmbeddings(label, file, query) {
   const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
-  await page.goto(base + "/");
+  await page.goto(`${base}/${query}`);
   // Weights are fetched at start; wait until they are in (a structure then runs at once).
   await page.waitForFunction(() => document.querySelector("[data-testid=weights]")?.textContent !== "", null, { timeout: 600000 });
   const t0 = Date.now();
@@ -85,29 +86,37 @@ async function timeToEmbeddings(label, file) {
   const s = await status(page, (t) => t === "ready" || t.startsWith("error:"));
   const wall = (Date.now() - t0) / 1000;
   const timing = await page.getByTestId("timing").textContent();
-  console.log(`${label}: ${s}; file chosen -> embeddings shown ${wall.toFixed(1)} s (page: ${timing})`);
+  console.log(`${label} ${query}: ${s}; file chosen -> embeddings shown ${wall.toFixed(1)} s (page: ${timing})`);
   await page.context().close();
 }
 
 const wasm = fs.readFileSync(path.join(dist, "pkg/foldspace_web_bg.wasm"));
 const gz = zlib.gzipSync(wasm, { level: 9 });
 console.log(`wasm: ${(wasm.length / 1048576).toFixed(1)} MiB raw, ${(gz.length / 1048576).toFixed(1)} MiB gzip -9`);
-await timeToEmbeddings("A0A023PZB3 (L=126)", path.join(shared, "reference/A0A023PZB3.pdb"));
-if (!quick) await timeToEmbeddings(`${c300.name} (L=${c300.seq.length})`, { name: `${c300.name}.pdb`, mimeType: "text/plain", buffer: pdbOf(c300.seq, c300.ca) });
-
-// Frames per second of the 3D view: 2,000 residues, spinning.
-const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
-await page.goto(base + "/");
-await page.getByTestId("file-input").setInputFiles({ name: "joined2000.pdb", mimeType: "text/plain", buffer: pdbOf(seq, ca) });
-await page.waitForFunction(() => document.querySelector("[data-testid=chain-select] option")?.textContent.includes("2000"), null, { timeout: 600000 });
-await page.waitForTimeout(2000);
-await page.getByRole("button", { name: "Spin" }).click();
-const fps = [];
-for (let i = 0; i < 5; i++) {
-  await page.waitForTimeout(2000);
-  fps.push(Number(await page.getByTestId("viewer-3d").getAttribute("data-fps")));
+// The model on WebGPU (forced: SwiftShader here is a software adapter, which the page passes
+// over by default) and on the CPU backend (what the page then chooses).
+for (const query of ["?backend=webgpu", "?backend=cpu"]) {
+  await timeToEmbeddings("A0A023PZB3 (L=126)", path.join(shared, "reference/A0A023PZB3.pdb"), query);
+  if (!quick) await timeToEmbeddings(`${c300.name} (L=${c300.seq.length})`, { name: `${c300.name}.pdb`, mimeType: "text/plain", buffer: pdbOf(c300.seq, c300.ca) }, query);
 }
-const size = await page.getByTestId("viewer-3d").boundingBox();
-console.log(`3D view, 2000 residues, ${Math.round(size.width)}x${Math.round(size.height)} CSS px: fps ${fps.map((f) => f.toFixed(1)).join(", ")}`);
+
+// Frames per second of the 3D view: 2,000 residues, spinning, on WebGPU and on WebGL 2.
+for (const query of ["?view=webgpu", "?view=webgl"]) {
+  const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
+  await page.goto(`${base}/${query}`);
+  await page.getByTestId("file-input").setInputFiles({ name: "joined2000.pdb", mimeType: "text/plain", buffer: pdbOf(seq, ca) });
+  await page.waitForFunction(() => document.querySelector("[data-testid=chain-select] option")?.textContent.includes("2000"), null, { timeout: 600000 });
+  await page.waitForTimeout(2000);
+  await page.getByRole("button", { name: "Spin" }).click();
+  const fps = [];
+  for (let i = 0; i < 5; i++) {
+    await page.waitForTimeout(2000);
+    fps.push(Number(await page.getByTestId("viewer-3d").getAttribute("data-fps")));
+  }
+  const size = await page.getByTestId("viewer-3d").boundingBox();
+  const renderer = await page.getByTestId("viewer-renderer").textContent();
+  console.log(`3D view on ${renderer}, 2000 residues, ${Math.round(size.width)}x${Math.round(size.height)} CSS px: fps ${fps.map((f) => f.toFixed(1)).join(", ")}`);
+  await page.context().close();
+}
 await browser.close();
 server.close();

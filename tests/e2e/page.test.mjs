@@ -153,8 +153,16 @@ after(async () => {
   archives?.close();
 });
 
-async function openPage(query = "") {
+// Pages run the model on WebGPU (SwiftShader here) unless `backend` says otherwise: left to
+// itself the page passes a software adapter over for the CPU, which the tests of the WebGPU path
+// must not. `backend: null` leaves the address as it is; `noWebGpu` hides navigator.gpu, as a
+// browser without WebGPU has none.
+async function openPage(query = "", { backend = "webgpu", noWebGpu = false } = {}) {
+  if (backend && !/[?&]backend=/.test(query)) query = `${query}${query ? "&" : "?"}backend=${backend}`;
   const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1400, height: 1000 } });
+  if (noWebGpu) {
+    await context.addInitScript(() => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined, configurable: true }));
+  }
   const page = await context.newPage();
   const logs = [];
   page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
@@ -753,6 +761,50 @@ test("an example with the shipped weights: 3D view and heatmaps are drawn, expor
   // The camera stays, so the two renders are the same but for the other chains (2.0 % of the
   // pixels on SwiftShader, mostly hidden behind the chosen chain); nothing drawn gives 0.
   assert.ok(share > 0.005, `the other chains do not show: ${(100 * share).toFixed(2)} % of the pixels differ`);
+  await context.close();
+});
+
+test("without WebGPU the model runs on the CPU and the 3D view on WebGL 2; a software WebGPU adapter is passed over for the CPU", { timeout: SLOW }, async () => {
+  // SwiftShader's WebGPU (a fallback adapter) is what this machine has: left to itself the page
+  // runs the model on the CPU backend and says why; the 3D view stays on WebGPU.
+  {
+    const { context, page, logs } = await openPage("?example=1a8o", { backend: null });
+    const t0 = Date.now();
+    assert.equal(await waitStatus(page, logs, isReady), "ready", logs.join("\n"));
+    const timing = await page.getByTestId("timing").textContent();
+    console.log(`software WebGPU adapter, default backend: ready in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${timing}`);
+    assert.match(timing, /on the CPU/);
+    assert.match(await page.getByTestId("backend-note").textContent(), /WebGPU runs in software here .*\?backend=webgpu/);
+    assert.equal(await page.getByTestId("viewer-renderer").textContent(), "WebGPU");
+    await context.close();
+  }
+  // A browser without WebGPU: the model on the CPU, the 3D view on WebGL 2, drawn.
+  const { context, page, logs } = await openPage("?example=1a8o", { backend: null, noWebGpu: true });
+  assert.equal(await waitStatus(page, logs, isReady), "ready", logs.join("\n"));
+  assert.match(await page.getByTestId("timing").textContent(), /on the CPU/);
+  assert.match(await page.getByTestId("backend-note").textContent(), /this browser has no WebGPU/);
+  assert.equal(await page.getByTestId("viewer-renderer").textContent(), "WebGL 2");
+  await page.waitForTimeout(500);
+  const view = pngStats(await page.getByTestId("viewer-3d").screenshot({ path: path.join(out, "viewer-3d-webgl.png") }));
+  console.log("3D view on WebGL 2", view);
+  assert.ok(view.colours > 50 && view.std > 8, `the WebGL 2 view looks blank: ${JSON.stringify(view)}`);
+  // The view answers a drag (it is redrawn, not a still picture).
+  const box = await page.getByTestId("viewer-3d").boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 + 120, box.y + box.height / 2 + 30, { steps: 6 });
+  await page.mouse.up();
+  await page.waitForTimeout(300);
+  const turned = PNG.sync.read(await page.getByTestId("viewer-3d").screenshot());
+  const before = PNG.sync.read(fs.readFileSync(path.join(out, "viewer-3d-webgl.png")));
+  let changed = 0;
+  for (let k = 0; k < turned.data.length; k += 4) {
+    if (Math.abs(turned.data[k] - before.data[k]) + Math.abs(turned.data[k + 1] - before.data[k + 1]) > 40) changed++;
+  }
+  console.log(`WebGL 2 view after a drag: ${(100 * changed / (turned.width * turned.height)).toFixed(1)} % of the pixels changed`);
+  assert.ok(changed / (turned.width * turned.height) > 0.01, "the WebGL 2 view did not turn");
+  const errors = logs.filter((l) => l.startsWith("pageerror"));
+  assert.deepEqual(errors, [], errors.join("\n"));
   await context.close();
 });
 

@@ -736,7 +736,7 @@ impl App {
                 if let Some(p) = progress { { p } }
                 <span class="detail" data-testid="timing">{ detail }</span>
                 if let Some(note) = &self.backend_note {
-                    <span class="note">{ note.clone() }</span>
+                    <span class="note" data-testid="backend-note">{ note.clone() }</span>
                 }
                 if let Some(e) = &self.option_error {
                     <span class="note warn">{ e.clone() }</span>
