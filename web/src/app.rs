@@ -169,8 +169,8 @@ pub struct App {
 
 /// The device the model runs on for `choice`, with a note for the page when it is not a
 /// hardware GPU. A software WebGPU adapter (SwiftShader where the browser finds no usable GPU)
-/// is passed over for the CPU unless WebGPU was asked for: it ran the model ~45× slower than
-/// the CPU backend on the same machine (BENCHMARKS.md, "The page").
+/// is passed over for the CPU unless WebGPU was asked for: in the page it ran the model about 11×
+/// slower than the CPU backend on the same machine (BENCHMARKS.md, "The page").
 async fn choose_compute(choice: logic::BackendChoice) -> (Compute, Option<String>) {
     use logic::BackendChoice;
     if choice == BackendChoice::Cpu {

@@ -299,8 +299,8 @@ pub fn hex(c: [u8; 3]) -> String {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BackendChoice {
     /// WebGPU on a hardware adapter; the CPU where WebGPU is missing or runs in software (a
-    /// software WebGPU adapter such as SwiftShader is tens of times slower than the CPU backend:
-    /// BENCHMARKS.md).
+    /// software WebGPU adapter such as SwiftShader ran the model about 11× slower than the CPU
+    /// backend: BENCHMARKS.md, "The page").
     #[default]
     Auto,
     /// The CPU backend (`?backend=cpu`).
