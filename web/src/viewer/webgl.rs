@@ -230,11 +230,17 @@ impl WebGl {
         self.size
     }
 
-    /// Draw one frame of `w` × `h` device pixels (the canvas's size) with `globals`.
+    /// Draw one frame with `globals` on the canvas's drawing buffer (the browser may make it
+    /// smaller than the canvas's `w` × `h` when that exceeds its limits).
     pub(super) fn render(&mut self, (w, h): (u32, u32), g: &Globals) {
-        self.size = (w, h);
         let gl = &self.gl;
-        gl.viewport(0, 0, w as i32, h as i32);
+        let (bw, bh) = (gl.drawing_buffer_width(), gl.drawing_buffer_height());
+        self.size = if bw > 0 && bh > 0 {
+            (bw as u32, bh as u32)
+        } else {
+            (w, h)
+        };
+        gl.viewport(0, 0, self.size.0 as i32, self.size.1 as i32);
         gl.enable(Gl::DEPTH_TEST);
         gl.depth_func(Gl::LESS);
         // No culling: the meshes' winding is not uniform (caps, cones).
