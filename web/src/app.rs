@@ -188,11 +188,12 @@ async fn choose_compute(choice: logic::BackendChoice) -> (Compute, Option<String
     match Compute::wgpu_async().await {
         Ok(c) if c.is_software_gpu() && choice == BackendChoice::Auto => (
             Compute::cpu(),
-            Some(format!(
-                "WebGPU runs in software here ({}), far slower than the CPU: the model runs on \
-                 the CPU (the page may pause while it runs; ?backend=webgpu uses WebGPU anyway)",
-                c.describe()
-            )),
+            Some(
+                "WebGPU runs in software here (the browser's fallback adapter: no usable GPU), far \
+                 slower than the CPU: the model runs on the CPU (the page may pause while it runs; \
+                 ?backend=webgpu uses WebGPU anyway)"
+                    .into(),
+            ),
         ),
         Ok(c) if c.is_software_gpu() => (
             c,
