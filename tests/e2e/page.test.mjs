@@ -814,10 +814,13 @@ test("refinement runs a short annealed Langevin schedule and reports the RMSD", 
   // Start near the end of the ladder with one step per level: three model runs.
   await page.locator(".model input[type=range]").nth(1).evaluate((el) => {
     el.value = "58";
-    el.dispatchEvent(new Event("change", { bubbles: true }));
+    el.dispatchEvent(new Event("input", { bubbles: true }));
   });
+  // Typed, as a user would: the page takes the value on each input event (it once waited for
+  // `change`, and a re-render in between put the old value back: CI ran 9 steps instead of 3).
   await page.locator(".model input[type=number]").fill("1");
-  await page.locator(".model input[type=number]").dispatchEvent("change");
+  await page.locator(".model label.row .value").nth(1).filter({ hasText: /^58 · σ/ }).waitFor();
+  assert.equal(await page.locator(".model input[type=number]").inputValue(), "1");
   // Click from inside the page: the refinement then keeps the main thread busy, and on a loaded
   // machine playwright's own click timed out waiting for the page after its click was done.
   await page.getByTestId("refine").evaluate((el) => el.click());

@@ -54,7 +54,8 @@ impl RefineState {
 /// Refinement's messages.
 pub enum RefineMsg {
     StartLevel(usize),
-    Steps(usize),
+    /// Steps per level; `None` (a field left unreadable) shows the current value again.
+    Steps(Option<usize>),
     FromNoise(bool),
     Start,
     Stop,
@@ -69,7 +70,8 @@ impl App {
     pub(super) fn update_refine(&mut self, ctx: &Context<Self>, msg: RefineMsg) -> bool {
         match msg {
             RefineMsg::StartLevel(l) => self.refine.level = l,
-            RefineMsg::Steps(s) => self.refine.steps = s.clamp(1, 50),
+            RefineMsg::Steps(Some(s)) => self.refine.steps = s.clamp(1, 50),
+            RefineMsg::Steps(None) => {}
             RefineMsg::FromNoise(b) => self.refine.from_noise = b,
             RefineMsg::Start => self.start_refinement(ctx),
             RefineMsg::Stop => self.stop_refinement(),
@@ -193,13 +195,28 @@ impl App {
     /// The refinement controls of the model panel.
     pub(super) fn view_refine(&self, ctx: &Context<Self>, levels: usize) -> Html {
         let link = ctx.link();
-        let onrefine_level = link.callback(|e: Event| {
+        // The state follows each input event, not only `change` (blur or release): yew puts the
+        // state's value back into the field on any re-render, so a value typed while the page was
+        // busy re-rendering was lost before its `change` came (seen in CI: 3 steps ran instead of 1).
+        let onrefine_level = link.batch_callback(|e: InputEvent| {
             let s: HtmlInputElement = e.target_unchecked_into();
-            Msg::Refine(RefineMsg::StartLevel(s.value().parse().unwrap_or(40)))
+            s.value()
+                .parse()
+                .ok()
+                .map(|l| Msg::Refine(RefineMsg::StartLevel(l)))
+        });
+        // While typing, an unreadable field (empty, "-") changes nothing; on `change` it shows the
+        // value in use again.
+        let onsteps_input = link.batch_callback(|e: InputEvent| {
+            let s: HtmlInputElement = e.target_unchecked_into();
+            s.value()
+                .parse()
+                .ok()
+                .map(|n| Msg::Refine(RefineMsg::Steps(Some(n))))
         });
         let onsteps = link.callback(|e: Event| {
             let s: HtmlInputElement = e.target_unchecked_into();
-            Msg::Refine(RefineMsg::Steps(s.value().parse().unwrap_or(3)))
+            Msg::Refine(RefineMsg::Steps(s.value().parse().ok()))
         });
         let onnoise = link.callback(|e: Event| {
             let s: HtmlInputElement = e.target_unchecked_into();
@@ -228,11 +245,12 @@ impl App {
                     <h3>{ "Refinement (annealed Langevin dynamics)" }</h3>
                     <label class="row">{ "start level " }
                         <input type="range" min="0" max={levels.saturating_sub(1).to_string()} value={self.refine.level.to_string()}
-                            disabled={self.refine.from_noise} onchange={onrefine_level} />
+                            disabled={self.refine.from_noise} oninput={onrefine_level} />
                         <span class="value">{ format!("{} · σ {}", self.refine.level, self.sigma_label(self.refine.level)) }</span>
                     </label>
                     <label class="row">{ "steps per level " }
-                        <input type="number" min="1" max="50" value={self.refine.steps.to_string()} onchange={onsteps} />
+                        <input type="number" min="1" max="50" value={self.refine.steps.to_string()}
+                            oninput={onsteps_input} onchange={onsteps} />
                     </label>
                     <label class="row check"><input type="checkbox" checked={self.refine.from_noise} onchange={onnoise} />{ " from noise (a random cloud, all levels)" }</label>
                     <div class="row">

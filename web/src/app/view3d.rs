@@ -406,9 +406,12 @@ impl App {
             let s: HtmlSelectElement = e.target_unchecked_into();
             Msg::View(ViewMsg::SetColor(ColorMode::parse(&s.value())))
         });
-        let onarrowlen = link.callback(|e: Event| {
+        let onarrowlen = link.batch_callback(|e: InputEvent| {
             let s: HtmlInputElement = e.target_unchecked_into();
-            Msg::View(ViewMsg::ArrowLength(s.value().parse().unwrap_or(3.0)))
+            s.value()
+                .parse()
+                .ok()
+                .map(|l| Msg::View(ViewMsg::ArrowLength(l)))
         });
         let hover_text = self.hover_text();
         let fps = self
@@ -438,7 +441,7 @@ impl App {
                             <label class="check" title="draw the model's other chains, thinner, around the chain on screen"><input type="checkbox" data-testid="context-chains" checked={self.view3d.context} onchange={link.callback(|_| Msg::View(ViewMsg::ToggleContext))} />{ " other chains" }</label>
                         }
                         <label class="check" title="length of the longest arrows (Å)">
-                            <input type="range" min="0.5" max="10" step="0.5" value={self.view3d.arrow_length.to_string()} onchange={onarrowlen} />
+                            <input type="range" min="0.5" max="10" step="0.5" value={self.view3d.arrow_length.to_string()} oninput={onarrowlen} />
                         </label>
                         <button onclick={link.callback(|_| Msg::View(ViewMsg::ResetView))}>{ "Reset view" }</button>
                         <button onclick={link.callback(|_| Msg::View(ViewMsg::ToggleSpin))}>{ if self.view3d.spin.is_some() { "Stop spin" } else { "Spin" } }</button>
