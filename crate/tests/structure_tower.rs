@@ -7,6 +7,8 @@
 mod common;
 
 use common::shared_dir;
+use foldspace::align::model::AlignManifest;
+use foldspace::align::query::{BANK_FILE, MANIFEST_FILE, SearchAssets, WEIGHTS_FILE};
 use foldspace::align::structure::{
     STRUCTURE_WINDOW, StructureWindows, pool_residues, structure_features,
     structure_features_batch, window_chain,
@@ -148,4 +150,70 @@ fn bad_levels_and_short_chains_are_errors() {
     ))
     .expect_err("1 residue");
     assert!(err.to_string().contains("at least 2"), "{err}");
+}
+
+/// The shipped alignment model's files (in the repository): manifest, weights, bank, and its
+/// own structure network.
+fn shipped_align() -> (AlignManifest, Vec<u8>, Vec<u8>, Vec<u8>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/align");
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let manifest = AlignManifest::from_json(&read(MANIFEST_FILE)).expect("manifest");
+    let network = manifest
+        .structure_network
+        .clone()
+        .expect("the shipped model has its own structure network");
+    (
+        manifest,
+        read(WEIGHTS_FILE),
+        read(BANK_FILE),
+        read(&network),
+    )
+}
+
+/// The page pools the structure tower's input where its score networks run (a worker) and asks
+/// the assets for the rest: the same query vector as the assets' own path, bit for bit.
+#[test]
+fn query_vector_from_features_pooled_elsewhere_matches_the_assets_own() {
+    let (manifest, weights, bank, tuned) = shipped_align();
+    let default = shipped();
+    let own = SearchAssets::new(
+        manifest.clone(),
+        &weights,
+        &bank,
+        Some(&tuned),
+        Compute::cpu(),
+    )
+    .expect("assets");
+    let split =
+        SearchAssets::with_network_elsewhere(manifest.clone(), &weights, &bank, Compute::cpu())
+            .expect("assets without their network");
+    let network = Embedder::from_bytes(&tuned, Compute::cpu()).expect("structure network");
+    manifest
+        .check_structure_network(&network.weights_sha256)
+        .expect("the shipped structure network is the manifest's");
+    let err = manifest
+        .check_structure_network(&"0".repeat(64))
+        .expect_err("other weights are not the structure network");
+    assert!(
+        err.to_string().contains("not the structure network"),
+        "{err}"
+    );
+    let config = &split.model.config;
+    for chain in chains().iter().take(3) {
+        let expected = pollster::block_on(own.protein_vector(&default, chain)).expect("own path");
+        let input = pollster::block_on(structure_features(
+            &network,
+            chain,
+            config.level_of(network.default_level()),
+            config.structure_windows,
+        ))
+        .expect("features");
+        let got = pollster::block_on(split.protein_vector_from_features(&chain.sequence, &input))
+            .expect("from features");
+        assert_eq!(got, expected, "chain {}", chain.id);
+    }
+    // Without its network the split assets refuse the whole path rather than use another.
+    let err = pollster::block_on(split.protein_vector(&default, &chains()[0]))
+        .expect_err("the network is elsewhere");
+    assert!(err.to_string().contains("elsewhere"), "{err}");
 }

@@ -3,9 +3,12 @@
 // the 3D view for a 2,000-residue chain on WebGPU and on WebGL 2, in headless Chromium (WebGPU
 // and WebGL on SwiftShader, i.e. on the CPU, when no GPU is present).
 //
-//   bash web/build && FOLDSPACE_SHARED=../shared node tests/e2e/bench.mjs [--quick]
+//   bash web/build && FOLDSPACE_SHARED=../shared node tests/e2e/bench.mjs [--quick] [--cpu]
 //
-// FOLDSPACE_DIST names another built site (default dist/); --quick leaves out the L ≈ 300 run.
+// FOLDSPACE_DIST names another built site (default dist/); --quick leaves out the L ≈ 300 run;
+// --cpu runs the model on the CPU backend only and leaves out the 3D view. Each model run also
+// reports the longest stall of the page's event loop while the model ran (a 20 ms timer's
+// longest gap): how long the page answered nothing.
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
@@ -17,6 +20,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
 const dist = path.resolve(process.env.FOLDSPACE_DIST || path.join(root, "dist"));
 const quick = process.argv.includes("--quick");
+const cpuOnly = process.argv.includes("--cpu");
 const shared = path.resolve(process.env.FOLDSPACE_SHARED || path.join(root, "../shared"));
 const chainsFile = path.join(shared, "data/structures/chains.jsonl.gz");
 for (const p of [path.join(dist, "index.html"), chainsFile]) {
@@ -55,7 +59,12 @@ const server = http.createServer((req, res) => {
   if (file.endsWith("/")) file += "index.html";
   const p = path.join(dist, path.normalize(file));
   if (!p.startsWith(dist) || !fs.existsSync(p)) return res.writeHead(404).end();
-  res.writeHead(200, { "content-type": TYPES[path.extname(p)] || "application/octet-stream" });
+  // Last-Modified, as `web/serve` (Python's http.server) and static hosts send it: the browser
+  // may then reuse what it fetched (the model worker loads the page's wasm again).
+  res.writeHead(200, {
+    "content-type": TYPES[path.extname(p)] || "application/octet-stream",
+    "last-modified": fs.statSync(p).mtime.toUTCString(),
+  });
   res.end(fs.readFileSync(p));
 });
 await new Promise((r) => server.listen(0, "127.0.0.1", r));
@@ -77,7 +86,25 @@ async function status(page, done, timeout = 20 * 60 * 1000) {
 }
 
 async function timeToEmbeddings(label, file, query) {
-  const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  await context.addInitScript(() => {
+    const stall = (window.__stall = { ms: 0 });
+    let last = performance.now();
+    let busy = false;
+    setInterval(() => {
+      const now = performance.now();
+      if (busy) stall.ms = Math.max(stall.ms, now - last);
+      last = now;
+      busy = /running the model|scoring plausibility/.test(document.querySelector("[data-testid=status]")?.textContent ?? "");
+    }, 20);
+  });
+  const page = await context.newPage();
+  // The wasm as fetched by the page and by its model worker (on the CPU backend): bytes of
+  // body received (0: served from the browser's cache).
+  const wasm = [];
+  context.on("requestfinished", async (r) => {
+    if (r.url().endsWith(".wasm")) wasm.push((await r.sizes()).responseBodySize);
+  });
   await page.goto(`${base}/${query}`);
   // Weights are fetched at start; wait until they are in (a structure then runs at once).
   await page.waitForFunction(() => document.querySelector("[data-testid=weights]")?.textContent !== "", null, { timeout: 600000 });
@@ -86,7 +113,8 @@ async function timeToEmbeddings(label, file, query) {
   const s = await status(page, (t) => t === "ready" || t.startsWith("error:"));
   const wall = (Date.now() - t0) / 1000;
   const timing = await page.getByTestId("timing").textContent();
-  console.log(`${label} ${query}: ${s}; file chosen -> embeddings shown ${wall.toFixed(1)} s (page: ${timing})`);
+  const stall = await page.evaluate(() => window.__stall.ms);
+  console.log(`${label} ${query}: ${s}; file chosen -> embeddings shown ${wall.toFixed(1)} s (page: ${timing}); longest stall while the model ran ${stall.toFixed(0)} ms; wasm fetched ${wasm.length}x, bytes received ${wasm.join(" + ")}`);
   await page.context().close();
 }
 
@@ -95,13 +123,13 @@ const gz = zlib.gzipSync(wasm, { level: 9 });
 console.log(`wasm: ${(wasm.length / 1048576).toFixed(1)} MiB raw, ${(gz.length / 1048576).toFixed(1)} MiB gzip -9`);
 // The model on WebGPU (forced: SwiftShader here is a software adapter, which the page passes
 // over by default) and on the CPU backend (what the page then chooses).
-for (const query of ["?backend=webgpu", "?backend=cpu"]) {
+for (const query of cpuOnly ? ["?backend=cpu"] : ["?backend=webgpu", "?backend=cpu"]) {
   await timeToEmbeddings("A0A023PZB3 (L=126)", path.join(shared, "reference/A0A023PZB3.pdb"), query);
   if (!quick) await timeToEmbeddings(`${c300.name} (L=${c300.seq.length})`, { name: `${c300.name}.pdb`, mimeType: "text/plain", buffer: pdbOf(c300.seq, c300.ca) }, query);
 }
 
 // Frames per second of the 3D view: 2,000 residues, spinning, on WebGPU and on WebGL 2.
-for (const query of ["?view=webgpu", "?view=webgl"]) {
+for (const query of cpuOnly ? [] : ["?view=webgpu", "?view=webgl"]) {
   const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
   await page.goto(`${base}/${query}`);
   await page.getByTestId("file-input").setInputFiles({ name: "joined2000.pdb", mimeType: "text/plain", buffer: pdbOf(seq, ca) });

@@ -16,8 +16,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use foldspace::compute::Compute;
-use foldspace::score::embed::{ChainEmbedding, Embedder};
-use foldspace::score::refine::{PLAUSIBILITY_RADIUS, residue_plausibility};
+use foldspace::score::embed::ChainEmbedding;
+use foldspace::score::refine::PLAUSIBILITY_RADIUS;
 use foldspace::structure::{Chain, ReadOptions, Structure, read_structure};
 use web_sys::{DragEvent, Event, HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
@@ -25,6 +25,7 @@ use yew::prelude::*;
 use crate::browser;
 use crate::error::{PageError, PageResult};
 use crate::logic::{self, PLAUSIBILITY_SIGMA, PageOptions};
+use crate::model::{ModelWorker, Network};
 use crate::viewer::Viewer;
 
 mod collection;
@@ -82,7 +83,7 @@ impl Status {
 pub enum Msg {
     ComputeReady(Compute, Option<String>),
     WeightsProgress(u64, Option<u64>),
-    WeightsLoaded(PageResult<Rc<Embedder>>, String),
+    WeightsLoaded(PageResult<Network>, String),
     /// The 3D view ([`view3d`]).
     View(view3d::ViewMsg),
     Files(Vec<web_sys::File>),
@@ -132,7 +133,9 @@ pub struct App {
     option_error: Option<String>,
     compute: Option<Compute>,
     backend_note: Option<String>,
-    embedder: Option<Rc<Embedder>>,
+    network: Option<Network>,
+    /// Where the score networks run on the CPU backend (`crate::model`).
+    worker: Option<Rc<ModelWorker>>,
     weights_label: String,
     weights_progress: Option<(u64, Option<u64>)>,
     weights_error: Option<String>,
@@ -244,9 +247,9 @@ impl App {
 
     /// σ of noise level `l` in words ("0.123 Å"; empty before the weights load).
     fn sigma_label(&self, l: usize) -> String {
-        self.embedder
+        self.network
             .as_ref()
-            .and_then(|e| e.sigmas().get(l).copied())
+            .and_then(|n| n.sigmas().get(l).copied())
             .map(|s| format!("{s:.3} Å"))
             .unwrap_or_default()
     }
@@ -254,6 +257,9 @@ impl App {
     fn backend_name(&self) -> &'static str {
         match &self.compute {
             Some(c) if c.is_gpu() => "WebGPU",
+            Some(_) if self.network.as_ref().is_some_and(Network::in_worker) => {
+                "the CPU (in a worker)"
+            }
             Some(_) => "the CPU",
             None => "—",
         }
@@ -309,7 +315,7 @@ impl App {
             self.kick_similar(ctx);
             return;
         }
-        let Some(embedder) = self.embedder.clone() else {
+        let Some(network) = self.network.clone() else {
             if self.compute.is_some() {
                 self.status = Status::Busy("loading the model weights…".into());
             }
@@ -338,17 +344,17 @@ impl App {
         self.status = Status::Busy(format!(
             "running the model on {} (σ = {:.3} Å)…",
             self.backend_name(),
-            embedder
+            network
                 .sigmas()
                 .get(self.level)
                 .copied()
                 .unwrap_or(f32::NAN)
         ));
         ctx.link().send_future(async move {
-            // Let the status paint before a CPU run blocks the page.
+            // Let the status paint first (where the network runs on this thread).
             browser::yield_now().await;
             let t0 = browser::now_ms();
-            let result = embedder.embed(&chain, key.1).await.map_err(PageError::from);
+            let result = network.embed(&chain, key.1).await;
             Msg::Embedded(key, result, browser::now_ms() - t0)
         });
     }
@@ -366,13 +372,13 @@ impl App {
         {
             return;
         }
-        let (Some(embedder), Some(chain)) = (self.embedder.clone(), self.chain().cloned()) else {
+        let (Some(network), Some(chain)) = (self.network.clone(), self.chain().cloned()) else {
             return;
         };
         if chain.len() < 2 || chain.len() > self.model_limit() {
             return;
         }
-        let sigmas = embedder.sigmas();
+        let sigmas = network.sigmas();
         let Some(level) = (0..sigmas.len()).min_by(|&a, &b| {
             (sigmas[a].ln() - PLAUSIBILITY_SIGMA.ln())
                 .abs()
@@ -389,15 +395,9 @@ impl App {
         let job = self.chain_job;
         ctx.link().send_future(async move {
             browser::yield_now().await;
-            let result = residue_plausibility(
-                &embedder,
-                &chain.ca,
-                &chain.sequence,
-                level,
-                Some(PLAUSIBILITY_RADIUS),
-            )
-            .await
-            .map_err(PageError::from);
+            let result = network
+                .plausibility(&chain, level, Some(PLAUSIBILITY_RADIUS))
+                .await;
             Msg::Plausibility(job, result)
         });
     }
@@ -475,7 +475,8 @@ impl Component for App {
             option_error,
             compute: None,
             backend_note: None,
-            embedder: None,
+            network: None,
+            worker: None,
             weights_progress: None,
             weights_error: None,
             file_name: String::new(),
@@ -805,9 +806,9 @@ impl App {
     fn view_model(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let levels = self
-            .embedder
+            .network
             .as_ref()
-            .map(|e| e.sigmas().len())
+            .map(|n| n.sigmas().len())
             .unwrap_or(61);
         let onlevel = link.callback(|e: Event| {
             let s: HtmlInputElement = e.target_unchecked_into();

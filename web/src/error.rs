@@ -43,6 +43,10 @@ pub enum PageError {
     /// The score model could not load or run.
     #[error(transparent)]
     Model(#[from] EmbedError),
+    /// A score network failed to run, in its words (it may have run in the model worker, whence
+    /// errors come as text: `crate::model`).
+    #[error("{0}")]
+    Network(String),
     /// The alignment model, its query path or the bank.
     #[error(transparent)]
     Align(#[from] AlignError),

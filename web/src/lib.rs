@@ -15,6 +15,8 @@ mod error;
 #[cfg(target_family = "wasm")]
 mod loading;
 #[cfg(target_family = "wasm")]
+pub mod model;
+#[cfg(target_family = "wasm")]
 pub mod viewer;
 
 /// Start the page: mount the app on `<div id="app">`. A panic (a bug: errors are values) stops

@@ -9,12 +9,12 @@ use foldspace::align::query::{BANK_FILE, MANIFEST_FILE, SearchAssets, WEIGHTS_FI
 use foldspace::align::search::BankEntry;
 use foldspace::compute::Compute;
 use foldspace::io::sha256_hex;
-use foldspace::score::embed::Embedder;
 use foldspace::structure::Chain;
 use foldspace::text::{TextEncoder, TextModelFiles};
 
 use crate::browser;
 use crate::error::{PageError, PageResult};
+use crate::model::{ModelWorker, Network};
 
 /// Shipped weights: our own training run's export (TRAINING.md). The page names them by the
 /// description `foldspace export` writes into the file (step, validation scores).
@@ -28,10 +28,13 @@ pub(crate) const UNDESCRIBED_SHIPPED: &str =
 /// The tri-modal alignment model and the search bank (`foldspace align`, `foldspace bank`).
 pub(crate) const ALIGN_DIR: &str = "assets/align";
 
-/// The alignment model and the bank, on the page's device (a stage-2 model's own score
-/// network included; otherwise structures go through the page's score network, the shipped
-/// alignment model having been trained on the f32 original of the page's f16 weights).
-pub type AlignAssets = SearchAssets;
+/// The alignment model and the bank, on the page's device, and a stage-2 model's own score
+/// network where the page's score networks run (the model worker on the CPU backend); without
+/// one, structures go through the page's score network.
+pub struct AlignAssets {
+    pub(crate) search: SearchAssets,
+    pub(crate) network: Option<Network>,
+}
 
 /// What the bank says about the current chain.
 pub struct Similar {
@@ -80,10 +83,10 @@ pub(crate) async fn search_text(
         .vectors
         .first()
         .ok_or_else(|| PageError::refused("the text model returned no vector"))?;
-    let q = assets.text_vector(v.as_slice()).await?;
+    let q = assets.search.text_vector(v.as_slice()).await?;
     let encode_ms = browser::now_ms() - started;
     let started = browser::now_ms();
-    let hits = assets.search(&q, 10)?;
+    let hits = assets.search.search(&q, 10)?;
     let search_ms = browser::now_ms() - started;
     Ok(TextHits {
         query,
@@ -122,10 +125,11 @@ pub(crate) async fn fetch_checked(
     Ok(bytes)
 }
 
-/// The alignment model and the bank from `assets/align/`.
-/// `progress` follows the bank's download (most of the bytes).
+/// The alignment model and the bank from `assets/align/`, its own score network (if it has one)
+/// loaded in `worker` when given. `progress` follows the bank's download (most of the bytes).
 pub(crate) async fn load_align(
     compute: Compute,
+    worker: Option<Rc<ModelWorker>>,
     progress: impl FnMut(u64, Option<u64>),
 ) -> PageResult<AlignAssets> {
     let manifest = fetch_checked(&format!("{ALIGN_DIR}/{MANIFEST_FILE}"), |_, _| {}).await?;
@@ -133,25 +137,58 @@ pub(crate) async fn load_align(
         .map_err(|e| PageError::from(e).during(format!("{ALIGN_DIR}/{MANIFEST_FILE}")))?;
     let weights = fetch_checked(&format!("{ALIGN_DIR}/{WEIGHTS_FILE}"), |_, _| {}).await?;
     let bank = fetch_checked(&format!("{ALIGN_DIR}/{BANK_FILE}"), progress).await?;
-    let tuned = match &manifest.structure_network {
-        Some(file) => Some(fetch_checked(&format!("{ALIGN_DIR}/{file}"), |_, _| {}).await?),
+    let network = match &manifest.structure_network {
+        Some(file) => {
+            let url = format!("{ALIGN_DIR}/{file}");
+            let bytes = fetch_checked(&url, |_, _| {}).await?;
+            let network = Network::load(bytes, &compute, worker.as_ref())
+                .await
+                .map_err(|e| e.during(url.clone()))?;
+            manifest
+                .check_structure_network(network.weights_sha256())
+                .map_err(|e| PageError::from(e).during(url))?;
+            Some(network)
+        }
         None => None,
     };
     browser::yield_now().await;
-    SearchAssets::new(manifest, &weights, &bank, tuned.as_deref(), compute)
-        .map_err(|e| PageError::from(e).during(ALIGN_DIR))
+    let search = SearchAssets::with_network_elsewhere(manifest, &weights, &bank, compute)
+        .map_err(|e| PageError::from(e).during(ALIGN_DIR))?;
+    Ok(AlignAssets { search, network })
+}
+
+/// A chain's vector in the shared space: its structure through the alignment model's own score
+/// network (else `default`), pooled where that network runs, then the model's towers.
+pub(crate) async fn protein_vector(
+    assets: &AlignAssets,
+    default: &Network,
+    chain: &Chain,
+) -> PageResult<Vec<f32>> {
+    let network = assets.network.as_ref().unwrap_or(default);
+    let config = &assets.search.model.config;
+    let input = network
+        .structure_features(
+            chain,
+            config.level_of(network.default_level()),
+            config.structure_windows,
+        )
+        .await?;
+    Ok(assets
+        .search
+        .protein_vector_from_features(&chain.sequence, &input)
+        .await?)
 }
 
 /// Embed a chain into the shared space and search the bank.
 pub(crate) async fn similar(
     assets: &AlignAssets,
-    embedder: &Embedder,
+    network: &Network,
     chain: &Chain,
 ) -> PageResult<Similar> {
-    let query = assets.protein_vector(embedder, chain).await?;
+    let query = protein_vector(assets, network, chain).await?;
     let started = browser::now_ms();
-    let hits = assets.search(&query, 10)?;
-    let terms = assets.likely_functions(&query, 5)?;
+    let hits = assets.search.search(&query, 10)?;
+    let terms = assets.search.likely_functions(&query, 5)?;
     let search_ms = browser::now_ms() - started;
     Ok(Similar {
         search_ms,
@@ -166,9 +203,9 @@ pub(crate) async fn similar(
 
 /// What the page says about the weights it runs: their description (from the file) where they
 /// have one, where they came from, and the start of their SHA-256.
-pub(crate) fn weights_label(origin: &str, embedder: &Embedder) -> String {
-    let sha: String = embedder.weights_sha256.chars().take(12).collect();
-    match &embedder.description {
+pub(crate) fn weights_label(origin: &str, network: &Network) -> String {
+    let sha: String = network.weights_sha256().chars().take(12).collect();
+    match network.description() {
         Some(d) => format!("{d} — {origin}, sha256 {sha}…"),
         None if origin == DEFAULT_WEIGHTS_ORIGIN => {
             format!("{UNDESCRIBED_SHIPPED} — {origin}, sha256 {sha}…")
@@ -177,13 +214,15 @@ pub(crate) fn weights_label(origin: &str, embedder: &Embedder) -> String {
     }
 }
 
-/// Fetch weights, check them against `<url>.sha256` when the site has one, and load them.
+/// Fetch weights, check them against `<url>.sha256` when the site has one, and load them (in
+/// `worker` when given).
 pub(crate) async fn load_weights(
     url: &str,
     compute: Compute,
+    worker: Option<Rc<ModelWorker>>,
     progress: impl FnMut(u64, Option<u64>),
-) -> PageResult<Rc<Embedder>> {
+) -> PageResult<Network> {
     let bytes = fetch_checked(url, progress).await?;
     browser::yield_now().await;
-    Ok(Rc::new(Embedder::from_bytes(&bytes, compute)?))
+    Network::load(bytes, &compute, worker.as_ref()).await
 }

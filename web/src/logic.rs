@@ -8,7 +8,9 @@ use foldspace::structure::{BFactorKind, Chain, Structure};
 pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
 /// Longest chain the model runs on with WebGPU; longer chains get the map and 3D view only.
 pub const MAX_MODEL_RESIDUES_GPU: usize = 1000;
-/// Longest chain the model runs on with the CPU fallback (it blocks the page while it runs).
+/// Longest chain the model runs on with the CPU fallback: it runs in the model worker, so the
+/// page answers meanwhile, but slowly (16 s at 295 residues, BENCHMARKS.md "The page"; the time
+/// grows as L²).
 pub const MAX_MODEL_RESIDUES_CPU: usize = 400;
 
 /// AlphaFold's four pLDDT bands (the colours of the AlphaFold DB).

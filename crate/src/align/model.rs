@@ -216,8 +216,12 @@ pub struct AlignModel {
 impl AlignConfig {
     /// The noise level the structure tower's inputs are pooled at, through `network`.
     pub fn level(&self, network: &crate::score::embed::Embedder) -> usize {
-        self.structure_level
-            .unwrap_or_else(|| network.default_level())
+        self.level_of(network.default_level())
+    }
+
+    /// As [`Self::level`], for a network whose default level is `default_level`.
+    pub fn level_of(&self, default_level: usize) -> usize {
+        self.structure_level.unwrap_or(default_level)
     }
 
     /// A freshly initialised model.

@@ -84,6 +84,8 @@ pub struct SearchAssets {
     pub bank: Bank,
     /// The stage-2 model's own score network (`manifest.structure_network`), if it has one.
     pub structure: Option<Embedder>,
+    /// The tuned network is loaded elsewhere ([`Self::with_network_elsewhere`]).
+    network_elsewhere: bool,
     compute: Compute,
 }
 
@@ -92,6 +94,20 @@ impl AlignManifest {
     pub fn from_json(bytes: &[u8]) -> Result<Self, AlignError> {
         serde_json::from_slice(bytes)
             .map_err(|e| AlignError::Weights(format!("not an alignment manifest ({e})")))
+    }
+
+    /// Whether a score network (by its weights' SHA-256) is the one the model was trained to
+    /// read structures through ([`Self::structure_network`]).
+    pub fn check_structure_network(&self, sha256: &str) -> Result<(), QueryError> {
+        if sha256 == self.structure_weights_sha256 {
+            return Ok(());
+        }
+        Err(QueryError::Mismatch(format!(
+            "{} is not the structure network the alignment model was trained with",
+            self.structure_network
+                .as_deref()
+                .unwrap_or("the score network")
+        )))
     }
 }
 
@@ -107,16 +123,10 @@ impl SearchAssets {
         tuned: Option<&[u8]>,
         compute: Compute,
     ) -> Result<Self, QueryError> {
-        let model = AlignTrained::from_parts(&manifest, weights, &compute.device)?;
-        let bank = Bank::from_bytes(bank)?;
         let structure = match (&manifest.structure_network, tuned) {
-            (Some(file), Some(bytes)) => {
+            (Some(_), Some(bytes)) => {
                 let network = Embedder::from_bytes(bytes, compute.clone())?;
-                if network.weights_sha256 != manifest.structure_weights_sha256 {
-                    return Err(QueryError::Mismatch(format!(
-                        "{file} is not the structure network the alignment model was trained with"
-                    )));
-                }
+                manifest.check_structure_network(&network.weights_sha256)?;
                 Some(network)
             }
             (Some(file), None) => {
@@ -126,6 +136,33 @@ impl SearchAssets {
             }
             (None, _) => None,
         };
+        Self::assemble(manifest, weights, bank, structure, false, compute)
+    }
+
+    /// As [`Self::new`], with the tuned score network (when the manifest names one) loaded and
+    /// run elsewhere (the page runs score networks in a worker): the caller checks it with
+    /// [`AlignManifest::check_structure_network`], pools its features and asks
+    /// [`Self::protein_vector_from_features`]; [`Self::protein_vector`] then refuses.
+    pub fn with_network_elsewhere(
+        manifest: AlignManifest,
+        weights: &[u8],
+        bank: &[u8],
+        compute: Compute,
+    ) -> Result<Self, QueryError> {
+        let elsewhere = manifest.structure_network.is_some();
+        Self::assemble(manifest, weights, bank, None, elsewhere, compute)
+    }
+
+    fn assemble(
+        manifest: AlignManifest,
+        weights: &[u8],
+        bank: &[u8],
+        structure: Option<Embedder>,
+        network_elsewhere: bool,
+        compute: Compute,
+    ) -> Result<Self, QueryError> {
+        let model = AlignTrained::from_parts(&manifest, weights, &compute.device)?;
+        let bank = Bank::from_bytes(bank)?;
         if bank.dim != model.config.dim {
             return Err(QueryError::Mismatch(format!(
                 "the bank's vectors have {} dimensions, the model's space {}",
@@ -137,6 +174,7 @@ impl SearchAssets {
             model,
             bank,
             structure,
+            network_elsewhere,
             compute,
         })
     }
@@ -153,6 +191,11 @@ impl SearchAssets {
         default_network: &Embedder,
         chain: &Chain,
     ) -> Result<Vec<f32>, QueryError> {
+        if self.network_elsewhere && self.structure.is_none() {
+            return Err(QueryError::Mismatch(
+                "the alignment model's own structure network was loaded elsewhere: pool its features there (protein_vector_from_features)".into(),
+            ));
+        }
         let network = self.structure_network(default_network);
         let config = &self.model.config;
         let input = structure_features(
@@ -162,13 +205,21 @@ impl SearchAssets {
             config.structure_windows,
         )
         .await?;
+        self.protein_vector_from_features(&chain.sequence, &input)
+            .await
+    }
+
+    /// A chain's query vector from its sequence and its structure tower's input (pooled by
+    /// [`structure_features`] through [`Self::structure_network`] at
+    /// [`super::model::AlignConfig::level_of`] with the model's `structure_windows`).
+    pub async fn protein_vector_from_features(
+        &self,
+        sequence: &str,
+        structure_input: &[f32],
+    ) -> Result<Vec<f32>, QueryError> {
         let mut vectors = self
             .model
-            .embed_proteins(
-                &[chain.sequence.as_str()],
-                &[input.as_slice()],
-                &self.compute.device,
-            )
+            .embed_proteins(&[sequence], &[structure_input], &self.compute.device)
             .await?;
         vectors
             .pop()

@@ -17,7 +17,7 @@ use crate::compute::read_f32;
 use crate::score::embed::{EmbedError, Embedder, recover_gradients};
 
 /// Which levels to visit and how many iterations at each.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Schedule {
     /// First noise level (0 = largest σ).
     pub start_level: usize,
@@ -65,7 +65,7 @@ impl Schedule {
 }
 
 /// One finished step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Step {
     /// Steps done so far (1-based).
     pub done: usize,

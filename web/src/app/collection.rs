@@ -7,7 +7,6 @@
 use std::rc::Rc;
 
 use foldspace::align::collection::{self, CollectionMap, ProteinRow};
-use foldspace::score::embed::Embedder;
 use foldspace::structure::{ReadOptions, read_structure};
 use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
@@ -16,8 +15,9 @@ use super::search::AlignLoad;
 use super::{App, Msg, Status};
 use crate::browser;
 use crate::error::{PageError, PageResult};
-use crate::loading::AlignAssets;
+use crate::loading::{AlignAssets, protein_vector};
 use crate::logic;
+use crate::model::Network;
 
 /// Side of the map's canvas, in CSS pixels.
 const MAP_PX: f64 = 420.0;
@@ -77,7 +77,7 @@ pub enum CollectionMsg {
 /// `level` and, with the alignment model, the nearest bank protein and likely functions.
 async fn summarise(
     file: web_sys::File,
-    embedder: Rc<Embedder>,
+    network: Network,
     assets: Option<Rc<AlignAssets>>,
     level: usize,
     limit: usize,
@@ -108,15 +108,16 @@ async fn summarise(
         )));
     }
     browser::yield_now().await;
-    let embedding = embedder.embed(chain, level).await?;
+    let embedding = network.embed(chain, level).await?;
     let (mut nearest, mut functions, mut shared) = (None, Vec::new(), None);
     if let Some(assets) = assets {
-        let v = assets.protein_vector(&embedder, chain).await?;
+        let v = protein_vector(&assets, &network, chain).await?;
         nearest = assets
+            .search
             .search(&v, 1)?
             .first()
             .map(|(e, c)| ((*e).clone(), *c));
-        functions = assets.likely_functions(&v, 3)?;
+        functions = assets.search.likely_functions(&v, 3)?;
         shared = Some(v);
     }
     Ok((
@@ -126,7 +127,7 @@ async fn summarise(
             length: chain.len(),
             noise_level: embedding.noise_level,
             sigma: embedding.sigma,
-            weights_sha256: embedder.weights_sha256.clone(),
+            weights_sha256: network.weights_sha256().to_string(),
             nearest,
             functions,
             protein: embedding.protein,
@@ -172,7 +173,7 @@ impl App {
         if self.collection.running || self.collection.total == 0 {
             return;
         }
-        let (Some(compute), Some(embedder)) = (self.compute.clone(), self.embedder.clone()) else {
+        let (Some(compute), Some(network)) = (self.compute.clone(), self.network.clone()) else {
             return;
         };
         let assets = self.ensure_align(ctx, compute);
@@ -190,7 +191,7 @@ impl App {
         let (level, limit) = (self.level, self.model_limit());
         let name = file.name();
         ctx.link().send_future(async move {
-            let result = summarise(file, embedder, assets, level, limit).await;
+            let result = summarise(file, network, assets, level, limit).await;
             Msg::Collection(CollectionMsg::Row(job, name, result))
         });
     }
@@ -227,7 +228,7 @@ impl App {
             let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
             Msg::Collection(CollectionMsg::Map(
                 job,
-                collection::map(&assets.bank, &refs).map(Rc::new),
+                collection::map(&assets.search.bank, &refs).map(Rc::new),
             ))
         });
     }
@@ -306,9 +307,9 @@ impl App {
                     .filter(|m| m.proteins.len() == rows.len())
                     .map(|m| m.proteins.as_slice());
                 let backend = self
-                    .embedder
+                    .network
                     .as_ref()
-                    .map(|e| e.compute.describe())
+                    .map(|n| n.backend().to_string())
                     .unwrap_or_default();
                 let result = collection::npz(&rows, map, &backend)
                     .map_err(PageError::from)
@@ -445,7 +446,7 @@ impl App {
                 .search
                 .align
                 .as_ref()
-                .and_then(|a| a.bank.entries.get(i))
+                .and_then(|a| a.search.bank.entries.get(i))
                 .map(|e| {
                     let go = e.go.first().map(|g| format!(" · {g}")).unwrap_or_default();
                     format!("bank: {} · {} aa{go}", e.name, e.length)

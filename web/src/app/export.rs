@@ -103,16 +103,15 @@ impl App {
             }
             Export::Json => {
                 let e = need()?;
-                let (Some(structure), Some(chain), Some(embedder)) =
-                    (&self.structure, self.chain(), &self.embedder)
+                let (Some(structure), Some(chain), Some(network)) =
+                    (&self.structure, self.chain(), &self.network)
                 else {
                     return Err(PageError::refused("no embeddings yet"));
                 };
-                let backend = embedder.compute.describe();
                 let provenance = Provenance {
                     file: &self.file_name,
-                    weights_sha256: &embedder.weights_sha256,
-                    backend: &backend,
+                    weights_sha256: network.weights_sha256(),
+                    backend: network.backend(),
                 };
                 let json = metadata(&provenance, structure, chain, &e);
                 let text = serde_json::to_string_pretty(&json).map_err(|e| {

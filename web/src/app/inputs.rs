@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use foldspace::compute::Compute;
-use foldspace::score::embed::{ChainEmbedding, Embedder};
+use foldspace::score::embed::ChainEmbedding;
 use yew::prelude::*;
 
 use super::{App, EXAMPLES, Msg, Status, fetch};
@@ -12,6 +12,7 @@ use crate::browser;
 use crate::error::{PageError, PageResult};
 use crate::loading::{DEFAULT_WEIGHTS, DEFAULT_WEIGHTS_ORIGIN, load_weights, weights_label};
 use crate::logic;
+use crate::model::{ModelWorker, Network};
 
 impl App {
     /// The device is ready: load the weights, and open what the page's address asks for.
@@ -23,6 +24,14 @@ impl App {
     ) {
         self.compute = Some(compute.clone());
         self.backend_note = note;
+        // On the CPU backend the score networks run in a worker, so that the page answers while
+        // they run; where no worker can start, on the page's thread, said so.
+        if !compute.is_gpu() && self.worker.is_none() {
+            match ModelWorker::spawn() {
+                Ok(worker) => self.worker = Some(worker),
+                Err(e) => self.note_thread_fallback(&e.to_string()),
+            }
+        }
         let (url, label) = match &self.options.weights {
             Some(w) => (w.clone(), format!("{w} (from ?weights=)")),
             None => (
@@ -31,8 +40,9 @@ impl App {
             ),
         };
         let link = ctx.link().clone();
+        let worker = self.worker.clone();
         ctx.link().send_future(async move {
-            let result = load_weights(&url, compute, move |got, total| {
+            let result = load_weights(&url, compute, worker, move |got, total| {
                 link.send_message(Msg::WeightsProgress(got, total))
             })
             .await;
@@ -52,17 +62,32 @@ impl App {
         self.kick(ctx);
     }
 
+    /// Say (beside the backend) that the model runs on the page's thread, and why.
+    fn note_thread_fallback(&mut self, why: &str) {
+        let note =
+            format!("the model runs on the page's own thread, which pauses while it runs ({why})");
+        self.backend_note = Some(match self.backend_note.take() {
+            Some(n) => format!("{n}; {note}"),
+            None => note,
+        });
+    }
+
     /// Weights arrived (the shipped ones, `?weights=`, or a dropped file), or failed to.
     pub(super) fn weights_loaded(
         &mut self,
         ctx: &Context<Self>,
-        result: PageResult<Rc<Embedder>>,
+        result: PageResult<Network>,
         label: String,
     ) {
         self.weights_progress = None;
         match result {
-            Ok(embedder) => {
-                let levels = embedder.sigmas().len();
+            Ok(network) => {
+                if let Some(why) = network.fallback() {
+                    // The worker could not start: the networks run here from now on.
+                    self.worker = None;
+                    self.note_thread_fallback(why);
+                }
+                let levels = network.sigmas().len();
                 if self.level >= levels {
                     self.level = self
                         .options
@@ -70,9 +95,9 @@ impl App {
                         .unwrap_or(levels.saturating_sub(1))
                         .min(levels.saturating_sub(1));
                 }
-                self.weights_label = weights_label(&label, &embedder);
+                self.weights_label = weights_label(&label, &network);
                 self.weights_error = None;
-                self.embedder = Some(embedder);
+                self.network = Some(network);
                 self.embedding = None;
                 self.kick(ctx);
                 self.collection_next(ctx);
@@ -128,11 +153,10 @@ impl App {
                     continue;
                 };
                 self.status = Status::Busy(format!("loading weights from {name}…"));
+                let worker = self.worker.clone();
                 ctx.link().send_future(async move {
                     let result = match browser::read_file(&file).await {
-                        Ok(bytes) => Embedder::from_bytes(&bytes, compute)
-                            .map(Rc::new)
-                            .map_err(PageError::from),
+                        Ok(bytes) => Network::load(bytes, &compute, worker.as_ref()).await,
                         Err(e) => Err(e.into()),
                     };
                     Msg::WeightsLoaded(result, format!("{name} (dropped on the page)"))

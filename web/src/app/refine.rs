@@ -1,21 +1,18 @@
 //! Refinement: annealed Langevin dynamics on the chain's C-alpha coordinates with the score
 //! model (`foldspace::score::refine`), its settings, progress and the model panel's controls.
 
-use std::cell::Cell;
-use std::rc::Rc;
-
 use foldspace::geometry::superpose;
-use foldspace::score::refine::{Langevin, Schedule, Step, random_cloud};
+use foldspace::score::refine::{Schedule, Step, random_cloud};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::{App, Msg};
-use crate::browser;
-use crate::error::{PageError, PageResult};
+use crate::error::PageResult;
+use crate::model::Stopper;
 
 /// Refinement in progress or finished.
 pub(super) struct Refinement {
-    stop: Rc<Cell<bool>>,
+    stop: Stopper,
     running: bool,
     done: usize,
     total: usize,
@@ -119,18 +116,18 @@ impl App {
 
     pub(super) fn stop_refinement(&mut self) {
         if let Some(r) = &self.refine.run {
-            r.stop.set(true);
+            r.stop.stop();
         }
     }
 
     fn start_refinement(&mut self, ctx: &Context<Self>) {
-        let (Some(embedder), Some(chain)) = (self.embedder.clone(), self.chain().cloned()) else {
+        let (Some(network), Some(chain)) = (self.network.clone(), self.chain().cloned()) else {
             return;
         };
         if chain.len() > self.model_limit() || chain.len() < 2 {
             return;
         }
-        let levels = embedder.sigmas().len();
+        let levels = network.sigmas().len();
         if levels == 0 {
             return;
         }
@@ -149,47 +146,27 @@ impl App {
         } else {
             chain.ca.clone()
         };
-        let stop = Rc::new(Cell::new(false));
-        self.refine.run = Some(Refinement {
-            stop: stop.clone(),
-            running: true,
-            done: 0,
-            total: schedule.total_steps(levels),
-            sigma: embedder.sigmas()[start_level],
-            rmsd: None,
-            from_noise: self.refine.from_noise,
-        });
         self.display = Some(align_to(&start, &chain.ca));
         self.hover = None;
         let link = ctx.link().clone();
-        ctx.link().send_future(async move {
-            let mut run = match Langevin::new(&embedder, &chain.sequence, start, schedule, 7) {
-                Ok(r) => r,
-                Err(e) => return Msg::Refine(RefineMsg::Done(Err(PageError::from(e)))),
-            };
-            let mut last = 0.0;
-            loop {
-                if stop.get() {
-                    break;
-                }
-                match run.step().await {
-                    Ok(Some(step)) => {
-                        let now = browser::now_ms();
-                        if now - last > 60.0 || step.done == step.total {
-                            last = now;
-                            link.send_message(Msg::Refine(RefineMsg::Step(
-                                run.coords().to_vec(),
-                                step,
-                            )));
-                        }
-                        browser::yield_now().await;
-                    }
-                    Ok(None) => break,
-                    Err(e) => return Msg::Refine(RefineMsg::Done(Err(PageError::from(e)))),
-                }
-            }
-            Msg::Refine(RefineMsg::Done(Ok(run.coords().to_vec())))
+        let (stop, run) = network.refine(
+            chain.sequence.clone(),
+            start,
+            schedule,
+            7,
+            move |coords, step| link.send_message(Msg::Refine(RefineMsg::Step(coords, step))),
+        );
+        self.refine.run = Some(Refinement {
+            stop,
+            running: true,
+            done: 0,
+            total: schedule.total_steps(levels),
+            sigma: network.sigmas()[start_level],
+            rmsd: None,
+            from_noise: self.refine.from_noise,
         });
+        ctx.link()
+            .send_future(async move { Msg::Refine(RefineMsg::Done(run.await)) });
     }
 
     /// The refinement controls of the model panel.
@@ -223,7 +200,7 @@ impl App {
             Msg::Refine(RefineMsg::FromNoise(s.checked()))
         });
         let running = self.refine.running();
-        let can_refine = self.embedder.is_some()
+        let can_refine = self.network.is_some()
             && self
                 .chain()
                 .is_some_and(|c| c.len() >= 2 && c.len() <= self.model_limit())

@@ -144,12 +144,13 @@ impl App {
         if self.search.align_load == AlignLoad::NotStarted {
             self.search.align_load = AlignLoad::Loading;
             let link = ctx.link().clone();
+            let worker = self.worker.clone();
             ctx.link().send_future(async move {
                 let progress = move |got, total| {
                     link.send_message(Msg::Search(SearchMsg::Progress(got, total)))
                 };
                 Msg::Search(SearchMsg::AlignLoaded(
-                    load_align(compute, progress).await.map(Rc::new),
+                    load_align(compute, worker, progress).await.map(Rc::new),
                 ))
             });
         }
@@ -224,7 +225,7 @@ impl App {
         let Some(assets) = self.ensure_align(ctx, compute) else {
             return;
         };
-        let (Some(embedder), Some(chain)) = (self.embedder.clone(), self.chain().cloned()) else {
+        let (Some(network), Some(chain)) = (self.network.clone(), self.chain().cloned()) else {
             return;
         };
         if chain.len() < 2 || chain.len() > self.model_limit() {
@@ -235,7 +236,7 @@ impl App {
         ctx.link().send_future(async move {
             browser::yield_now().await;
             let started = browser::now_ms();
-            let result = similar(&assets, &embedder, &chain).await;
+            let result = similar(&assets, &network, &chain).await;
             let ms = browser::now_ms() - started;
             Msg::Search(SearchMsg::Similar(
                 job,
@@ -274,7 +275,7 @@ impl App {
                 if let Some(e) = &self.search.text_error { <p class="error" data-testid="search-error">{ e.clone() }</p> }
                 if let Some(h) = &self.search.text_hits {
                     { hit_table(&h.hits, "search-table") }
-                    <p class="muted small">{ format!("“{}”: text encoder (CPU) and head {:.0} ms, search {:.1} ms over {} proteins.", h.query, h.encode_ms, h.search_ms, self.search.align.as_ref().map(|a| a.bank.entries.len()).unwrap_or(0)) }</p>
+                    <p class="muted small">{ format!("“{}”: text encoder (CPU) and head {:.0} ms, search {:.1} ms over {} proteins.", h.query, h.encode_ms, h.search_ms, self.search.align.as_ref().map(|a| a.search.bank.entries.len()).unwrap_or(0)) }</p>
                 }
             </>
         }
@@ -296,7 +297,7 @@ impl App {
                     .search
                     .align
                     .as_ref()
-                    .map(|a| a.bank.entries.len())
+                    .map(|a| a.search.bank.entries.len())
                     .unwrap_or(0);
                 html! {
                     <>

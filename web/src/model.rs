@@ -1,0 +1,804 @@
+//! Where the page's score networks run. On WebGPU, on the page's own thread: the GPU does the
+//! work and the page goes on drawing between its awaits. On the CPU backend, in a Web Worker
+//! (`worker.js`, the same wasm): a chain of 126 residues takes 3 s there and one of 295 16 s
+//! (BENCHMARKS.md, "The page"), during which the page's thread would otherwise answer nothing,
+//! neither a click nor a redraw.
+//!
+//! Both places run the same [`execute`] on the same [`Job`]s; a [`Network`] says where its
+//! network lives, and the page asks it the same way in both cases.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use foldspace::align::structure::{StructureWindows, structure_features};
+use foldspace::compute::Compute;
+use foldspace::score::embed::{ChainEmbedding, EmbedError, Embedder};
+use foldspace::score::refine::{Langevin, Schedule, Step, residue_plausibility};
+use foldspace::structure::Chain;
+use futures_channel::oneshot;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+use crate::error::{PageError, PageResult};
+
+/// The script of the model worker, beside `index.html`.
+const WORKER_SCRIPT: &str = "worker.js";
+
+/// What a score network is asked to do: the `foldspace` pipelines the page runs on one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Job {
+    /// A chain's score map, gradient and embeddings at one level ([`Embedder::embed`]).
+    Embed { chain: Chain, level: usize },
+    /// Per-residue ‖g‖ at one level, averaged over a radius ([`residue_plausibility`]).
+    Plausibility {
+        ca: Vec<[f32; 3]>,
+        sequence: String,
+        level: usize,
+        radius: Option<f32>,
+    },
+    /// The alignment model's structure-tower input ([`structure_features`]).
+    StructureFeatures {
+        chain: Chain,
+        level: usize,
+        windows: StructureWindows,
+    },
+    /// Annealed Langevin refinement ([`Langevin`]); each step is reported as
+    /// [`Answer::Step`] (at most every 60 ms) before the final [`Answer::Refined`].
+    Refine {
+        sequence: String,
+        start: Vec<[f32; 3]>,
+        schedule: Schedule,
+        seed: u64,
+    },
+}
+
+/// What a network says back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Answer {
+    /// To [`Job::Embed`].
+    Embedding(ChainEmbedding),
+    /// To [`Job::Plausibility`] and [`Job::StructureFeatures`].
+    Values(Vec<f32>),
+    /// A refinement's coordinates after a step (not the last answer).
+    Step(Vec<[f32; 3]>, Step),
+    /// A refinement's last coordinates (finished or stopped).
+    Refined(Vec<[f32; 3]>),
+    /// To a load: the network is ready, as the worker's network number `.1`.
+    Loaded(NetworkInfo, u32),
+    /// The job failed, in words.
+    Failed(String),
+}
+
+/// What the page needs to know of a loaded network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    /// σ of each noise level (Å), decreasing.
+    pub sigmas: Vec<f32>,
+    /// SHA-256 of the weights file.
+    pub weights_sha256: String,
+    /// The description `foldspace export` wrote into the file.
+    pub description: Option<String>,
+    /// The device, as [`Compute::describe`] says it (provenance of exports).
+    pub backend: String,
+}
+
+impl NetworkInfo {
+    fn of(embedder: &Embedder, place: &str) -> Self {
+        Self {
+            sigmas: embedder.sigmas().to_vec(),
+            weights_sha256: embedder.weights_sha256.clone(),
+            description: embedder.description.clone(),
+            backend: format!("{}{place}", embedder.compute.describe()),
+        }
+    }
+}
+
+/// Run a job on a network: the one implementation, on the page's thread or in the worker.
+/// `report` gets each refinement step; `stop` ends a refinement after its current step.
+pub async fn execute(
+    network: &Embedder,
+    job: Job,
+    stop: &Cell<bool>,
+    report: &dyn Fn(Answer),
+) -> Answer {
+    match run(network, job, stop, report).await {
+        Ok(answer) => answer,
+        Err(e) => Answer::Failed(e.to_string()),
+    }
+}
+
+async fn run(
+    network: &Embedder,
+    job: Job,
+    stop: &Cell<bool>,
+    report: &dyn Fn(Answer),
+) -> Result<Answer, EmbedError> {
+    Ok(match job {
+        Job::Embed { chain, level } => Answer::Embedding(network.embed(&chain, level).await?),
+        Job::Plausibility {
+            ca,
+            sequence,
+            level,
+            radius,
+        } => Answer::Values(residue_plausibility(network, &ca, &sequence, level, radius).await?),
+        Job::StructureFeatures {
+            chain,
+            level,
+            windows,
+        } => Answer::Values(structure_features(network, &chain, level, windows).await?),
+        Job::Refine {
+            sequence,
+            start,
+            schedule,
+            seed,
+        } => {
+            let mut refinement = Langevin::new(network, &sequence, start, schedule, seed)?;
+            let mut last_report = f64::NEG_INFINITY;
+            while !stop.get() {
+                let Some(step) = refinement.step().await? else {
+                    break;
+                };
+                let now = js_sys::Date::now();
+                if now - last_report > 60.0 || step.done == step.total {
+                    last_report = now;
+                    report(Answer::Step(refinement.coords().to_vec(), step));
+                }
+                // Let a stop (and, on the page's thread, input and drawing) in.
+                yield_to_events().await;
+            }
+            Answer::Refined(refinement.coords().to_vec())
+        }
+    })
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `setTimeout`: on a window and in a worker alike.
+    #[wasm_bindgen(catch, js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32) -> Result<JsValue, JsValue>;
+}
+
+/// Let the event loop run (a timer of 0 ms) before going on; at once where no timer can be set.
+pub async fn yield_to_events() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if set_timeout(&resolve, 0).is_err() {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// From the page to the worker.
+#[derive(Serialize, Deserialize)]
+enum ToWorker {
+    /// Load a network from a safetensors file's bytes; answered [`Answer::Loaded`].
+    Load { id: u32, bytes: Vec<u8> },
+    /// Run a job on network `network` (the index of its load among the loads).
+    Run { id: u32, network: u32, job: Job },
+    /// Stop job `id` (a refinement) after its current step.
+    Stop { id: u32 },
+    /// The page no longer uses network `network` (other weights were loaded): free its memory.
+    Free { network: u32 },
+}
+
+/// From the worker to the page.
+#[derive(Serialize, Deserialize)]
+enum FromWorker {
+    /// The worker listens.
+    Ready,
+    /// An answer to request `id`; `last`: no more will come for it.
+    Answer { id: u32, answer: Answer, last: bool },
+    /// The worker panicked (a bug) and answers nothing more.
+    Crashed(String),
+}
+
+fn encode<T: Serialize>(message: &T) -> Result<js_sys::Uint8Array, String> {
+    bincode::serialize(message)
+        .map(|bytes| js_sys::Uint8Array::from(bytes.as_slice()))
+        .map_err(|e| format!("could not encode a message to the model worker: {e}"))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(data: &JsValue) -> Result<T, String> {
+    let bytes = data
+        .dyn_ref::<js_sys::Uint8Array>()
+        .ok_or("a message from the model worker is not bytes")?
+        .to_vec();
+    bincode::deserialize(&bytes)
+        .map_err(|e| format!("unreadable message to or from the model worker: {e}"))
+}
+
+/// Post bytes, handing their buffer over rather than copying it.
+fn post(
+    target: &impl Fn(&JsValue, &JsValue) -> Result<(), JsValue>,
+    bytes: &js_sys::Uint8Array,
+) -> Result<(), String> {
+    target(bytes, &js_sys::Array::of1(&bytes.buffer())).map_err(|e| {
+        format!(
+            "could not post a message to or from the model worker: {}",
+            e.as_string().unwrap_or_else(|| format!("{e:?}"))
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker's side.
+
+/// The worker's state: its networks (in load order) and the stop flags of running jobs.
+struct WorkerHost {
+    scope: web_sys::DedicatedWorkerGlobalScope,
+    /// `None` once the page has let go of a network ([`ToWorker::Free`]).
+    networks: RefCell<Vec<Option<Rc<Embedder>>>>,
+    stops: RefCell<HashMap<u32, Rc<Cell<bool>>>>,
+}
+
+impl WorkerHost {
+    fn send(&self, message: &FromWorker) {
+        let sent = encode(message)
+            .and_then(|bytes| post(&|m, t| self.scope.post_message_with_transfer(m, t), &bytes));
+        if let Err(e) = sent {
+            web_sys::console::error_1(&e.into());
+        }
+    }
+
+    fn answer(&self, id: u32, answer: Answer, last: bool) {
+        self.send(&FromWorker::Answer { id, answer, last });
+    }
+
+    fn receive(self: &Rc<Self>, event: web_sys::MessageEvent) {
+        let message = match decode::<ToWorker>(&event.data()) {
+            Ok(m) => m,
+            Err(e) => {
+                web_sys::console::error_1(&e.into());
+                return;
+            }
+        };
+        match message {
+            ToWorker::Load { id, bytes } => {
+                let answer = match Embedder::from_bytes(&bytes, Compute::cpu()) {
+                    Ok(network) => {
+                        let info = NetworkInfo::of(&network, " in a web worker");
+                        let mut networks = self.networks.borrow_mut();
+                        networks.push(Some(Rc::new(network)));
+                        Answer::Loaded(info, networks.len() as u32 - 1)
+                    }
+                    Err(e) => Answer::Failed(e.to_string()),
+                };
+                self.answer(id, answer, true);
+            }
+            ToWorker::Run { id, network, job } => {
+                let Some(network) = self
+                    .networks
+                    .borrow()
+                    .get(network as usize)
+                    .cloned()
+                    .flatten()
+                else {
+                    self.answer(
+                        id,
+                        Answer::Failed(format!("no network {network} in the model worker")),
+                        true,
+                    );
+                    return;
+                };
+                let stop = Rc::new(Cell::new(false));
+                self.stops.borrow_mut().insert(id, stop.clone());
+                let host = self.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let report = |answer| host.answer(id, answer, false);
+                    let answer = execute(&network, job, &stop, &report).await;
+                    host.stops.borrow_mut().remove(&id);
+                    host.answer(id, answer, true);
+                });
+            }
+            ToWorker::Stop { id } => {
+                if let Some(stop) = self.stops.borrow().get(&id) {
+                    stop.set(true);
+                }
+            }
+            // Jobs still running on it keep their own reference until they end.
+            ToWorker::Free { network } => {
+                if let Some(slot) = self.networks.borrow_mut().get_mut(network as usize) {
+                    *slot = None;
+                }
+            }
+        }
+    }
+}
+
+/// The model worker's entry point (`worker.js` calls it once the wasm is loaded): answer the
+/// page's requests until the page goes. A panic is reported to the page before the instance
+/// stops.
+#[wasm_bindgen]
+pub fn model_worker() -> Result<(), JsValue> {
+    let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().dyn_into()?;
+    let host = Rc::new(WorkerHost {
+        scope,
+        networks: RefCell::new(Vec::new()),
+        stops: RefCell::new(HashMap::new()),
+    });
+    let on_panic = host.scope.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.to_string();
+        web_sys::console::error_1(&format!("the foldspace model worker stopped: {message}").into());
+        if let Ok(bytes) = encode(&FromWorker::Crashed(message)) {
+            let _ = on_panic.post_message(&bytes);
+        }
+    }));
+    let receiver = host.clone();
+    let onmessage =
+        Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |event| receiver.receive(event));
+    host.scope
+        .set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    // The worker lives as long as the page: so does its handler.
+    onmessage.forget();
+    host.send(&FromWorker::Ready);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page's side.
+
+type Report = Rc<dyn Fn(Answer)>;
+
+/// A request in flight: where its steps and its last answer go.
+struct Pending {
+    report: Option<Report>,
+    done: oneshot::Sender<Answer>,
+}
+
+#[derive(Default)]
+struct Client {
+    ready: bool,
+    /// Posted once the worker says it is ready.
+    queue: Vec<js_sys::Uint8Array>,
+    /// Why the worker answers no more (it failed to start or crashed).
+    broken: Option<String>,
+    next_id: u32,
+    pending: HashMap<u32, Pending>,
+}
+
+impl Client {
+    fn fail_all(&mut self, why: &str) {
+        self.broken = Some(why.to_string());
+        for (_, pending) in self.pending.drain() {
+            let _ = pending.done.send(Answer::Failed(why.to_string()));
+        }
+    }
+}
+
+/// The model worker, seen from the page: requests go in, answers come back by id.
+pub struct ModelWorker {
+    worker: web_sys::Worker,
+    client: Rc<RefCell<Client>>,
+    _onmessage: Closure<dyn Fn(web_sys::MessageEvent)>,
+    _onerror: Closure<dyn Fn(web_sys::Event)>,
+}
+
+impl ModelWorker {
+    /// Start the worker (a module worker running [`WORKER_SCRIPT`]). Requests made before it
+    /// is ready wait for it.
+    pub fn spawn() -> PageResult<Rc<Self>> {
+        let options = web_sys::WorkerOptions::new();
+        options.set_type(web_sys::WorkerType::Module);
+        options.set_name("foldspace model");
+        let worker = web_sys::Worker::new_with_options(WORKER_SCRIPT, &options).map_err(|e| {
+            PageError::refused(format!(
+                "could not start the model worker: {}",
+                e.as_string().unwrap_or_else(|| format!("{e:?}"))
+            ))
+        })?;
+        let client = Rc::new(RefCell::new(Client::default()));
+        let onmessage = {
+            let client = client.clone();
+            let worker = worker.clone();
+            Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+                receive(&client, &worker, &event.data())
+            })
+        };
+        let onerror = {
+            let client = client.clone();
+            Closure::<dyn Fn(web_sys::Event)>::new(move |event: web_sys::Event| {
+                event.prevent_default();
+                let why = format!("the model worker failed: {}", error_words(&event));
+                web_sys::console::error_1(&why.clone().into());
+                client.borrow_mut().fail_all(&why);
+            })
+        };
+        worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+        Ok(Rc::new(Self {
+            worker,
+            client,
+            _onmessage: onmessage,
+            _onerror: onerror,
+        }))
+    }
+
+    /// Send a request; its last answer comes through the receiver, steps before it to `report`.
+    fn request(
+        &self,
+        make: impl FnOnce(u32) -> ToWorker,
+        report: Option<Report>,
+    ) -> (u32, oneshot::Receiver<Answer>) {
+        let (done, answer) = oneshot::channel();
+        let id = {
+            let mut client = self.client.borrow_mut();
+            let id = client.next_id;
+            client.next_id = client.next_id.wrapping_add(1);
+            if let Some(why) = &client.broken {
+                let _ = done.send(Answer::Failed(why.clone()));
+                return (id, answer);
+            }
+            client.pending.insert(id, Pending { report, done });
+            id
+        };
+        if let Err(e) = self.send(&make(id)) {
+            let pending = self.client.borrow_mut().pending.remove(&id);
+            if let Some(p) = pending {
+                let _ = p.done.send(Answer::Failed(e));
+            }
+        }
+        (id, answer)
+    }
+
+    /// Post a message now, or once the worker is ready.
+    fn send(&self, message: &ToWorker) -> Result<(), String> {
+        let bytes = encode(message)?;
+        let mut client = self.client.borrow_mut();
+        if client.ready {
+            post(&|m, t| self.worker.post_message_with_transfer(m, t), &bytes)
+        } else {
+            client.queue.push(bytes);
+            Ok(())
+        }
+    }
+
+    fn stop(&self, id: u32) {
+        if let Err(e) = self.send(&ToWorker::Stop { id }) {
+            web_sys::console::warn_1(&e.into());
+        }
+    }
+}
+
+impl Drop for ModelWorker {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}
+
+/// An error event's message. A script that could not be loaded fires a plain `Event`, with no
+/// message at all.
+fn error_words(event: &web_sys::Event) -> String {
+    let message = event
+        .dyn_ref::<web_sys::ErrorEvent>()
+        .map(|e| e.message())
+        .unwrap_or_default();
+    if message.is_empty() {
+        format!(
+            "{WORKER_SCRIPT} could not be loaded or run (no message; a browser without module workers, or a site missing {WORKER_SCRIPT})"
+        )
+    } else {
+        message
+    }
+}
+
+fn receive(client: &Rc<RefCell<Client>>, worker: &web_sys::Worker, data: &JsValue) {
+    let message = match decode::<FromWorker>(data) {
+        Ok(m) => m,
+        Err(e) => {
+            web_sys::console::error_1(&e.into());
+            return;
+        }
+    };
+    match message {
+        FromWorker::Ready => {
+            let queue = {
+                let mut c = client.borrow_mut();
+                c.ready = true;
+                std::mem::take(&mut c.queue)
+            };
+            for bytes in queue {
+                if let Err(e) = post(&|m, t| worker.post_message_with_transfer(m, t), &bytes) {
+                    client.borrow_mut().fail_all(&e);
+                }
+            }
+        }
+        FromWorker::Answer { id, answer, last } => {
+            if last {
+                let pending = client.borrow_mut().pending.remove(&id);
+                if let Some(p) = pending {
+                    let _ = p.done.send(answer);
+                }
+            } else {
+                let report = client
+                    .borrow()
+                    .pending
+                    .get(&id)
+                    .and_then(|p| p.report.clone());
+                if let Some(report) = report {
+                    report(answer);
+                }
+            }
+        }
+        FromWorker::Crashed(message) => client.borrow_mut().fail_all(&format!(
+            "the model worker stopped on an internal error: {message}"
+        )),
+    }
+}
+
+/// Where a network lives.
+#[derive(Clone)]
+enum Place {
+    Here(Rc<Embedder>),
+    Worker(Rc<InWorker>),
+}
+
+/// A network in the model worker: its number there, freed there when the page lets go of it.
+struct InWorker {
+    worker: Rc<ModelWorker>,
+    index: u32,
+}
+
+impl Drop for InWorker {
+    fn drop(&mut self) {
+        if let Err(e) = self.worker.send(&ToWorker::Free {
+            network: self.index,
+        }) {
+            web_sys::console::warn_1(&e.into());
+        }
+    }
+}
+
+/// A loaded score network, on the page's thread or in the model worker.
+#[derive(Clone)]
+pub struct Network {
+    info: Rc<NetworkInfo>,
+    place: Place,
+    /// Why it runs on the page's thread although a worker was given (the worker failed).
+    fallback: Option<Rc<str>>,
+}
+
+/// Ends a refinement after its current step.
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Rc<Cell<bool>>,
+    worker: Option<(Rc<ModelWorker>, u32)>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.flag.set(true);
+        if let Some((worker, id)) = &self.worker {
+            worker.stop(*id);
+        }
+    }
+}
+
+impl Network {
+    /// Load a network from a safetensors file's bytes: in `worker` when given, else on this
+    /// thread on `compute`.
+    pub async fn load(
+        bytes: Vec<u8>,
+        compute: &Compute,
+        worker: Option<&Rc<ModelWorker>>,
+    ) -> PageResult<Self> {
+        let Some(worker) = worker else {
+            return Self::load_here(&bytes, compute, None);
+        };
+        // Kept for the page's thread, should the worker turn out not to work.
+        let (_, answer) = worker.request(
+            |id| ToWorker::Load {
+                id,
+                bytes: bytes.clone(),
+            },
+            None,
+        );
+        match answer.await {
+            Ok(Answer::Loaded(info, index)) => Ok(Self {
+                info: Rc::new(info),
+                place: Place::Worker(Rc::new(InWorker {
+                    worker: worker.clone(),
+                    index,
+                })),
+                fallback: None,
+            }),
+            other => {
+                let broken = worker.client.borrow().broken.clone();
+                match broken {
+                    Some(why) => Self::load_here(&bytes, compute, Some(why.into())),
+                    None => Err(unexpected(other)),
+                }
+            }
+        }
+    }
+
+    fn load_here(bytes: &[u8], compute: &Compute, fallback: Option<Rc<str>>) -> PageResult<Self> {
+        let network = Embedder::from_bytes(bytes, compute.clone())?;
+        Ok(Self {
+            info: Rc::new(NetworkInfo::of(&network, "")),
+            place: Place::Here(Rc::new(network)),
+            fallback,
+        })
+    }
+
+    /// Why this network runs on the page's thread although the worker was asked (it could not
+    /// start or stopped), if so.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    pub fn sigmas(&self) -> &[f32] {
+        &self.info.sigmas
+    }
+
+    /// The level used by default for embeddings: the smallest σ.
+    pub fn default_level(&self) -> usize {
+        self.info.sigmas.len().saturating_sub(1)
+    }
+
+    pub fn weights_sha256(&self) -> &str {
+        &self.info.weights_sha256
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.info.description.as_deref()
+    }
+
+    /// Whether the network runs in the model worker.
+    pub fn in_worker(&self) -> bool {
+        matches!(self.place, Place::Worker(..))
+    }
+
+    /// The device and place, for exports' provenance ("cpu (…) in a web worker").
+    pub fn backend(&self) -> &str {
+        &self.info.backend
+    }
+
+    /// Run a job where the network lives; steps go to `report`.
+    fn start(
+        &self,
+        job: Job,
+        report: Option<Report>,
+    ) -> (Stopper, impl Future<Output = PageResult<Answer>> + 'static) {
+        let flag = Rc::new(Cell::new(false));
+        let (worker, answer): (
+            _,
+            std::pin::Pin<Box<dyn Future<Output = PageResult<Answer>>>>,
+        ) = match &self.place {
+            Place::Here(network) => {
+                let network = network.clone();
+                let flag = flag.clone();
+                (
+                    None,
+                    Box::pin(async move {
+                        let report = report.unwrap_or_else(|| Rc::new(|_| {}));
+                        Ok(execute(&network, job, &flag, &*report).await)
+                    }),
+                )
+            }
+            Place::Worker(network) => {
+                let (id, answer) = network.worker.request(
+                    |id| ToWorker::Run {
+                        id,
+                        network: network.index,
+                        job,
+                    },
+                    report,
+                );
+                (
+                    Some((network.worker.clone(), id)),
+                    Box::pin(async move { answer.await.map_err(|e| unexpected(Err(e))) }),
+                )
+            }
+        };
+        (Stopper { flag, worker }, answer)
+    }
+
+    async fn ask(&self, job: Job) -> PageResult<Answer> {
+        self.start(job, None).1.await
+    }
+
+    /// [`Job::Embed`].
+    pub async fn embed(&self, chain: &Chain, level: usize) -> PageResult<ChainEmbedding> {
+        let job = Job::Embed {
+            chain: chain.clone(),
+            level,
+        };
+        match self.ask(job).await? {
+            Answer::Embedding(e) => Ok(e),
+            other => Err(unexpected(Ok(other))),
+        }
+    }
+
+    /// [`Job::Plausibility`].
+    pub async fn plausibility(
+        &self,
+        chain: &Chain,
+        level: usize,
+        radius: Option<f32>,
+    ) -> PageResult<Vec<f32>> {
+        let job = Job::Plausibility {
+            ca: chain.ca.clone(),
+            sequence: chain.sequence.clone(),
+            level,
+            radius,
+        };
+        match self.ask(job).await? {
+            Answer::Values(v) => Ok(v),
+            other => Err(unexpected(Ok(other))),
+        }
+    }
+
+    /// [`Job::StructureFeatures`].
+    pub async fn structure_features(
+        &self,
+        chain: &Chain,
+        level: usize,
+        windows: StructureWindows,
+    ) -> PageResult<Vec<f32>> {
+        let job = Job::StructureFeatures {
+            chain: chain.clone(),
+            level,
+            windows,
+        };
+        match self.ask(job).await? {
+            Answer::Values(v) => Ok(v),
+            other => Err(unexpected(Ok(other))),
+        }
+    }
+
+    /// [`Job::Refine`]: the stopper, and the run, whose steps go to `on_step` and which ends
+    /// with the last coordinates.
+    pub fn refine(
+        &self,
+        sequence: String,
+        start: Vec<[f32; 3]>,
+        schedule: Schedule,
+        seed: u64,
+        on_step: impl Fn(Vec<[f32; 3]>, Step) + 'static,
+    ) -> (
+        Stopper,
+        impl Future<Output = PageResult<Vec<[f32; 3]>>> + 'static,
+    ) {
+        let report: Report = Rc::new(move |answer| {
+            if let Answer::Step(coords, step) = answer {
+                on_step(coords, step);
+            }
+        });
+        let job = Job::Refine {
+            sequence,
+            start,
+            schedule,
+            seed,
+        };
+        let (stopper, answer) = self.start(job, Some(report));
+        (stopper, async move {
+            match answer.await? {
+                Answer::Refined(coords) => Ok(coords),
+                other => Err(unexpected(Ok(other))),
+            }
+        })
+    }
+}
+
+/// A failure or an answer of the wrong kind, as the page's error.
+fn unexpected(answer: Result<Answer, oneshot::Canceled>) -> PageError {
+    match answer {
+        Ok(Answer::Failed(why)) => PageError::Network(why),
+        Ok(other) => PageError::Network(format!(
+            "the score network answered {} to a request for something else",
+            match other {
+                Answer::Embedding(_) => "an embedding",
+                Answer::Values(_) => "values",
+                Answer::Step(..) => "a step",
+                Answer::Refined(_) => "coordinates",
+                Answer::Loaded(..) => "a load",
+                Answer::Failed(_) => "a failure",
+            }
+        )),
+        Err(_) => PageError::Network("the model worker dropped a request".into()),
+    }
+}
