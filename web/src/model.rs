@@ -378,8 +378,8 @@ pub struct ModelWorker {
 }
 
 impl ModelWorker {
-    /// Start the worker (a module worker running [`WORKER_SCRIPT`]). Requests made before it
-    /// is ready wait for it.
+    /// Start the worker (a module worker running [`WORKER_SCRIPT`] on the page's own compiled
+    /// module). Requests made before it is ready wait for it.
     pub fn spawn() -> PageResult<Rc<Self>> {
         let options = web_sys::WorkerOptions::new();
         options.set_type(web_sys::WorkerType::Module);
@@ -409,6 +409,15 @@ impl ModelWorker {
         };
         worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
         worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+        // The page's compiled module, which the worker instantiates (`worker.js`): the wasm is
+        // neither downloaded nor compiled a second time.
+        worker.post_message(&wasm_bindgen::module()).map_err(|e| {
+            worker.terminate();
+            PageError::refused(format!(
+                "could not hand the page's code to the model worker: {}",
+                e.as_string().unwrap_or_else(|| format!("{e:?}"))
+            ))
+        })?;
         Ok(Rc::new(Self {
             worker,
             client,
