@@ -361,10 +361,12 @@ struct Client {
 }
 
 impl Client {
+    /// The worker answers no more: every request in flight, and every later one, fails with the
+    /// first reason given (a panic's message comes before the error event that follows it).
     fn fail_all(&mut self, why: &str) {
-        self.broken = Some(why.to_string());
+        let why = self.broken.get_or_insert_with(|| why.to_string()).clone();
         for (_, pending) in self.pending.drain() {
-            let _ = pending.done.send(Answer::Failed(why.to_string()));
+            let _ = pending.done.send(Answer::Failed(why.clone()));
         }
     }
 }
