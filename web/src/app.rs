@@ -113,6 +113,8 @@ pub enum Msg {
     DragOver(bool),
     /// Something failed: the status line says what.
     Error(PageError),
+    /// A second of a model run has passed (the status line counts them).
+    ClockTick,
     Nothing,
 }
 
@@ -134,6 +136,9 @@ pub struct App {
     compute: Option<Compute>,
     backend_note: Option<String>,
     network: Option<Network>,
+    /// While the model runs for the chain on screen: when it started, and the timer that
+    /// redraws the status line each second (the page answers meanwhile: `crate::model`).
+    model_clock: Option<(f64, gloo::timers::callback::Interval)>,
     /// Where the score networks run on the CPU backend (`crate::model`).
     worker: Option<Rc<ModelWorker>>,
     weights_label: String,
@@ -476,6 +481,7 @@ impl Component for App {
             compute: None,
             backend_note: None,
             network: None,
+            model_clock: None,
             worker: None,
             weights_progress: None,
             weights_error: None,
@@ -530,8 +536,53 @@ impl Component for App {
     }
 
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
+        let redraw = self.handle(ctx, msg);
+        self.sync_model_clock(ctx);
+        redraw
+    }
+
+    fn view(&self, ctx: &Context<Self>) -> Html {
+        self.view_page(ctx)
+    }
+}
+
+impl App {
+    /// Start the status line's clock when a model run for the chain begins, stop it when none
+    /// is left.
+    fn sync_model_clock(&mut self, ctx: &Context<Self>) {
+        let running = self.embed_running.is_some() || self.plausibility_running;
+        match (running, self.model_clock.is_some()) {
+            (true, false) => {
+                let link = ctx.link().clone();
+                let tick = gloo::timers::callback::Interval::new(1000, move || {
+                    link.send_message(Msg::ClockTick)
+                });
+                self.model_clock = Some((browser::now_ms(), tick));
+            }
+            (false, true) => self.model_clock = None,
+            _ => {}
+        }
+    }
+
+    /// Seconds the current model run has taken, for the status line ("" before the first).
+    fn model_seconds(&self) -> String {
+        match &self.model_clock {
+            Some((start, _)) if matches!(self.status, Status::Busy(_)) => {
+                let s = ((browser::now_ms() - start) / 1000.0).floor();
+                if s >= 1.0 {
+                    format!(" {s:.0} s")
+                } else {
+                    String::new()
+                }
+            }
+            _ => String::new(),
+        }
+    }
+
+    fn handle(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
             Msg::Nothing => return false,
+            Msg::ClockTick => return matches!(self.status, Status::Busy(_)),
             Msg::Error(e) => self.fail(e),
             Msg::ComputeReady(compute, note) => self.compute_ready(ctx, compute, note),
             Msg::WeightsProgress(got, total) => {
@@ -638,7 +689,7 @@ impl Component for App {
         true
     }
 
-    fn view(&self, ctx: &Context<Self>) -> Html {
+    fn view_page(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
         let ondragover = link.callback(|e: DragEvent| {
             e.prevent_default();
@@ -734,7 +785,7 @@ impl App {
             .map(|p| download_progress(p, "weights-progress"));
         html! {
             <section class="statusbar">
-                <span data-testid="status" class={self.status.class()}>{ self.status.text() }</span>
+                <span data-testid="status" class={self.status.class()}>{ self.status.text() }{ self.model_seconds() }</span>
                 if let Some(p) = progress { { p } }
                 <span class="detail" data-testid="timing">{ detail }</span>
                 if let Some(note) = &self.backend_note {
