@@ -235,16 +235,30 @@ struct WorkerHost {
 }
 
 impl WorkerHost {
+    fn try_send(&self, message: &FromWorker) -> Result<(), String> {
+        encode(message)
+            .and_then(|bytes| post(&|m, t| self.scope.post_message_with_transfer(m, t), &bytes))
+    }
+
     fn send(&self, message: &FromWorker) {
-        let sent = encode(message)
-            .and_then(|bytes| post(&|m, t| self.scope.post_message_with_transfer(m, t), &bytes));
-        if let Err(e) = sent {
+        if let Err(e) = self.try_send(message) {
             web_sys::console::error_1(&e.into());
         }
     }
 
+    /// Send an answer; a last answer that cannot be sent (too large to copy, say) is replaced
+    /// by its failure, so that the page never waits for it.
     fn answer(&self, id: u32, answer: Answer, last: bool) {
-        self.send(&FromWorker::Answer { id, answer, last });
+        if let Err(e) = self.try_send(&FromWorker::Answer { id, answer, last }) {
+            web_sys::console::error_1(&e.clone().into());
+            if last {
+                self.send(&FromWorker::Answer {
+                    id,
+                    answer: Answer::Failed(e),
+                    last,
+                });
+            }
+        }
     }
 
     fn receive(self: &Rc<Self>, event: web_sys::MessageEvent) {
