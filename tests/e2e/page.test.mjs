@@ -883,6 +883,24 @@ test("without WebGPU the model runs on the CPU and the 3D view on WebGL 2; a sof
 test("refinement runs a short annealed Langevin schedule and reports the RMSD", { timeout: SLOW }, async () => {
   const { context, page, logs } = await openPage("?example=1orc");
   assert.equal(await waitStatus(page, logs, isReady), "ready", logs.join("\n"));
+  // The noise-level slider while dragged (input events, no release): the page keeps its
+  // position through a re-render and runs nothing until it is released.
+  const slider = page.getByTestId("noise-level");
+  const level = await slider.inputValue();
+  await slider.evaluate((el) => {
+    el.value = "30";
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+  await page.locator(".view3d .tools label.check", { hasText: "arrows" }).locator("input").click();
+  assert.equal(await slider.inputValue(), "30");
+  assert.match(await page.locator(".model label.row .value").first().textContent(), /^30 · σ/);
+  assert.equal(await page.getByTestId("status").textContent(), "ready");
+  await slider.evaluate((el, back) => {
+    el.value = back;
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+    el.dispatchEvent(new Event("change", { bubbles: true }));
+  }, level);
+  assert.equal(await page.getByTestId("status").textContent(), "ready");
   // Start near the end of the ladder with one step per level: three model runs.
   await page.locator(".model input[type=range]").nth(1).evaluate((el) => {
     el.value = "58";

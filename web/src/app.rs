@@ -102,6 +102,8 @@ pub enum Msg {
     /// Search by function and similar proteins ([`search`]).
     Search(search::SearchMsg),
     SetLevel(usize),
+    /// The noise-level slider is being dragged to this level (the model runs on release).
+    DragLevel(usize),
     MapZoom(f32),
     HoverMap(Option<(usize, usize)>),
     /// A residue hovered in the plot along the sequence.
@@ -139,6 +141,8 @@ pub struct App {
     /// While the model runs for the chain on screen: when it started, and the timer that
     /// redraws the status line each second (the page answers meanwhile: `crate::model`).
     model_clock: Option<(f64, gloo::timers::callback::Interval)>,
+    /// Where the noise-level slider is while dragged, before [`Msg::SetLevel`].
+    level_drag: Option<usize>,
     /// Where the score networks run on the CPU backend (`crate::model`).
     worker: Option<Rc<ModelWorker>>,
     weights_label: String,
@@ -482,6 +486,7 @@ impl Component for App {
             backend_note: None,
             network: None,
             model_clock: None,
+            level_drag: None,
             worker: None,
             weights_progress: None,
             weights_error: None,
@@ -647,7 +652,9 @@ impl App {
                 }
                 self.kick(ctx);
             }
+            Msg::DragLevel(level) => self.level_drag = Some(level),
             Msg::SetLevel(level) => {
+                self.level_drag = None;
                 if level != self.level {
                     self.level = level;
                     self.embedding = None;
@@ -861,18 +868,27 @@ impl App {
             .as_ref()
             .map(|n| n.sigmas().len())
             .unwrap_or(61);
-        let onlevel = link.callback(|e: Event| {
+        // The slider's position follows each input event (a re-render mid-drag, such as the
+        // status line's clock, would otherwise put the thumb back); the model runs on release.
+        let ondrag = link.batch_callback(|e: InputEvent| {
             let s: HtmlInputElement = e.target_unchecked_into();
-            Msg::SetLevel(s.value().parse().unwrap_or(0))
+            s.value().parse().ok().map(Msg::DragLevel)
         });
-        let level = self.level.min(levels.saturating_sub(1));
+        let onlevel = link.batch_callback(|e: Event| {
+            let s: HtmlInputElement = e.target_unchecked_into();
+            s.value().parse().ok().map(Msg::SetLevel)
+        });
+        let level = self
+            .level_drag
+            .unwrap_or(self.level)
+            .min(levels.saturating_sub(1));
         html! {
             <section class="panel model">
                 <h2>{ "Score model" }</h2>
                 <label class="row" title="noise level of the score network (0 = largest σ)">
                     { "noise level " }
                     <input type="range" data-testid="noise-level" min="0" max={levels.saturating_sub(1).to_string()}
-                        value={level.to_string()} onchange={onlevel} />
+                        value={level.to_string()} oninput={ondrag} onchange={onlevel} />
                     <span class="value">{ format!("{level} · σ {}", self.sigma_label(level)) }</span>
                 </label>
                 <p class="muted small">{ "Arrows show the predicted score (gradient of the log-density) on each C-alpha: where the model would move the atom. Colour by score ‖g‖ to see which residues it finds implausible." }</p>
