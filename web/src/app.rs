@@ -194,7 +194,9 @@ async fn choose_compute(choice: logic::BackendChoice) -> (Compute, Option<String
     if !browser::has_webgpu() {
         return (
             Compute::cpu(),
-            Some("this browser has no WebGPU: the model runs on the CPU (slower than a GPU; the page may pause while it runs)".into()),
+            Some(
+                "this browser has no WebGPU: the model runs on the CPU (slower than a GPU)".into(),
+            ),
         );
     }
     match Compute::wgpu_async().await {
@@ -202,8 +204,8 @@ async fn choose_compute(choice: logic::BackendChoice) -> (Compute, Option<String
             Compute::cpu(),
             Some(
                 "WebGPU runs in software here (the browser's fallback adapter: no usable GPU), far \
-                 slower than the CPU: the model runs on the CPU (the page may pause while it runs; \
-                 ?backend=webgpu uses WebGPU anyway)"
+                 slower than the CPU: the model runs on the CPU (?backend=webgpu uses WebGPU \
+                 anyway)"
                     .into(),
             ),
         ),
@@ -868,16 +870,12 @@ impl App {
             .as_ref()
             .map(|n| n.sigmas().len())
             .unwrap_or(61);
-        // The slider's position follows each input event (a re-render mid-drag, such as the
-        // status line's clock, would otherwise put the thumb back); the model runs on release.
-        let ondrag = link.batch_callback(|e: InputEvent| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            s.value().parse().ok().map(Msg::DragLevel)
-        });
-        let onlevel = link.batch_callback(|e: Event| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            s.value().parse().ok().map(Msg::SetLevel)
-        });
+        // The slider's position follows each input event (`browser::input_value`: a re-render
+        // mid-drag, such as the status line's clock, would otherwise put the thumb back); the
+        // model runs on release.
+        let ondrag =
+            link.batch_callback(|e: InputEvent| browser::input_value(&e).map(Msg::DragLevel));
+        let onlevel = link.batch_callback(|e: Event| browser::input_value(&e).map(Msg::SetLevel));
         let level = self
             .level_drag
             .unwrap_or(self.level)

@@ -172,6 +172,17 @@ pub fn now_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The value of the `<input>` an event came from, parsed (`None` when it does not parse: an
+/// empty or half-typed number). Controls read their value so on each `input` event: yew puts the
+/// state's value back into a field on any re-render, so waiting for `change` loses what was typed
+/// or dragged in between.
+pub fn input_value<T: std::str::FromStr>(event: &web_sys::Event) -> Option<T> {
+    event
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        .and_then(|input| input.value().parse().ok())
+}
+
 /// Let the browser paint and handle input before continuing.
 pub async fn yield_now() {
     let promise = js_sys::Promise::new(&mut |resolve, _| {

@@ -726,6 +726,14 @@ impl Network {
         self.start(job, None).1.await
     }
 
+    /// A job answered with [`Answer::Values`].
+    async fn values(&self, job: Job) -> PageResult<Vec<f32>> {
+        match self.ask(job).await? {
+            Answer::Values(v) => Ok(v),
+            other => Err(unexpected(Ok(other))),
+        }
+    }
+
     /// [`Job::Embed`].
     pub async fn embed(&self, chain: &Chain, level: usize) -> PageResult<ChainEmbedding> {
         let job = Job::Embed {
@@ -745,16 +753,13 @@ impl Network {
         level: usize,
         radius: Option<f32>,
     ) -> PageResult<Vec<f32>> {
-        let job = Job::Plausibility {
+        self.values(Job::Plausibility {
             ca: chain.ca.clone(),
             sequence: chain.sequence.clone(),
             level,
             radius,
-        };
-        match self.ask(job).await? {
-            Answer::Values(v) => Ok(v),
-            other => Err(unexpected(Ok(other))),
-        }
+        })
+        .await
     }
 
     /// [`Job::StructureFeatures`].
@@ -764,15 +769,12 @@ impl Network {
         level: usize,
         windows: StructureWindows,
     ) -> PageResult<Vec<f32>> {
-        let job = Job::StructureFeatures {
+        self.values(Job::StructureFeatures {
             chain: chain.clone(),
             level,
             windows,
-        };
-        match self.ask(job).await? {
-            Answer::Values(v) => Ok(v),
-            other => Err(unexpected(Ok(other))),
-        }
+        })
+        .await
     }
 
     /// [`Job::Refine`]: the stopper, and the run, whose steps go to `on_step` and which ends

@@ -7,6 +7,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::{App, Msg};
+use crate::browser;
 use crate::error::PageResult;
 use crate::model::Stopper;
 
@@ -172,29 +173,18 @@ impl App {
     /// The refinement controls of the model panel.
     pub(super) fn view_refine(&self, ctx: &Context<Self>, levels: usize) -> Html {
         let link = ctx.link();
-        // The state follows each input event, not only `change` (blur or release): yew puts the
-        // state's value back into the field on any re-render, so a value typed while the page was
-        // busy re-rendering was lost before its `change` came (seen in CI: 3 steps ran instead of 1).
+        // The state follows each input event (`browser::input_value`; seen in CI: a value typed
+        // while the page re-rendered was lost, and 3 steps ran instead of 1).
         let onrefine_level = link.batch_callback(|e: InputEvent| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            s.value()
-                .parse()
-                .ok()
-                .map(|l| Msg::Refine(RefineMsg::StartLevel(l)))
+            browser::input_value(&e).map(|l| Msg::Refine(RefineMsg::StartLevel(l)))
         });
         // While typing, an unreadable field (empty, "-") changes nothing; on `change` it shows the
         // value in use again.
         let onsteps_input = link.batch_callback(|e: InputEvent| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            s.value()
-                .parse()
-                .ok()
-                .map(|n| Msg::Refine(RefineMsg::Steps(Some(n))))
+            browser::input_value(&e).map(|n| Msg::Refine(RefineMsg::Steps(Some(n))))
         });
-        let onsteps = link.callback(|e: Event| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            Msg::Refine(RefineMsg::Steps(s.value().parse().ok()))
-        });
+        let onsteps =
+            link.callback(|e: Event| Msg::Refine(RefineMsg::Steps(browser::input_value(&e))));
         let onnoise = link.callback(|e: Event| {
             let s: HtmlInputElement = e.target_unchecked_into();
             Msg::Refine(RefineMsg::FromNoise(s.checked()))

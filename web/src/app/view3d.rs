@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use foldspace::structure::{BFactorKind, Chain};
 use wasm_bindgen::JsCast;
-use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
+use web_sys::{HtmlCanvasElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::export::Export;
@@ -407,11 +407,7 @@ impl App {
             Msg::View(ViewMsg::SetColor(ColorMode::parse(&s.value())))
         });
         let onarrowlen = link.batch_callback(|e: InputEvent| {
-            let s: HtmlInputElement = e.target_unchecked_into();
-            s.value()
-                .parse()
-                .ok()
-                .map(|l| Msg::View(ViewMsg::ArrowLength(l)))
+            browser::input_value(&e).map(|l| Msg::View(ViewMsg::ArrowLength(l)))
         });
         let hover_text = self.hover_text();
         let fps = self
