@@ -880,6 +880,63 @@ test("without WebGPU the model runs on the CPU and the 3D view on WebGL 2; a sof
   await context.close();
 });
 
+test("on the CPU a long chain waits to be asked, a run for a chain no longer on screen is dropped, and Stop stops", { timeout: SLOW }, async () => {
+  const { context, page, logs } = await openPage("?example=1a8o", { backend: "cpu" });
+  assert.equal(await waitStatus(page, logs, isReady), "ready", logs.join("\n"));
+  const firstSimilar = await (await rankedRows(page, "similar-table", "similar-error", "similar proteins", 10)).allTextContents();
+  const alphafold = path.join(root, "assets/examples/AF-Q5VSL9-F1-model_v2.pdb.gz");
+  const held = /^chain A has 837 residues: on the CPU the model runs unasked on up to 400; longer chains take about (\d+) (s|min) a run here \(estimated from the last run: [\d.]+ s at \d+ residues\)$/;
+  // 837 residues: the map and the 3D view, and the model waits to be asked, with an estimate.
+  await page.getByTestId("file-input").setInputFiles(alphafold);
+  const text = await waitStatus(page, logs, (t) => held.test(t) || t.startsWith("error:"));
+  const [, n, unit] = held.exec(text);
+  const estimate = Number(n) * (unit === "min" ? 60 : 1);
+  console.log(`held: ${text}`);
+  assert.ok(estimate >= 60, `an estimate of ${estimate} s for 837 residues`);
+  await page.getByTestId("run-model").waitFor();
+  assert.equal(await page.getByTestId("stop-model").count(), 0);
+  // Asked: it runs in the worker, and can be stopped.
+  await page.getByTestId("run-model").click();
+  await waitStatus(page, logs, (t) => /^running the model/.test(t));
+  await page.getByTestId("stop-model").waitFor();
+  await page.waitForTimeout(2000);
+  // Another file while it runs: the stale run is dropped (the worker is replaced), so the new
+  // chain's model runs now, not after minutes of a run nobody wants.
+  const t0 = Date.now();
+  await page.getByTestId("file-input").setInputFiles(path.join(root, "assets/examples/1a8o.pdb"));
+  assert.equal(await waitStatus(page, logs, isReady), "ready", logs.join("\n"));
+  const switched = (Date.now() - t0) / 1000;
+  console.log(`1a8o ready ${switched.toFixed(1)} s after it replaced a running 837-residue model run (estimated at ${estimate} s)`);
+  assert.ok(switched < Math.min(30, estimate / 2), `the new chain waited ${switched.toFixed(1)} s`);
+  // The restarted worker has the same networks: the same answers as before.
+  const again = await (await rankedRows(page, "similar-table", "similar-error", "similar proteins", 10)).allTextContents();
+  assert.deepEqual(again, firstSimilar);
+  // Stop: the run ends at once and the page offers to run it again.
+  await page.getByTestId("file-input").setInputFiles(alphafold);
+  await waitStatus(page, logs, (t) => held.test(t));
+  await page.getByTestId("run-model").click();
+  await page.getByTestId("stop-model").waitFor();
+  await page.getByTestId("stop-model").click();
+  assert.equal(await waitStatus(page, logs, (t) => t === "the model was stopped" || t.startsWith("error:"), 10_000), "the model was stopped");
+  await page.getByTestId("run-model").waitFor();
+  // A chain just over the limit, asked, runs to the end: embeddings, plausibility and similar
+  // proteins (the first 420 residues of the same model).
+  const lines = zlib.gunzipSync(fs.readFileSync(alphafold)).toString("utf8").split("\n");
+  const first420 = lines.filter((l) => !/^(ATOM|HETATM)/.test(l) || Number(l.slice(22, 26)) <= 420).join("\n");
+  await page.getByTestId("file-input").setInputFiles({ name: "AF-Q5VSL9-first420.pdb", mimeType: "text/plain", buffer: Buffer.from(first420) });
+  await waitStatus(page, logs, (t) => /^chain A has 420 residues/.test(t));
+  const t1 = Date.now();
+  await page.getByTestId("run-model").click();
+  assert.equal(await waitStatus(page, logs, isReady), "ready", logs.join("\n"));
+  const timing = await page.getByTestId("timing").textContent();
+  console.log(`420 residues on the CPU, asked: ready in ${((Date.now() - t1) / 1000).toFixed(1)} s; ${timing}`);
+  assert.match(timing, /on the CPU \(in a worker\)/);
+  await rankedRows(page, "similar-table", "similar-error", "similar proteins", 10);
+  const errors = logs.filter((l) => l.startsWith("pageerror"));
+  assert.deepEqual(errors, [], errors.join("\n"));
+  await context.close();
+});
+
 test("refinement runs a short annealed Langevin schedule and reports the RMSD", { timeout: SLOW }, async () => {
   const { context, page, logs } = await openPage("?example=1orc");
   assert.equal(await waitStatus(page, logs, isReady), "ready", logs.join("\n"));

@@ -25,7 +25,7 @@ use yew::prelude::*;
 use crate::browser;
 use crate::error::{PageError, PageResult};
 use crate::logic::{self, PLAUSIBILITY_SIGMA, PageOptions};
-use crate::model::{ModelWorker, Network};
+use crate::model::{ModelWorker, Network, Runs};
 use crate::viewer::Viewer;
 
 mod collection;
@@ -58,6 +58,9 @@ const EXAMPLES: [(&str, &str); 6] = [
 enum Status {
     Idle(String),
     Busy(String),
+    /// The model waits for the user (a long chain on the CPU, or stopped): the status line
+    /// offers to run it.
+    Held(String),
     Ready,
     Error(String),
 }
@@ -65,14 +68,14 @@ enum Status {
 impl Status {
     fn text(&self) -> String {
         match self {
-            Status::Idle(s) | Status::Busy(s) => s.clone(),
+            Status::Idle(s) | Status::Busy(s) | Status::Held(s) => s.clone(),
             Status::Ready => "ready".into(),
             Status::Error(e) => format!("error: {e}"),
         }
     }
     fn class(&self) -> &'static str {
         match self {
-            Status::Idle(_) => "status idle",
+            Status::Idle(_) | Status::Held(_) => "status idle",
             Status::Busy(_) => "status busy",
             Status::Ready => "status ready",
             Status::Error(_) => "status error",
@@ -117,6 +120,11 @@ pub enum Msg {
     Error(PageError),
     /// A second of a model run has passed (the status line counts them).
     ClockTick,
+    /// Run the model on the chain on screen although it is long for this backend, or again
+    /// after a stop.
+    RunModel,
+    /// Stop the model's runs for the chain on screen (where they run in the worker).
+    StopModel,
     Nothing,
 }
 
@@ -153,6 +161,22 @@ pub struct App {
     warnings: Vec<String>,
     chain_index: usize,
     chain_job: u64,
+    /// Counts the pairs of chain and score network: a model run's answer for an older one is
+    /// stale (the key of embeddings, plausibility and similar proteins).
+    model_job: u64,
+    /// The model's runs under way for the chain on screen: the embedding, and the rest
+    /// (plausibility, similar proteins). In the model worker they are dropped when they go
+    /// stale or the user stops them, so that the next run need not wait ([`model::Runs`]).
+    embed_runs: Runs,
+    chain_runs: Runs,
+    /// The model job for which the user asked the model to run on a chain longer than the
+    /// backend runs unasked ([`logic::MAX_MODEL_RESIDUES_CPU`]).
+    asked: Option<u64>,
+    /// The model job whose runs the user stopped.
+    stopped: Option<u64>,
+    /// The length and time (ms) of the last embedding on the CPU, to say how long a longer
+    /// chain would take.
+    cpu_pace: Option<(usize, f64)>,
     distances: Option<Rc<Vec<f32>>>,
     distances_running: bool,
     /// Counts new distance maps and embeddings, so that heatmaps are painted once each.
@@ -160,11 +184,13 @@ pub struct App {
     embedding_gen: u64,
     painted: Cell<(u64, u64)>,
     embedding: Option<Rc<ChainEmbedding>>,
+    /// The key (model job, level) of the embedding under way.
     embed_running: Option<(u64, usize)>,
     /// ‖g‖ at σ ≈ 0.56 Å averaged over 15 Å for the plausibility colouring, computed on demand
     /// (chain job, values).
     plausibility: Option<(u64, Rc<Vec<f32>>)>,
-    plausibility_running: bool,
+    /// The model job of the plausibility scoring under way.
+    plausibility_running: Option<u64>,
     embed_ms: Option<f64>,
     file_started_ms: f64,
     first_embedding_ms: Option<f64>,
@@ -237,9 +263,42 @@ pub fn mount() {
 }
 
 impl App {
-    /// Report a failure: the one place errors are shown is the status line.
+    /// Report a failure: the one place errors are shown is the status line. A run the page
+    /// dropped is no failure.
     fn fail(&mut self, e: PageError) {
-        self.status = Status::Error(e.to_string());
+        if !e.is_cancelled() {
+            self.status = Status::Error(e.to_string());
+        }
+    }
+
+    /// Another chain or network: answers for the old pair are stale, and the runs for it that
+    /// are under way in the worker are dropped.
+    fn new_model_job(&mut self) {
+        self.model_job += 1;
+        self.drop_runs();
+    }
+
+    /// Drop the model's runs for the chain on screen. In the worker they end now, so the next
+    /// run need not wait for them; on the page's thread (WebGPU) they go on unanswered, and the
+    /// next waits as before.
+    fn drop_runs(&mut self) {
+        self.embed_runs.cancel();
+        self.chain_runs.cancel();
+        if self.worker.is_some() {
+            self.embed_running = None;
+            self.plausibility_running = None;
+            self.search.similar_running = None;
+        }
+    }
+
+    /// Whether the model is running for the chain on screen where it can be stopped (in the
+    /// worker).
+    fn stoppable(&self) -> bool {
+        self.worker.is_some()
+            && self.network.as_ref().is_some_and(Network::in_worker)
+            && (self.embed_running.is_some()
+                || self.plausibility_running.is_some()
+                || self.search.similar_running.is_some())
     }
 
     fn chain(&self) -> Option<&Chain> {
@@ -248,10 +307,21 @@ impl App {
             .and_then(|s| s.first_model_chains().get(self.chain_index))
     }
 
-    /// The longest chain the model runs on with the current backend.
+    /// The longest chain the model runs on for the chain on screen: [`Self::model_limit`], or
+    /// [`logic::MAX_MODEL_RESIDUES`] once the user asked for it.
+    fn chain_limit(&self) -> usize {
+        if self.asked == Some(self.model_job) {
+            logic::MAX_MODEL_RESIDUES
+        } else {
+            self.model_limit()
+        }
+    }
+
+    /// The longest chain the model runs on unasked with the current backend (and the limit of
+    /// refinement and of the many-files table).
     fn model_limit(&self) -> usize {
         match &self.compute {
-            Some(c) if c.is_gpu() => logic::MAX_MODEL_RESIDUES_GPU,
+            Some(c) if c.is_gpu() => logic::MAX_MODEL_RESIDUES,
             _ => logic::MAX_MODEL_RESIDUES_CPU,
         }
     }
@@ -317,7 +387,11 @@ impl App {
         if self.refine.running() {
             return;
         }
-        let key = (self.chain_job, self.level);
+        if self.stopped == Some(self.model_job) {
+            self.status = Status::Held("the model was stopped".into());
+            return;
+        }
+        let key = (self.model_job, self.level);
         if self.embed_running.is_some() {
             return;
         }
@@ -332,15 +406,23 @@ impl App {
             }
             return;
         };
-        let limit = self.model_limit();
-        if chain.len() > limit {
+        if chain.len() > logic::MAX_MODEL_RESIDUES {
             let why = format!(
-                "chain {} has {} residues; the model runs on chains of up to {limit} residues on {} (the map and 3D view are shown)",
+                "chain {} has {} residues; the model runs on chains of up to {} residues (the map and 3D view are shown)",
                 chain.id,
                 chain.len(),
-                self.backend_name()
+                logic::MAX_MODEL_RESIDUES,
             );
             self.fail(PageError::refused(why));
+            return;
+        }
+        if chain.len() > self.chain_limit() {
+            self.status = Status::Held(logic::long_chain_words(
+                &chain.id,
+                chain.len(),
+                self.model_limit(),
+                self.cpu_pace,
+            ));
             return;
         }
         if chain.len() < 2 {
@@ -352,6 +434,7 @@ impl App {
             return;
         }
         self.embed_running = Some(key);
+        let network = network.within(&self.embed_runs);
         self.status = Status::Busy(format!(
             "running the model on {} (σ = {:.3} Å)…",
             self.backend_name(),
@@ -375,20 +458,21 @@ impl App {
     fn kick_plausibility(&mut self, ctx: &Context<Self>) {
         // Always after the embedding: the plot along the sequence shows it, and the colouring
         // by plausibility uses it.
-        if self.plausibility_running
+        if self.plausibility_running.is_some()
             || self
                 .plausibility
                 .as_ref()
-                .is_some_and(|(job, _)| *job == self.chain_job)
+                .is_some_and(|(job, _)| *job == self.model_job)
         {
             return;
         }
         let (Some(network), Some(chain)) = (self.network.clone(), self.chain().cloned()) else {
             return;
         };
-        if chain.len() < 2 || chain.len() > self.model_limit() {
+        if chain.len() < 2 || chain.len() > self.chain_limit() {
             return;
         }
+        let network = network.within(&self.chain_runs);
         let sigmas = network.sigmas();
         let Some(level) = (0..sigmas.len()).min_by(|&a, &b| {
             (sigmas[a].ln() - PLAUSIBILITY_SIGMA.ln())
@@ -397,13 +481,13 @@ impl App {
         }) else {
             return;
         };
-        self.plausibility_running = true;
+        self.plausibility_running = Some(self.model_job);
         self.status = Status::Busy(format!(
             "scoring plausibility on {} (σ = {:.2} Å)…",
             self.backend_name(),
             sigmas[level]
         ));
-        let job = self.chain_job;
+        let job = self.model_job;
         ctx.link().send_future(async move {
             browser::yield_now().await;
             let result = network
@@ -446,6 +530,7 @@ impl App {
 
     fn new_chain(&mut self, ctx: &Context<Self>) {
         self.chain_job += 1;
+        self.new_model_job();
         self.distances = None;
         self.embedding = None;
         self.display = None;
@@ -497,6 +582,12 @@ impl Component for App {
             warnings: Vec::new(),
             chain_index: 0,
             chain_job: 0,
+            model_job: 0,
+            embed_runs: Runs::default(),
+            chain_runs: Runs::default(),
+            asked: None,
+            stopped: None,
+            cpu_pace: None,
             distances: None,
             distances_running: false,
             distances_gen: 0,
@@ -505,7 +596,7 @@ impl Component for App {
             embedding: None,
             embed_running: None,
             plausibility: None,
-            plausibility_running: false,
+            plausibility_running: None,
             embed_ms: None,
             file_started_ms: 0.0,
             first_embedding_ms: None,
@@ -557,7 +648,7 @@ impl App {
     /// Start the status line's clock when a model run for the chain begins, stop it when none
     /// is left.
     fn sync_model_clock(&mut self, ctx: &Context<Self>) {
-        let running = self.embed_running.is_some() || self.plausibility_running;
+        let running = self.embed_running.is_some() || self.plausibility_running.is_some();
         match (running, self.model_clock.is_some()) {
             (true, false) => {
                 let link = ctx.link().clone();
@@ -590,6 +681,16 @@ impl App {
         match msg {
             Msg::Nothing => return false,
             Msg::ClockTick => return matches!(self.status, Status::Busy(_)),
+            Msg::RunModel => {
+                self.asked = Some(self.model_job);
+                self.stopped = None;
+                self.kick(ctx);
+            }
+            Msg::StopModel => {
+                self.drop_runs();
+                self.stopped = Some(self.model_job);
+                self.kick(ctx);
+            }
             Msg::Error(e) => self.fail(e),
             Msg::ComputeReady(compute, note) => self.compute_ready(ctx, compute, note),
             Msg::WeightsProgress(got, total) => {
@@ -641,8 +742,10 @@ impl App {
             Msg::Embedded(key, result, ms) => self.embedded(ctx, key, result, ms),
             Msg::Search(msg) => return self.update_search(ctx, msg),
             Msg::Plausibility(job, result) => {
-                self.plausibility_running = false;
-                if job == self.chain_job {
+                if self.plausibility_running == Some(job) {
+                    self.plausibility_running = None;
+                }
+                if job == self.model_job {
                     match result {
                         Ok(v) => {
                             self.plausibility = Some((job, Rc::new(v)));
@@ -658,6 +761,12 @@ impl App {
             Msg::SetLevel(level) => {
                 self.level_drag = None;
                 if level != self.level {
+                    // The embedding at the old level is not wanted any more.
+                    self.embed_runs.cancel();
+                    if self.worker.is_some() {
+                        self.embed_running = None;
+                    }
+                    self.stopped = None;
                     self.level = level;
                     self.embedding = None;
                     self.kick(ctx);
@@ -751,7 +860,7 @@ impl App {
                         { self.view_fetch(ctx) }
                     </div>
                 </header>
-                { self.view_status() }
+                { self.view_status(ctx) }
                 { self.view_examples(ctx) }
                 <main class="grid">
                     { self.view_collection(ctx) }
@@ -777,7 +886,7 @@ impl App {
 }
 
 impl App {
-    fn view_status(&self) -> Html {
+    fn view_status(&self, ctx: &Context<Self>) -> Html {
         let detail = match (&self.status, self.embed_ms, self.first_embedding_ms) {
             (Status::Ready, Some(ms), first) => format!(
                 "model {:.0} ms on {}{}",
@@ -795,6 +904,11 @@ impl App {
         html! {
             <section class="statusbar">
                 <span data-testid="status" class={self.status.class()}>{ self.status.text() }{ self.model_seconds() }</span>
+                if matches!(self.status, Status::Held(_)) {
+                    <button data-testid="run-model" onclick={ctx.link().callback(|_| Msg::RunModel)}>{ "Run the model" }</button>
+                } else if self.stoppable() {
+                    <button data-testid="stop-model" title="Stop the model's runs for this chain" onclick={ctx.link().callback(|_| Msg::StopModel)}>{ "Stop" }</button>
+                }
                 if let Some(p) = progress { { p } }
                 <span class="detail" data-testid="timing">{ detail }</span>
                 if let Some(note) = &self.backend_note {

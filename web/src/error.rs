@@ -47,6 +47,9 @@ pub enum PageError {
     /// errors come as text: `crate::model`).
     #[error("{0}")]
     Network(String),
+    /// A model run the page dropped (`crate::model::Runs::cancel`): nothing to tell the user.
+    #[error("the model run was dropped")]
+    Cancelled,
     /// The alignment model, its query path or the bank.
     #[error(transparent)]
     Align(#[from] AlignError),
@@ -76,6 +79,15 @@ impl PageError {
     /// The page declines for a reason of its own.
     pub fn refused(why: impl Into<String>) -> Self {
         Self::Refused(why.into())
+    }
+
+    /// Whether this is a run the page dropped ([`PageError::Cancelled`]), however wrapped.
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Self::Cancelled => true,
+            Self::While { source, .. } => source.is_cancelled(),
+            _ => false,
+        }
     }
 
     /// This error, said to have happened while doing `what`.

@@ -14,7 +14,7 @@ use foldspace::text::{TextEncoder, TextModelFiles};
 
 use crate::browser;
 use crate::error::{PageError, PageResult};
-use crate::model::{ModelWorker, Network};
+use crate::model::{ModelWorker, Network, Runs};
 
 /// Shipped weights: our own training run's export (TRAINING.md). The page names them by the
 /// description `foldspace export` writes into the file (step, validation scores).
@@ -163,8 +163,9 @@ pub(crate) async fn protein_vector(
     assets: &AlignAssets,
     default: &Network,
     chain: &Chain,
+    runs: &Runs,
 ) -> PageResult<Vec<f32>> {
-    let network = assets.network.as_ref().unwrap_or(default);
+    let network = assets.network.as_ref().unwrap_or(default).within(runs);
     let config = &assets.search.model.config;
     let input = network
         .structure_features(
@@ -179,13 +180,15 @@ pub(crate) async fn protein_vector(
         .await?)
 }
 
-/// Embed a chain into the shared space and search the bank.
+/// Embed a chain into the shared space and search the bank (the structure tower's run noted
+/// in `runs`).
 pub(crate) async fn similar(
     assets: &AlignAssets,
     network: &Network,
     chain: &Chain,
+    runs: &Runs,
 ) -> PageResult<Similar> {
-    let query = protein_vector(assets, network, chain).await?;
+    let query = protein_vector(assets, network, chain, runs).await?;
     let started = browser::now_ms();
     let hits = assets.search.search(&query, 10)?;
     let terms = assets.search.likely_functions(&query, 5)?;

@@ -6,12 +6,48 @@ use foldspace::structure::{BFactorKind, Chain, Structure};
 
 /// Largest structure file the page reads (bytes, after decompression as well).
 pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
-/// Longest chain the model runs on with WebGPU; longer chains get the map and 3D view only.
-pub const MAX_MODEL_RESIDUES_GPU: usize = 1000;
-/// Longest chain the model runs on with the CPU fallback: it runs in the model worker, so the
-/// page answers meanwhile, but slowly (16 s at 295 residues, BENCHMARKS.md "The page"; the time
-/// grows as L²).
+/// Longest chain the model runs on; longer chains get the map and 3D view only. With WebGPU it
+/// runs on them unasked.
+pub const MAX_MODEL_RESIDUES: usize = 1000;
+/// Longest chain the model runs on unasked with the CPU backend: longer ones wait for the user
+/// to ask ([`long_chain_words`]). It runs in the model worker, so the page answers meanwhile,
+/// but slowly (16 s at 295 residues, BENCHMARKS.md "The page"), and the time grows about as L².
 pub const MAX_MODEL_RESIDUES_CPU: usize = 400;
+
+/// What the page says of a chain longer than the model runs on unasked (`limit`): how long a
+/// run would take, from the last run on this device (`pace`: its length and milliseconds; the
+/// time taken to grow as the square of the length), or that it is slow where none ran yet.
+pub fn long_chain_words(
+    chain: &str,
+    len: usize,
+    limit: usize,
+    pace: Option<(usize, f64)>,
+) -> String {
+    let time = match pace {
+        Some((l0, ms)) if l0 > 0 && ms.is_finite() && ms > 0.0 => {
+            let seconds = ms / 1000.0 * (len as f64 / l0 as f64).powi(2);
+            format!(
+                "about {} a run here (estimated from the last run: {:.1} s at {l0} residues)",
+                duration_words(seconds),
+                ms / 1000.0
+            )
+        }
+        _ => "minutes on a slow machine".into(),
+    };
+    format!(
+        "chain {chain} has {len} residues: on the CPU the model runs unasked on up to {limit}; \
+         longer chains take {time}"
+    )
+}
+
+/// A duration in words, rounded to what an estimate can say ("40 s", "3 min").
+pub fn duration_words(seconds: f64) -> String {
+    if seconds < 90.0 {
+        format!("{:.0} s", (seconds / 5.0).ceil().max(1.0) * 5.0)
+    } else {
+        format!("{:.0} min", (seconds / 60.0).round())
+    }
+}
 
 /// AlphaFold's four pLDDT bands (the colours of the AlphaFold DB).
 pub const PLDDT_BANDS: [(&str, [u8; 3]); 4] = [
@@ -649,6 +685,36 @@ mod tests {
             let quoted = format!("{words} {}", two_decimals(&e, path));
             assert!(LIKELY_FUNCTION_NOTE.contains(&quoted), "{quoted}");
         }
+    }
+
+    #[test]
+    fn long_chains_say_how_long_a_run_takes() {
+        // From the last run, the time grows as the square of the length: 2 s at 100 residues is
+        // 8 s at 200 (said as 10 s) and 128 s at 800 (2 min).
+        let words = long_chain_words("A", 200, 400, Some((100, 2000.0)));
+        assert_eq!(
+            words,
+            "chain A has 200 residues: on the CPU the model runs unasked on up to 400; longer \
+             chains take about 10 s a run here (estimated from the last run: 2.0 s at 100 residues)"
+        );
+        assert!(long_chain_words("B", 800, 400, Some((100, 2000.0))).contains("about 2 min a run"));
+        // No run yet (or a meaningless one): no number.
+        for pace in [
+            None,
+            Some((0, 2000.0)),
+            Some((100, 0.0)),
+            Some((100, f64::NAN)),
+        ] {
+            let words = long_chain_words("A", 837, 400, pace);
+            assert!(
+                words.ends_with("longer chains take minutes on a slow machine"),
+                "{words}"
+            );
+        }
+        assert_eq!(duration_words(0.2), "5 s");
+        assert_eq!(duration_words(41.0), "45 s");
+        assert_eq!(duration_words(89.0), "90 s");
+        assert_eq!(duration_words(150.0), "3 min");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! network lives, and the page asks it the same way in both cases.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::rc::Rc;
 
@@ -66,7 +66,7 @@ pub enum Answer {
     Step(Vec<[f32; 3]>, Step),
     /// A refinement's last coordinates (finished or stopped).
     Refined(Vec<[f32; 3]>),
-    /// To a load: the network is ready, as the worker's network number `.1`.
+    /// To a load: network number `.1` is ready.
     Loaded(NetworkInfo, u32),
     /// The job failed, in words.
     Failed(String),
@@ -174,9 +174,14 @@ pub async fn yield_to_events() {
 /// From the page to the worker.
 #[derive(Serialize, Deserialize)]
 enum ToWorker {
-    /// Load a network from a safetensors file's bytes; answered [`Answer::Loaded`].
-    Load { id: u32, bytes: Vec<u8> },
-    /// Run a job on network `network` (the index of its load among the loads).
+    /// Load a network from a safetensors file's bytes as number `network` (the page numbers
+    /// them); answered [`Answer::Loaded`].
+    Load {
+        id: u32,
+        network: u32,
+        bytes: Vec<u8>,
+    },
+    /// Run a job on network `network`.
     Run { id: u32, network: u32, job: Job },
     /// Stop job `id` (a refinement) after its current step.
     Stop { id: u32 },
@@ -195,10 +200,14 @@ enum FromWorker {
     Crashed(String),
 }
 
-fn encode<T: Serialize>(message: &T) -> Result<js_sys::Uint8Array, String> {
+fn encode_bytes<T: Serialize>(message: &T) -> Result<Rc<[u8]>, String> {
     bincode::serialize(message)
-        .map(|bytes| js_sys::Uint8Array::from(bytes.as_slice()))
-        .map_err(|e| format!("could not encode a message to the model worker: {e}"))
+        .map(Rc::from)
+        .map_err(|e| format!("could not encode a message to or from the model worker: {e}"))
+}
+
+fn encode<T: Serialize>(message: &T) -> Result<js_sys::Uint8Array, String> {
+    encode_bytes(message).map(|bytes| js_sys::Uint8Array::from(&bytes[..]))
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(data: &JsValue) -> Result<T, String> {
@@ -226,11 +235,11 @@ fn post(
 // ---------------------------------------------------------------------------------------------
 // The worker's side.
 
-/// The worker's state: its networks (in load order) and the stop flags of running jobs.
+/// The worker's state: its networks (by the page's numbers) and the stop flags of running jobs.
 struct WorkerHost {
     scope: web_sys::DedicatedWorkerGlobalScope,
-    /// `None` once the page has let go of a network ([`ToWorker::Free`]).
-    networks: RefCell<Vec<Option<Rc<Embedder>>>>,
+    /// Removed once the page lets go of a network ([`ToWorker::Free`]).
+    networks: RefCell<HashMap<u32, Rc<Embedder>>>,
     stops: RefCell<HashMap<u32, Rc<Cell<bool>>>>,
 }
 
@@ -270,26 +279,19 @@ impl WorkerHost {
             }
         };
         match message {
-            ToWorker::Load { id, bytes } => {
+            ToWorker::Load { id, network, bytes } => {
                 let answer = match Embedder::from_bytes(&bytes, Compute::cpu()) {
-                    Ok(network) => {
-                        let info = NetworkInfo::of(&network, " in a web worker");
-                        let mut networks = self.networks.borrow_mut();
-                        networks.push(Some(Rc::new(network)));
-                        Answer::Loaded(info, networks.len() as u32 - 1)
+                    Ok(loaded) => {
+                        let info = NetworkInfo::of(&loaded, " in a web worker");
+                        self.networks.borrow_mut().insert(network, Rc::new(loaded));
+                        Answer::Loaded(info, network)
                     }
                     Err(e) => Answer::Failed(e.to_string()),
                 };
                 self.answer(id, answer, true);
             }
             ToWorker::Run { id, network, job } => {
-                let Some(network) = self
-                    .networks
-                    .borrow()
-                    .get(network as usize)
-                    .cloned()
-                    .flatten()
-                else {
+                let Some(network) = self.networks.borrow().get(&network).cloned() else {
                     self.answer(
                         id,
                         Answer::Failed(format!("no network {network} in the model worker")),
@@ -314,9 +316,7 @@ impl WorkerHost {
             }
             // Jobs still running on it keep their own reference until they end.
             ToWorker::Free { network } => {
-                if let Some(slot) = self.networks.borrow_mut().get_mut(network as usize) {
-                    *slot = None;
-                }
+                self.networks.borrow_mut().remove(&network);
             }
         }
     }
@@ -330,7 +330,7 @@ pub fn model_worker() -> Result<(), JsValue> {
     let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().dyn_into()?;
     let host = Rc::new(WorkerHost {
         scope,
-        networks: RefCell::new(Vec::new()),
+        networks: RefCell::new(HashMap::new()),
         stops: RefCell::new(HashMap::new()),
     });
     let on_panic = host.scope.clone();
@@ -363,11 +363,23 @@ struct Pending {
     done: oneshot::Sender<Answer>,
 }
 
+/// The page's side of the model worker. Runs go to the worker one at a time, so that a run not
+/// begun can be dropped ([`ModelWorker::cancel`]); one begun is dropped by restarting the
+/// worker, which gets every network back from the load messages kept here.
 #[derive(Default)]
 struct Client {
+    /// The worker now (a new one after each restart); `None` once the page lets go of it.
+    worker: Option<web_sys::Worker>,
     ready: bool,
-    /// Posted once the worker says it is ready.
-    queue: Vec<js_sys::Uint8Array>,
+    /// Messages other than runs (loads, stops, frees), posted once the worker is ready.
+    queue: Vec<Rc<[u8]>>,
+    /// Runs not yet posted, in order.
+    runs: VecDeque<(u32, Rc<[u8]>)>,
+    /// The run the worker is on.
+    running: Option<u32>,
+    /// The load message of each network the page holds, by number.
+    loads: BTreeMap<u32, Rc<[u8]>>,
+    next_network: u32,
     /// Why the worker answers no more (it failed to start or crashed).
     broken: Option<String>,
     next_id: u32,
@@ -379,66 +391,103 @@ impl Client {
     /// first reason given (a panic's message comes before the error event that follows it).
     fn fail_all(&mut self, why: &str) {
         let why = self.broken.get_or_insert_with(|| why.to_string()).clone();
+        self.runs.clear();
+        self.running = None;
         for (_, pending) in self.pending.drain() {
             let _ = pending.done.send(Answer::Failed(why.clone()));
         }
     }
+
+    /// Post a message now, or once the worker is ready.
+    fn post(&mut self, bytes: Rc<[u8]>) -> Result<(), String> {
+        match &self.worker {
+            Some(worker) if self.ready => post_bytes(worker, &bytes),
+            _ => {
+                self.queue.push(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Give the worker the next run, if it is ready and on none.
+    fn pump(&mut self) {
+        while self.ready && self.running.is_none() {
+            let Some((id, bytes)) = self.runs.pop_front() else {
+                return;
+            };
+            let Some(worker) = &self.worker else {
+                return;
+            };
+            match post_bytes(worker, &bytes) {
+                Ok(()) => self.running = Some(id),
+                Err(e) => {
+                    if let Some(p) = self.pending.remove(&id) {
+                        let _ = p.done.send(Answer::Failed(e));
+                    }
+                }
+            }
+        }
+    }
 }
+
+/// Post a message's bytes, in a buffer of their own handed over rather than copied again.
+fn post_bytes(worker: &web_sys::Worker, bytes: &[u8]) -> Result<(), String> {
+    post(
+        &|m, t| worker.post_message_with_transfer(m, t),
+        &js_sys::Uint8Array::from(bytes),
+    )
+}
+
+type OnMessage = Closure<dyn Fn(web_sys::MessageEvent)>;
+type OnError = Closure<dyn Fn(web_sys::Event)>;
 
 /// The model worker, seen from the page: requests go in, answers come back by id.
 pub struct ModelWorker {
-    worker: web_sys::Worker,
     client: Rc<RefCell<Client>>,
-    _onmessage: Closure<dyn Fn(web_sys::MessageEvent)>,
-    _onerror: Closure<dyn Fn(web_sys::Event)>,
+    onmessage: OnMessage,
+    onerror: OnError,
+}
+
+/// Whether an event came from the worker the client has now (not one it restarted away from).
+fn from_current(client: &RefCell<Client>, event: &web_sys::Event) -> bool {
+    let target = event.target().map(JsValue::from);
+    match (&client.borrow().worker, target) {
+        (Some(worker), Some(target)) => js_sys::Object::is(worker, &target),
+        _ => false,
+    }
 }
 
 impl ModelWorker {
     /// Start the worker (a module worker running [`WORKER_SCRIPT`] on the page's own compiled
     /// module). Requests made before it is ready wait for it.
     pub fn spawn() -> PageResult<Rc<Self>> {
-        let options = web_sys::WorkerOptions::new();
-        options.set_type(web_sys::WorkerType::Module);
-        options.set_name("foldspace model");
-        let worker = web_sys::Worker::new_with_options(WORKER_SCRIPT, &options).map_err(|e| {
-            PageError::refused(format!(
-                "could not start the model worker: {}",
-                e.as_string().unwrap_or_else(|| format!("{e:?}"))
-            ))
-        })?;
         let client = Rc::new(RefCell::new(Client::default()));
         let onmessage = {
             let client = client.clone();
-            let worker = worker.clone();
-            Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-                receive(&client, &worker, &event.data())
+            OnMessage::new(move |event: web_sys::MessageEvent| {
+                if from_current(&client, &event) {
+                    receive(&client, &event.data())
+                }
             })
         };
         let onerror = {
             let client = client.clone();
-            Closure::<dyn Fn(web_sys::Event)>::new(move |event: web_sys::Event| {
+            OnError::new(move |event: web_sys::Event| {
                 event.prevent_default();
+                if !from_current(&client, &event) {
+                    return;
+                }
                 let why = format!("the model worker failed: {}", error_words(&event));
                 web_sys::console::error_1(&why.clone().into());
                 client.borrow_mut().fail_all(&why);
             })
         };
-        worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
-        worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
-        // The page's compiled module, which the worker instantiates (`worker.js`): the wasm is
-        // neither downloaded nor compiled a second time.
-        worker.post_message(&wasm_bindgen::module()).map_err(|e| {
-            worker.terminate();
-            PageError::refused(format!(
-                "could not hand the page's code to the model worker: {}",
-                e.as_string().unwrap_or_else(|| format!("{e:?}"))
-            ))
-        })?;
+        let worker = start_worker(&onmessage, &onerror).map_err(PageError::refused)?;
+        client.borrow_mut().worker = Some(worker);
         Ok(Rc::new(Self {
-            worker,
             client,
-            _onmessage: onmessage,
-            _onerror: onerror,
+            onmessage,
+            onerror,
         }))
     }
 
@@ -449,48 +498,110 @@ impl ModelWorker {
         report: Option<Report>,
     ) -> (u32, oneshot::Receiver<Answer>) {
         let (done, answer) = oneshot::channel();
-        let id = {
-            let mut client = self.client.borrow_mut();
-            let id = client.next_id;
-            client.next_id = client.next_id.wrapping_add(1);
-            if let Some(why) = &client.broken {
-                let _ = done.send(Answer::Failed(why.clone()));
-                return (id, answer);
-            }
+        let mut client = self.client.borrow_mut();
+        let id = client.next_id;
+        client.next_id = client.next_id.wrapping_add(1);
+        if let Some(why) = &client.broken {
+            let _ = done.send(Answer::Failed(why.clone()));
+            return (id, answer);
+        }
+        let message = make(id);
+        let sent = encode_bytes(&message).and_then(|bytes| {
             client.pending.insert(id, Pending { report, done });
-            id
-        };
-        if let Err(e) = self.send(&make(id)) {
-            let pending = self.client.borrow_mut().pending.remove(&id);
-            if let Some(p) = pending {
-                let _ = p.done.send(Answer::Failed(e));
+            match message {
+                ToWorker::Run { .. } => {
+                    client.runs.push_back((id, bytes));
+                    client.pump();
+                    Ok(())
+                }
+                ToWorker::Load { network, .. } => {
+                    client.loads.insert(network, bytes.clone());
+                    client.post(bytes)
+                }
+                _ => client.post(bytes),
             }
+        });
+        if let Err(e) = sent
+            && let Some(p) = client.pending.remove(&id)
+        {
+            let _ = p.done.send(Answer::Failed(e));
         }
         (id, answer)
     }
 
-    /// Post a message now, or once the worker is ready.
-    fn send(&self, message: &ToWorker) -> Result<(), String> {
-        let bytes = encode(message)?;
-        let mut client = self.client.borrow_mut();
-        if client.ready {
-            post(&|m, t| self.worker.post_message_with_transfer(m, t), &bytes)
-        } else {
-            client.queue.push(bytes);
-            Ok(())
+    /// Post a message that gets no answer.
+    fn tell(&self, message: &ToWorker) {
+        let posted = encode_bytes(message).and_then(|b| self.client.borrow_mut().post(b));
+        if let Err(e) = posted {
+            web_sys::console::warn_1(&e.into());
         }
     }
 
     fn stop(&self, id: u32) {
-        if let Err(e) = self.send(&ToWorker::Stop { id }) {
-            web_sys::console::warn_1(&e.into());
+        self.tell(&ToWorker::Stop { id });
+    }
+
+    /// Drop request `id`: its answer never comes (its receiver is cancelled). A run not begun
+    /// is taken off the queue; the run the worker is on ends with the worker, which is replaced
+    /// by a new one with the same networks.
+    fn cancel(&self, id: u32) {
+        let running = {
+            let mut client = self.client.borrow_mut();
+            if client.pending.remove(&id).is_none() {
+                return;
+            }
+            client.runs.retain(|(r, _)| *r != id);
+            client.running == Some(id)
+        };
+        if running {
+            self.restart();
+        }
+    }
+
+    /// End the worker and start another, which gets the networks loaded again and then the runs
+    /// that are waiting.
+    fn restart(&self) {
+        let mut client = self.client.borrow_mut();
+        if let Some(old) = client.worker.take() {
+            old.terminate();
+        }
+        client.ready = false;
+        client.running = None;
+        client.queue = client.loads.values().cloned().collect();
+        match start_worker(&self.onmessage, &self.onerror) {
+            Ok(worker) => client.worker = Some(worker),
+            Err(e) => client.fail_all(&e),
         }
     }
 }
 
+/// A new worker on the page's compiled module, answering through `onmessage` and `onerror`.
+fn start_worker(onmessage: &OnMessage, onerror: &OnError) -> Result<web_sys::Worker, String> {
+    let words = |e: JsValue| e.as_string().unwrap_or_else(|| format!("{e:?}"));
+    let options = web_sys::WorkerOptions::new();
+    options.set_type(web_sys::WorkerType::Module);
+    options.set_name("foldspace model");
+    let worker = web_sys::Worker::new_with_options(WORKER_SCRIPT, &options)
+        .map_err(|e| format!("could not start the model worker: {}", words(e)))?;
+    worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+    worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+    // The page's compiled module, which the worker instantiates (`worker.js`): the wasm is
+    // neither downloaded nor compiled a second time.
+    worker.post_message(&wasm_bindgen::module()).map_err(|e| {
+        worker.terminate();
+        format!(
+            "could not hand the page's code to the model worker: {}",
+            words(e)
+        )
+    })?;
+    Ok(worker)
+}
+
 impl Drop for ModelWorker {
     fn drop(&mut self) {
-        self.worker.terminate();
+        if let Some(worker) = self.client.borrow_mut().worker.take() {
+            worker.terminate();
+        }
     }
 }
 
@@ -510,7 +621,7 @@ fn error_words(event: &web_sys::Event) -> String {
     }
 }
 
-fn receive(client: &Rc<RefCell<Client>>, worker: &web_sys::Worker, data: &JsValue) {
+fn receive(client: &RefCell<Client>, data: &JsValue) {
     let message = match decode::<FromWorker>(data) {
         Ok(m) => m,
         Err(e) => {
@@ -520,20 +631,26 @@ fn receive(client: &Rc<RefCell<Client>>, worker: &web_sys::Worker, data: &JsValu
     };
     match message {
         FromWorker::Ready => {
-            let queue = {
-                let mut c = client.borrow_mut();
-                c.ready = true;
-                std::mem::take(&mut c.queue)
-            };
-            for bytes in queue {
-                if let Err(e) = post(&|m, t| worker.post_message_with_transfer(m, t), &bytes) {
-                    client.borrow_mut().fail_all(&e);
+            let mut c = client.borrow_mut();
+            c.ready = true;
+            for bytes in std::mem::take(&mut c.queue) {
+                if let Err(e) = c.post(bytes) {
+                    c.fail_all(&e);
+                    return;
                 }
             }
+            c.pump();
         }
         FromWorker::Answer { id, answer, last } => {
             if last {
-                let pending = client.borrow_mut().pending.remove(&id);
+                let pending = {
+                    let mut c = client.borrow_mut();
+                    if c.running == Some(id) {
+                        c.running = None;
+                        c.pump();
+                    }
+                    c.pending.remove(&id)
+                };
                 if let Some(p) = pending {
                     let _ = p.done.send(answer);
                 }
@@ -569,11 +686,10 @@ struct InWorker {
 
 impl Drop for InWorker {
     fn drop(&mut self) {
-        if let Err(e) = self.worker.send(&ToWorker::Free {
+        self.worker.client.borrow_mut().loads.remove(&self.index);
+        self.worker.tell(&ToWorker::Free {
             network: self.index,
-        }) {
-            web_sys::console::warn_1(&e.into());
-        }
+        });
     }
 }
 
@@ -584,6 +700,33 @@ pub struct Network {
     place: Place,
     /// Why it runs on the page's thread although a worker was given (the worker failed).
     fallback: Option<Rc<str>>,
+    /// Where its runs in the worker are noted, to be dropped together ([`Network::within`]).
+    runs: Option<Runs>,
+}
+
+/// Model runs that are dropped together: those for the chain on screen, say, when another is
+/// chosen. In the model worker a run not begun is dropped and one begun ends with the worker
+/// (`ModelWorker::cancel`): what comes next need not wait for it. Runs on the page's thread
+/// (WebGPU) are not dropped: they go on to their end, unanswered.
+#[derive(Clone, Default)]
+pub struct Runs(Rc<RefCell<Vec<RunRef>>>);
+
+/// A run in the model worker: the worker, and the run's request id.
+type RunRef = (Rc<ModelWorker>, u32);
+
+impl Runs {
+    /// Drop every run noted here that has not answered yet; their futures end with
+    /// [`PageError::Cancelled`].
+    pub fn cancel(&self) {
+        let runs = std::mem::take(&mut *self.0.borrow_mut());
+        // The queued ones first, so that a restart does not hand them to the new worker.
+        let (running, queued): (Vec<_>, Vec<_>) = runs
+            .into_iter()
+            .partition(|(worker, id)| worker.client.borrow().running == Some(*id));
+        for (worker, id) in queued.into_iter().chain(running) {
+            worker.cancel(id);
+        }
+    }
 }
 
 /// Ends a refinement after its current step.
@@ -613,10 +756,16 @@ impl Network {
         let Some(worker) = worker else {
             return Self::load_here(&bytes, compute, None);
         };
+        let network = {
+            let mut client = worker.client.borrow_mut();
+            client.next_network += 1;
+            client.next_network - 1
+        };
         // Kept for the page's thread, should the worker turn out not to work.
         let (_, answer) = worker.request(
             |id| ToWorker::Load {
                 id,
+                network,
                 bytes: bytes.clone(),
             },
             None,
@@ -629,6 +778,7 @@ impl Network {
                     index,
                 })),
                 fallback: None,
+                runs: None,
             }),
             other => {
                 let broken = worker.client.borrow().broken.clone();
@@ -646,7 +796,16 @@ impl Network {
             info: Rc::new(NetworkInfo::of(&network, "")),
             place: Place::Here(Rc::new(network)),
             fallback,
+            runs: None,
         })
+    }
+
+    /// The same network, its runs in the worker noted in `runs` (to be dropped together).
+    pub fn within(&self, runs: &Runs) -> Self {
+        Self {
+            runs: Some(runs.clone()),
+            ..self.clone()
+        }
     }
 
     /// Why this network runs on the page's thread although the worker was asked (it could not
@@ -713,6 +872,9 @@ impl Network {
                     },
                     report,
                 );
+                if let Some(runs) = &self.runs {
+                    runs.0.borrow_mut().push((network.worker.clone(), id));
+                }
                 (
                     Some((network.worker.clone(), id)),
                     Box::pin(async move { answer.await.map_err(|e| unexpected(Err(e))) }),
@@ -826,6 +988,6 @@ fn unexpected(answer: Result<Answer, oneshot::Canceled>) -> PageError {
                 Answer::Failed(_) => "a failure",
             }
         )),
-        Err(_) => PageError::Network("the model worker dropped a request".into()),
+        Err(_) => PageError::Cancelled,
     }
 }

@@ -17,7 +17,7 @@ use crate::browser;
 use crate::error::{PageError, PageResult};
 use crate::loading::{AlignAssets, protein_vector};
 use crate::logic;
-use crate::model::Network;
+use crate::model::{Network, Runs};
 
 /// Side of the map's canvas, in CSS pixels.
 const MAP_PX: f64 = 420.0;
@@ -111,7 +111,7 @@ async fn summarise(
     let embedding = network.embed(chain, level).await?;
     let (mut nearest, mut functions, mut shared) = (None, Vec::new(), None);
     if let Some(assets) = assets {
-        let v = protein_vector(&assets, &network, chain).await?;
+        let v = protein_vector(&assets, &network, chain, &Runs::default()).await?;
         nearest = assets
             .search
             .search(&v, 1)?

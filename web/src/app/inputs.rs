@@ -99,6 +99,7 @@ impl App {
                 self.weights_error = None;
                 self.network = Some(network);
                 self.embedding = None;
+                self.new_model_job();
                 self.kick(ctx);
                 self.collection_next(ctx);
             }
@@ -203,10 +204,15 @@ impl App {
         result: PageResult<ChainEmbedding>,
         ms: f64,
     ) {
-        self.embed_running = None;
-        if key == (self.chain_job, self.level) {
+        if self.embed_running == Some(key) {
+            self.embed_running = None;
+        }
+        if key == (self.model_job, self.level) {
             match result {
                 Ok(e) => {
+                    if self.compute.as_ref().is_some_and(|c| !c.is_gpu()) {
+                        self.cpu_pace = Some((e.length, ms));
+                    }
                     self.embedding = Some(Rc::new(e));
                     self.embedding_gen += 1;
                     self.embed_ms = Some(ms);

@@ -24,7 +24,7 @@ impl App {
     fn plausibility_values(&self) -> Option<&[f32]> {
         self.plausibility
             .as_ref()
-            .filter(|(job, _)| *job == self.chain_job)
+            .filter(|(job, _)| *job == self.model_job)
             .map(|(_, v)| v.as_slice())
     }
 

@@ -43,7 +43,8 @@ pub(super) struct SearchState {
     pub(super) align_load: AlignLoad,
     /// Similar proteins of a chain (its chain job).
     similar: Option<(u64, Rc<Similar>)>,
-    similar_running: bool,
+    /// The model job of the search under way.
+    pub(super) similar_running: Option<u64>,
 }
 
 /// The search panel's messages (a failure goes to the status line and is repeated in the
@@ -114,10 +115,13 @@ impl App {
                 }
             }
             SearchMsg::Similar(job, result) => {
-                self.search.similar_running = false;
-                if job == self.chain_job {
+                if self.search.similar_running == Some(job) {
+                    self.search.similar_running = None;
+                }
+                if job == self.model_job {
                     match result {
                         Ok(s) => self.search.similar = Some((job, s)),
+                        Err(e) if e.is_cancelled() => {}
                         Err(e) => {
                             let e = e.during("the search failed");
                             self.search.align_load = AlignLoad::Failed(e.to_string());
@@ -210,12 +214,12 @@ impl App {
     /// Similar proteins in the bank and likely function, once per chain (after its embedding;
     /// loads the alignment model and the bank the first time).
     pub(super) fn kick_similar(&mut self, ctx: &Context<Self>) {
-        if self.search.similar_running
+        if self.search.similar_running.is_some()
             || self
                 .search
                 .similar
                 .as_ref()
-                .is_some_and(|(job, _)| *job == self.chain_job)
+                .is_some_and(|(job, _)| *job == self.model_job)
         {
             return;
         }
@@ -228,15 +232,16 @@ impl App {
         let (Some(network), Some(chain)) = (self.network.clone(), self.chain().cloned()) else {
             return;
         };
-        if chain.len() < 2 || chain.len() > self.model_limit() {
+        if chain.len() < 2 || chain.len() > self.chain_limit() {
             return;
         }
-        self.search.similar_running = true;
-        let job = self.chain_job;
+        self.search.similar_running = Some(self.model_job);
+        let job = self.model_job;
+        let runs = self.chain_runs.clone();
         ctx.link().send_future(async move {
             browser::yield_now().await;
             let started = browser::now_ms();
-            let result = similar(&assets, &network, &chain).await;
+            let result = similar(&assets, &network, &chain, &runs).await;
             let ms = browser::now_ms() - started;
             Msg::Search(SearchMsg::Similar(
                 job,
@@ -286,7 +291,7 @@ impl App {
             .search
             .similar
             .as_ref()
-            .filter(|(job, _)| *job == self.chain_job)
+            .filter(|(job, _)| *job == self.model_job)
             .map(|(_, s)| s.clone());
         let body = match (&self.search.align_load, current) {
             (AlignLoad::Failed(e), _) => {
@@ -320,7 +325,7 @@ impl App {
             (AlignLoad::Loading, None) => {
                 html! { <p class="muted">{ "loading the alignment model and the search bank…" }</p> }
             }
-            _ if self.search.similar_running => {
+            _ if self.search.similar_running.is_some() => {
                 html! { <p class="muted">{ "searching the bank…" }</p> }
             }
             _ => {

@@ -273,7 +273,7 @@ impl App {
             ColorMode::Plausibility => self
                 .plausibility
                 .as_ref()
-                .filter(|(job, _)| *job == self.chain_job)
+                .filter(|(job, _)| *job == self.model_job)
                 .map(|(_, v)| v.to_vec()),
             _ => self.embedding.as_ref().map(|e| e.gradient_norms()),
         };
