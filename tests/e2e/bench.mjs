@@ -3,12 +3,14 @@
 // the 3D view for a 2,000-residue chain on WebGPU and on WebGL 2, in headless Chromium (WebGPU
 // and WebGL on SwiftShader, i.e. on the CPU, when no GPU is present).
 //
-//   bash web/build && FOLDSPACE_SHARED=../shared node tests/e2e/bench.mjs [--quick] [--cpu]
+//   bash web/build && FOLDSPACE_SHARED=../shared node tests/e2e/bench.mjs [--quick] [--cpu] [--long]
 //
 // FOLDSPACE_DIST names another built site (default dist/); --quick leaves out the L ≈ 300 run;
 // --cpu runs the model on the CPU backend only and leaves out the 3D view. Each model run also
 // reports the longest stall of the page's event loop while the model ran (a 20 ms timer's
-// longest gap): how long the page answered nothing.
+// longest gap): how long the page answered nothing. --long runs only the CPU backend's ladder of
+// lengths up to the page's limit of 1,000 residues in one page (chains over 400 are asked for, as a user would), with
+// the page's own estimate beside each measured time and the browser's peak renderer memory.
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
@@ -20,6 +22,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
 const dist = path.resolve(process.env.FOLDSPACE_DIST || path.join(root, "dist"));
 const quick = process.argv.includes("--quick");
+const long = process.argv.includes("--long");
 const cpuOnly = process.argv.includes("--cpu");
 const shared = path.resolve(process.env.FOLDSPACE_SHARED || path.join(root, "../shared"));
 const chainsFile = path.join(shared, "data/structures/chains.jsonl.gz");
@@ -40,6 +43,7 @@ function pdbOf(seq, ca) {
 const chains = zlib.gunzipSync(fs.readFileSync(chainsFile)).toString("utf8").trim().split("\n").map((l) => JSON.parse(l));
 const ok = (c) => c.ca.every((p) => p && p.every(Number.isFinite));
 const c300 = chains.find((c) => c.split === "val" && c.seq.length >= 295 && c.seq.length <= 305 && ok(c));
+const c600 = chains.find((c) => c.split === "val" && c.seq.length >= 590 && c.seq.length <= 610 && ok(c));
 // 2,000 residues: real chains joined end to end (each next one translated to continue 3.8 Å on).
 let seq = "", ca = [];
 for (const c of chains.filter(ok)) {
@@ -116,6 +120,67 @@ async function timeToEmbeddings(label, file, query) {
   const stall = await page.evaluate(() => window.__stall.ms);
   console.log(`${label} ${query}: ${s}; file chosen -> embeddings shown ${wall.toFixed(1)} s (page: ${timing}); longest stall while the model ran ${stall.toFixed(0)} ms; wasm fetched ${wasm.length}x, bytes received ${wasm.join(" + ")}`);
   await page.context().close();
+}
+
+// Resident memory (MiB) of the browser's renderer processes (the page and its workers), summed.
+function rendererMiB() {
+  let kib = 0;
+  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--type=renderer")) continue;
+      kib += Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return kib / 1024;
+}
+
+// The CPU backend over a ladder of lengths, one page (as a user going from file to file): a
+// chain over the unasked limit waits, says how long it would take, and is asked for.
+async function cpuLadder() {
+  const alphafold = path.join(root, "assets/examples/AF-Q5VSL9-F1-model_v2.pdb.gz");
+  const lines = zlib.gunzipSync(fs.readFileSync(alphafold)).toString("utf8").split("\n");
+  const first420 = lines.filter((l) => !/^(ATOM|HETATM)/.test(l) || Number(l.slice(22, 26)) <= 420).join("\n");
+  const ladder = [
+    ["A0A023PZB3 (L=126)", path.join(shared, "reference/A0A023PZB3.pdb")],
+    [`${c300.name} (L=${c300.seq.length})`, { name: `${c300.name}.pdb`, mimeType: "text/plain", buffer: pdbOf(c300.seq, c300.ca) }],
+    ["AF-Q5VSL9 residues 1-420 (L=420)", { name: "AF-Q5VSL9-first420.pdb", mimeType: "text/plain", buffer: Buffer.from(first420) }],
+    [`${c600.name} (L=${c600.seq.length})`, { name: `${c600.name}.pdb`, mimeType: "text/plain", buffer: pdbOf(c600.seq, c600.ca) }],
+    ["AF-Q5VSL9 (L=837)", alphafold],
+    // The page's limit: the first 1,000 residues of the joined chain below.
+    ["joined chains (L=1000)", { name: "joined1000.pdb", mimeType: "text/plain", buffer: pdbOf(seq.slice(0, 1000), ca.slice(0, 1000)) }],
+  ];
+  const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
+  await page.goto(`${base}/?backend=cpu`);
+  await page.waitForFunction(() => document.querySelector("[data-testid=weights]")?.textContent !== "", null, { timeout: 600000 });
+  for (const [label, file] of ladder) {
+    let peak = rendererMiB();
+    const sampler = setInterval(() => (peak = Math.max(peak, rendererMiB())), 500);
+    let t0 = Date.now();
+    await page.getByTestId("file-input").setInputFiles(file);
+    let s = await status(page, (t) => t === "ready" || t.startsWith("error:") || /runs unasked/.test(t));
+    let estimate = "-";
+    if (/runs unasked/.test(s)) {
+      estimate = /take (about .*)$/.exec(s)?.[1] ?? s;
+      t0 = Date.now();
+      await page.getByTestId("run-model").click();
+    }
+    s = await status(page, (t) => t === "ready" || t.startsWith("error:"));
+    clearInterval(sampler);
+    const timing = await page.getByTestId("timing").textContent();
+    console.log(`${label}: ${s}; page: ${timing}; from file (or click) to ready (embedding, plausibility) ${((Date.now() - t0) / 1000).toFixed(1)} s; estimate shown: ${estimate}; peak renderer RSS ${peak.toFixed(0)} MiB`);
+    // Similar proteins (the alignment model's structure tower, a third run) before the next file.
+    await page.getByTestId("similar-table").locator("tbody tr").first().waitFor({ timeout: 600000 });
+  }
+  await page.context().close();
+}
+
+if (long) {
+  await cpuLadder();
+  await browser.close();
+  server.close();
+  process.exit(0);
 }
 
 const wasm = fs.readFileSync(path.join(dist, "pkg/foldspace_web_bg.wasm"));

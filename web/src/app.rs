@@ -187,7 +187,7 @@ pub struct App {
     /// The key (model job, level) of the embedding under way.
     embed_running: Option<(u64, usize)>,
     /// ‖g‖ at σ ≈ 0.56 Å averaged over 15 Å for the plausibility colouring, computed on demand
-    /// (chain job, values).
+    /// (model job, values).
     plausibility: Option<(u64, Rc<Vec<f32>>)>,
     /// The model job of the plausibility scoring under way.
     plausibility_running: Option<u64>,

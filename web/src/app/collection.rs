@@ -101,8 +101,13 @@ async fn summarise(
         .and_then(|i| chains.get(i))
         .ok_or_else(|| PageError::refused("no protein chain with C-alpha atoms"))?;
     if chain.len() > limit {
+        let alone = if chain.len() <= logic::MAX_MODEL_RESIDUES {
+            " for the table (opened alone, the model runs on it when asked)"
+        } else {
+            ""
+        };
         return Err(PageError::refused(format!(
-            "chain {} has {} residues, above this device's limit of {limit}",
+            "chain {} has {} residues, above this device's limit of {limit}{alone}",
             chain.id,
             chain.len()
         )));
