@@ -282,8 +282,8 @@ impl App {
     /// run need not wait for them; on the page's thread (WebGPU) they go on unanswered, and the
     /// next waits as before.
     fn drop_runs(&mut self) {
-        self.embed_runs.cancel();
-        self.chain_runs.cancel();
+        std::mem::take(&mut self.embed_runs).cancel();
+        std::mem::take(&mut self.chain_runs).cancel();
         if self.worker.is_some() {
             self.embed_running = None;
             self.plausibility_running = None;
@@ -529,6 +529,7 @@ impl App {
     }
 
     fn new_chain(&mut self, ctx: &Context<Self>) {
+        self.stop_refinement();
         self.chain_job += 1;
         self.new_model_job();
         self.distances = None;
@@ -684,6 +685,9 @@ impl App {
             Msg::RunModel => {
                 self.asked = Some(self.model_job);
                 self.stopped = None;
+                // What runs next says so; a run that does not (similar proteins, in its panel)
+                // must not leave the held words behind.
+                self.status = Status::Ready;
                 self.kick(ctx);
             }
             Msg::StopModel => {
@@ -762,7 +766,7 @@ impl App {
                 self.level_drag = None;
                 if level != self.level {
                     // The embedding at the old level is not wanted any more.
-                    self.embed_runs.cancel();
+                    std::mem::take(&mut self.embed_runs).cancel();
                     if self.worker.is_some() {
                         self.embed_running = None;
                     }

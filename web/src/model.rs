@@ -8,7 +8,7 @@
 //! network lives, and the page asks it the same way in both cases.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::rc::Rc;
 
@@ -377,6 +377,8 @@ struct Client {
     runs: VecDeque<(u32, Rc<[u8]>)>,
     /// The run the worker is on.
     running: Option<u32>,
+    /// Queued runs (refinements) to stop as soon as they are posted.
+    stop_when_sent: HashSet<u32>,
     /// The load message of each network the page holds, by number.
     loads: BTreeMap<u32, Rc<[u8]>>,
     next_network: u32,
@@ -392,6 +394,7 @@ impl Client {
     fn fail_all(&mut self, why: &str) {
         let why = self.broken.get_or_insert_with(|| why.to_string()).clone();
         self.runs.clear();
+        self.stop_when_sent.clear();
         self.running = None;
         for (_, pending) in self.pending.drain() {
             let _ = pending.done.send(Answer::Failed(why.clone()));
@@ -412,14 +415,25 @@ impl Client {
     /// Give the worker the next run, if it is ready and on none.
     fn pump(&mut self) {
         while self.ready && self.running.is_none() {
-            let Some((id, bytes)) = self.runs.pop_front() else {
-                return;
-            };
             let Some(worker) = &self.worker else {
                 return;
             };
+            let Some((id, bytes)) = self.runs.pop_front() else {
+                return;
+            };
             match post_bytes(worker, &bytes) {
-                Ok(()) => self.running = Some(id),
+                Ok(()) => {
+                    self.running = Some(id);
+                    // A stop asked while it waited: right behind it, so the worker has its
+                    // flag when the stop comes.
+                    if self.stop_when_sent.remove(&id) {
+                        let stop = encode_bytes(&ToWorker::Stop { id })
+                            .and_then(|stop| post_bytes(worker, &stop));
+                        if let Err(e) = stop {
+                            web_sys::console::warn_1(&e.into());
+                        }
+                    }
+                }
                 Err(e) => {
                     if let Some(p) = self.pending.remove(&id) {
                         let _ = p.done.send(Answer::Failed(e));
@@ -538,6 +552,13 @@ impl ModelWorker {
     }
 
     fn stop(&self, id: u32) {
+        {
+            let mut client = self.client.borrow_mut();
+            if client.runs.iter().any(|(r, _)| *r == id) {
+                client.stop_when_sent.insert(id);
+                return;
+            }
+        }
         self.tell(&ToWorker::Stop { id });
     }
 
@@ -551,6 +572,7 @@ impl ModelWorker {
                 return;
             }
             client.runs.retain(|(r, _)| *r != id);
+            client.stop_when_sent.remove(&id);
             client.running == Some(id)
         };
         if running {
@@ -709,16 +731,25 @@ pub struct Network {
 /// (`ModelWorker::cancel`): what comes next need not wait for it. Runs on the page's thread
 /// (WebGPU) are not dropped: they go on to their end, unanswered.
 #[derive(Clone, Default)]
-pub struct Runs(Rc<RefCell<Vec<RunRef>>>);
+pub struct Runs(Rc<RunsInner>);
+
+#[derive(Default)]
+struct RunsInner {
+    /// Once cancelled, a run started within these ends at once, unsent (a future that began
+    /// before the cancel may start its run after it).
+    cancelled: Cell<bool>,
+    runs: RefCell<Vec<RunRef>>,
+}
 
 /// A run in the model worker: the worker, and the run's request id.
 type RunRef = (Rc<ModelWorker>, u32);
 
 impl Runs {
-    /// Drop every run noted here that has not answered yet; their futures end with
-    /// [`PageError::Cancelled`].
+    /// Drop every run noted here that has not answered yet, and any started within these
+    /// later; their futures end with [`PageError::Cancelled`].
     pub fn cancel(&self) {
-        let runs = std::mem::take(&mut *self.0.borrow_mut());
+        self.0.cancelled.set(true);
+        let runs = std::mem::take(&mut *self.0.runs.borrow_mut());
         // The queued ones first, so that a restart does not hand them to the new worker.
         let (running, queued): (Vec<_>, Vec<_>) = runs
             .into_iter()
@@ -781,7 +812,11 @@ impl Network {
                 runs: None,
             }),
             other => {
-                let broken = worker.client.borrow().broken.clone();
+                let broken = {
+                    let mut client = worker.client.borrow_mut();
+                    client.loads.remove(&network);
+                    client.broken.clone()
+                };
                 match broken {
                     Some(why) => Self::load_here(&bytes, compute, Some(why.into())),
                     None => Err(unexpected(other)),
@@ -863,6 +898,9 @@ impl Network {
                     }),
                 )
             }
+            Place::Worker(_) if self.runs.as_ref().is_some_and(|r| r.0.cancelled.get()) => {
+                (None, Box::pin(async { Err(PageError::Cancelled) }))
+            }
             Place::Worker(network) => {
                 let (id, answer) = network.worker.request(
                     |id| ToWorker::Run {
@@ -873,11 +911,18 @@ impl Network {
                     report,
                 );
                 if let Some(runs) = &self.runs {
-                    runs.0.borrow_mut().push((network.worker.clone(), id));
+                    runs.0.runs.borrow_mut().push((network.worker.clone(), id));
                 }
+                // The network stays loaded in the worker until its run answers (a run may wait
+                // in the queue while the page moves on to other weights).
+                let keep = network.clone();
                 (
                     Some((network.worker.clone(), id)),
-                    Box::pin(async move { answer.await.map_err(|e| unexpected(Err(e))) }),
+                    Box::pin(async move {
+                        let answer = answer.await;
+                        drop(keep);
+                        answer.map_err(|e| unexpected(Err(e)))
+                    }),
                 )
             }
         };

@@ -97,6 +97,10 @@ impl App {
                 }
                 self.weights_label = weights_label(&label, &network);
                 self.weights_error = None;
+                // A refinement runs on the old network: it ends with it.
+                self.stop_refinement();
+                self.refine.run = None;
+                self.display = None;
                 self.network = Some(network);
                 self.embedding = None;
                 self.new_model_job();

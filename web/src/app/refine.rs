@@ -73,6 +73,11 @@ impl App {
             RefineMsg::FromNoise(b) => self.refine.from_noise = b,
             RefineMsg::Start => self.start_refinement(ctx),
             RefineMsg::Stop => self.stop_refinement(),
+            // A run the page let go of (another chain, back to the structure) draws nothing.
+            RefineMsg::Step(..) | RefineMsg::Done(_) if self.refine.run.is_none() => {
+                self.kick(ctx);
+                return false;
+            }
             RefineMsg::Step(coords, step) => {
                 let reference = self.chain().map(|c| c.ca.clone()).unwrap_or_default();
                 let rmsd = superpose(&coords, &reference).map(|s| s.rmsd);
